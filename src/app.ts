@@ -1,0 +1,126 @@
+import { existsSync } from "node:fs";
+import { type CheckServer, startCheckServer } from "./check/server.js";
+import { ConfigError } from "./config/errors.js";
+import type { Config } from "./config/schema.js";
+import { type HttpServer, startHttpServer } from "./http/server.js";
+import { createJwtVerifier, type JwtVerifier } from "./jwt/verifier.js";
+import { type Db, openDatabase } from "./keys/db.js";
+import { KeyStore } from "./keys/store.js";
+import { createLogger, type Logger } from "./log.js";
+import { createPipeline } from "./pipeline/pipeline.js";
+import { EMPTY_POLICY, loadPolicyFile, type Policy } from "./policy/policy.js";
+
+/** What tests (and embedders) may replace in {@link createKeyward}. */
+export interface KeywardOverrides {
+  readonly logger?: Logger;
+  /** Clock, epoch ms. */
+  readonly now?: () => number;
+}
+
+/** The ports a started keyward listens on (useful when configured as 0). */
+export interface KeywardPorts {
+  readonly check: number;
+  readonly http: number;
+}
+
+/** A composed keyward: start it, read its ports, close it. */
+export interface Keyward {
+  readonly config: Config;
+  readonly logger: Logger;
+  start(): Promise<KeywardPorts>;
+  /** Drains in-flight Checks, stops listening and closes the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: builds every part from a validated config, in the
+ * order data flows (store → policy → JWT → pipeline → transports).
+ */
+export function createKeyward(config: Config, overrides: KeywardOverrides = {}): Keyward {
+  const logger = overrides.logger ?? createLogger({ level: config.log_level });
+  if (config.role !== "single") {
+    throw new ConfigError(
+      `config: role: "${config.role}" is not available in this build yet; use "single"`,
+    );
+  }
+  const policyFile = config.policy || undefined;
+  if (policyFile && !existsSync(policyFile)) {
+    throw new ConfigError(
+      `config: policy: file ${policyFile} does not exist (set policy: null for none)`,
+    );
+  }
+  let policy: Policy;
+  try {
+    policy = policyFile ? loadPolicyFile(policyFile) : EMPTY_POLICY;
+  } catch (error) {
+    throw new ConfigError(`config: policy: ${(error as Error).message}`);
+  }
+
+  let db: Db | undefined;
+  let jwt: JwtVerifier | undefined;
+  let check: CheckServer | undefined;
+  let http: HttpServer | undefined;
+
+  return {
+    config,
+    logger,
+    async start() {
+      db = openDatabase(config.database);
+      const store = new KeyStore(db, overrides.now);
+      if (config.issuers.length > 0) {
+        jwt = createJwtVerifier({
+          issuers: config.issuers,
+          logger: logger.child({ name: "jwt" }),
+          cacheMaxEntries: config.cache.max_entries,
+          ...(overrides.now ? { now: overrides.now } : {}),
+        });
+        await jwt.start();
+      }
+      const pipeline = createPipeline({ store, policy: () => policy, jwt });
+      check = await startCheckServer({
+        pipeline,
+        logger: logger.child({ name: "check" }),
+        host: config.listen.host,
+        port: config.listen.check,
+        prefix: config.headers.prefix,
+        stripAuthorization: config.headers.strip_authorization,
+      });
+      const openDb = db;
+      const verifier = jwt;
+      http = await startHttpServer({
+        host: config.listen.host,
+        port: config.listen.http,
+        readiness: () => {
+          const checks: Record<string, string> = {};
+          let ready = true;
+          try {
+            openDb.prepare("SELECT 1").get();
+            checks.store = "ok";
+          } catch (error) {
+            ready = false;
+            checks.store = `unreadable: ${(error as Error).message}`;
+          }
+          if (verifier) {
+            for (const issuer of verifier.status()) {
+              checks[`jwks ${issuer.issuer}`] = issuer.loaded
+                ? "ok"
+                : `not loaded: ${issuer.lastError ?? "pending"}`;
+              if (!issuer.loaded) ready = false;
+            }
+          }
+          return { ready, checks };
+        },
+      });
+      const ports = { check: check.port, http: http.port };
+      logger.info({ role: config.role, database: config.database, ports }, "keyward started");
+      return ports;
+    },
+    async close() {
+      await check?.close();
+      await http?.close();
+      jwt?.close();
+      db?.close();
+      logger.info("keyward stopped");
+    },
+  };
+}

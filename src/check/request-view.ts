@@ -1,0 +1,46 @@
+import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import type { RequestView } from "../pipeline/request-view.js";
+
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * Builds the pipeline's view of an ext_authz CheckRequest. Envoy sends the
+ * headers either as the `headers` map (lower-case keys) or, with
+ * `encode_raw_headers`, as `header_map` entries whose value is in `raw_value`
+ * bytes; both are read the same way.
+ */
+export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string): RequestView {
+  const attributes = request.attributes;
+  const http = attributes?.request?.http;
+  let authorization: string | undefined;
+  const spoofed: string[] = [];
+
+  const addHeader = (rawName: string, value: string): void => {
+    const name = rawName.toLowerCase();
+    if (name === "authorization") {
+      authorization = authorization === undefined ? value : `${authorization}, ${value}`;
+    } else if (name.startsWith(identityPrefix) && !spoofed.includes(name)) {
+      spoofed.push(name);
+    }
+  };
+
+  const rawHeaders = http?.headerMap?.headers;
+  if (rawHeaders && rawHeaders.length > 0) {
+    for (const header of rawHeaders) {
+      addHeader(
+        header.key,
+        header.rawValue.length > 0 ? utf8.decode(header.rawValue) : header.value,
+      );
+    }
+  } else if (http) {
+    for (const name in http.headers) addHeader(name, http.headers[name] as string);
+  }
+
+  return {
+    method: (http?.method ?? "").toUpperCase(),
+    path: http?.path ?? "",
+    authorization,
+    spoofedHeaders: spoofed,
+    requiredScopes: attributes?.contextExtensions.required_scopes,
+  };
+}

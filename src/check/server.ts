@@ -1,0 +1,166 @@
+import { randomUUID } from "node:crypto";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import {
+  type CheckRequest,
+  CheckRequestSchema,
+  type CheckResponse,
+  CheckResponseSchema,
+} from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import type { Logger } from "../log.js";
+import type { Decision, Deny } from "../pipeline/decision.js";
+import type { Pipeline } from "../pipeline/pipeline.js";
+import type { RequestView } from "../pipeline/request-view.js";
+import { asBuffer, unaryMethod } from "./grpc-codec.js";
+import { HealthState, healthService } from "./health.js";
+import { viewOfCheckRequest } from "./request-view.js";
+import { type CheckResponderOptions, createCheckResponder } from "./response.js";
+
+export const AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization";
+
+/** Options for {@link startCheckServer}. */
+export interface CheckServerOptions extends CheckResponderOptions {
+  readonly pipeline: Pipeline;
+  readonly logger: Logger;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 9191; 0 picks a free port. */
+  readonly port?: number;
+}
+
+/** A running ext_authz server. */
+export interface CheckServer {
+  readonly port: number;
+  readonly health: HealthState;
+  /** Stops taking calls, lets in-flight ones finish (up to `graceMs`), then closes. */
+  close(graceMs?: number): Promise<void>;
+}
+
+// A CheckRequest that fails to decode is carried to the handler as this
+// marker, so that it is answered with a logged deny instead of a transport
+// error whose handling would be up to the proxy's failure mode.
+const UNDECODABLE = Symbol("undecodable");
+type Incoming = CheckRequest | typeof UNDECODABLE;
+
+/**
+ * Serves envoy.service.auth.v3.Authorization/Check and grpc.health.v1 on one
+ * port with @grpc/grpc-js, (de)serialising with the generated protobuf-es
+ * schemas. The handler never throws and never answers with an error status:
+ * every outcome, faults included, is a CheckResponse with a decision.
+ */
+export async function startCheckServer(options: CheckServerOptions): Promise<CheckServer> {
+  const log = options.logger;
+  const respond = createCheckResponder(options);
+  const prefix = options.prefix ?? "x-auth-";
+  const health = new HealthState([AUTHORIZATION_SERVICE]);
+
+  const check = unaryMethod<Incoming, CheckResponse>(
+    `/${AUTHORIZATION_SERVICE}/Check`,
+    {
+      serialize: (m) => asBuffer(toBinary(CheckRequestSchema, m as CheckRequest)),
+      deserialize: (bytes) => {
+        try {
+          return fromBinary(CheckRequestSchema, bytes);
+        } catch {
+          return UNDECODABLE;
+        }
+      },
+    },
+    {
+      serialize: (m) => asBuffer(toBinary(CheckResponseSchema, m)),
+      deserialize: (bytes) => fromBinary(CheckResponseSchema, bytes),
+    },
+  );
+
+  const answer = (
+    decision: Decision,
+    view: RequestView,
+    callback: grpc.sendUnaryData<CheckResponse>,
+  ) => {
+    if (!decision.allow) logDeny(log, decision, view);
+    callback(null, respond(decision, view));
+  };
+
+  const implementation: grpc.UntypedServiceImplementation = {
+    Check(
+      call: grpc.ServerUnaryCall<Incoming, CheckResponse>,
+      callback: grpc.sendUnaryData<CheckResponse>,
+    ) {
+      let view: RequestView = EMPTY_VIEW;
+      try {
+        if (call.request === UNDECODABLE) {
+          answer(faultDeny("undecodable CheckRequest"), view, callback);
+          return;
+        }
+        view = viewOfCheckRequest(call.request, prefix);
+        options.pipeline(view).then(
+          (decision) => answer(decision, view, callback),
+          (cause: unknown) => answer(faultDeny("pipeline rejected", cause), view, callback),
+        );
+      } catch (cause) {
+        answer(faultDeny("check handler failed", cause), view, callback);
+      }
+    },
+  };
+
+  const server = new grpc.Server();
+  server.addService({ Check: check }, implementation);
+  server.addService(...healthService(health));
+
+  const host = options.host ?? "127.0.0.1";
+  const address = host.includes(":")
+    ? `[${host}]:${options.port ?? 9191}`
+    : `${host}:${options.port ?? 9191}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
+  });
+  health.setAll(true);
+
+  return {
+    port,
+    health,
+    close(graceMs = 5000) {
+      health.setAll(false);
+      return new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+const EMPTY_VIEW: RequestView = {
+  method: "",
+  path: "",
+  authorization: undefined,
+  spoofedHeaders: [],
+  requiredScopes: undefined,
+};
+
+function faultDeny(reason: string, cause?: unknown): Deny {
+  return { allow: false, decisionId: randomUUID(), code: "unavailable", reason, cause };
+}
+
+/** One line per denied request: decision id, code, key and reason; never the token. */
+export function logDeny(log: Logger, deny: Deny, view: RequestView): void {
+  const fields = {
+    decision_id: deny.decisionId,
+    error: deny.code,
+    reason: deny.reason,
+    key_id: deny.keyId,
+    kind: deny.kind,
+    method: view.method,
+    path: view.path.split("?")[0],
+  };
+  if (deny.code === "unavailable") log.error({ ...fields, err: deny.cause }, "check failed closed");
+  else log.info(fields, "check denied");
+}

@@ -1,0 +1,67 @@
+import { Command, CommanderError, Option } from "commander";
+import { createKeyward } from "../app.js";
+import { ConfigError } from "../config/errors.js";
+import { loadConfig } from "../config/load.js";
+import { DEFAULTS } from "../config/schema.js";
+import { registerCheckCommand } from "./check.js";
+import { UsageError } from "./errors.js";
+import { registerKeyCommands } from "./keys.js";
+
+/** Exit codes: 0 done, 1 failed at run time, 2 bad usage or bad configuration. */
+export const EXIT_USAGE = 2;
+
+/** Builds the `keyward` command tree. Exported for tests. */
+export function buildProgram(): Command {
+  const program = new Command("keyward")
+    .description("Authorization sidecar for service meshes (Envoy ext_authz)")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`${text.trim().split("\n")[0]}\n`) });
+
+  program
+    .command("serve")
+    .description("start keyward in the role its configuration names")
+    .addOption(new Option("--config <file>", "YAML configuration file").env("KEYWARD_CONFIG"))
+    .action(async (options: { config?: string }) => {
+      const config = loadConfig({ file: options.config });
+      const keyward = createKeyward(config);
+      await keyward.start();
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        keyward.logger.info({ signal }, "draining");
+        keyward.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGINT", () => stop("SIGINT"));
+    });
+
+  registerKeyCommands(program, DEFAULTS.database);
+  registerCheckCommand(program);
+  return program;
+}
+
+/** Runs the CLI and returns the exit code (it never calls process.exit itself on success). */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv as string[], { from: "node" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return 0;
+      if (error.code === "commander.help") return 0;
+      return EXIT_USAGE;
+    }
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      process.stderr.write(`keyward: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`keyward: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}

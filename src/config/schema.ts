@@ -1,0 +1,69 @@
+import { z } from "zod";
+import { issuerSchema } from "../jwt/config.js";
+
+/** Defaults of the embedded single-process setup (DESIGN "Configuration"). */
+export const DEFAULTS = {
+  role: "single",
+  database: "./data/keyward.db",
+  host: "127.0.0.1",
+  checkPort: 9191,
+  adminPort: 9192,
+  httpPort: 9193,
+  policy: "./deploy/policy.yaml",
+  headerPrefix: "x-auth-",
+  cacheMaxEntries: 100_000,
+  logLevel: "info",
+} as const;
+
+// Ports arrive as YAML numbers or as environment strings; accept digits only,
+// so that "" or "true" is an error rather than silently port 0 or 1.
+const port = z.preprocess(
+  (value) => (typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value),
+  z.number().int().min(0).max(65535),
+);
+
+export const configSchema = z
+  .object({
+    role: z.enum(["single", "primary", "replica"]).default(DEFAULTS.role),
+    database: z.string().min(1).default(DEFAULTS.database),
+    listen: z
+      .object({
+        host: z.string().min(1).default(DEFAULTS.host),
+        check: port.default(DEFAULTS.checkPort),
+        admin: port.default(DEFAULTS.adminPort),
+        http: port.default(DEFAULTS.httpPort),
+      })
+      .strict()
+      .prefault({}),
+    /** Route rules file; null or "" for none (the default of deny then applies to every route). */
+    policy: z.string().nullable().default(DEFAULTS.policy),
+    headers: z
+      .object({
+        prefix: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9-]*$/, "lower-case letters, digits and dashes only")
+          .default(DEFAULTS.headerPrefix),
+        strip_authorization: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    issuers: z.array(issuerSchema).default([]),
+    replication: z
+      .object({
+        primary: z.url().optional(),
+        token_file: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+    cache: z
+      .object({ max_entries: z.number().int().positive().default(DEFAULTS.cacheMaxEntries) })
+      .strict()
+      .prefault({}),
+    log_level: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default(DEFAULTS.logLevel),
+  })
+  .strict();
+
+/** A validated configuration with every default filled in. */
+export type Config = z.output<typeof configSchema>;

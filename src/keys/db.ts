@@ -1,0 +1,80 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+
+export type Db = Database.Database;
+
+/**
+ * Numbered migrations, applied in order inside one transaction each and
+ * recorded in `user_version`. Never edit a released entry: append a new one.
+ */
+const MIGRATIONS: readonly string[] = [
+  // 1: the key table. Only the lookup and the SHA-256 of the whole key are
+  // kept, never the secret. Times are epoch milliseconds.
+  `CREATE TABLE keys (
+     id           TEXT PRIMARY KEY,
+     lookup       TEXT NOT NULL UNIQUE,
+     hash         BLOB NOT NULL,
+     kind         TEXT NOT NULL CHECK (kind IN ('live','user','agent','worker')),
+     name         TEXT NOT NULL DEFAULT '',
+     tenant       TEXT NOT NULL DEFAULT '',
+     owner        TEXT NOT NULL DEFAULT '',
+     scopes       TEXT NOT NULL DEFAULT '',
+     experiment   TEXT,
+     variation    TEXT,
+     run          TEXT,
+     status       TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','revoked')),
+     created_at   INTEGER NOT NULL,
+     expires_at   INTEGER,
+     revoked_at   INTEGER,
+     rotated_at   INTEGER,
+     last_used_at INTEGER
+   );
+   CREATE INDEX keys_tenant ON keys (tenant, created_at);
+   CREATE INDEX keys_run ON keys (experiment, variation, run) WHERE run IS NOT NULL;`,
+];
+
+/** Options for {@link openDatabase}. */
+export interface OpenDatabaseOptions {
+  /** Open without write access (replicas, read-only inspection). Default false. */
+  readonly readonly?: boolean;
+}
+
+/**
+ * Opens (creating if needed) the SQLite key database with keyward's pragmas
+ * and brings its schema up to date. The one place that knows how the file is
+ * opened: WAL so readers (Check) never wait for the writer (admin), a busy
+ * timeout so concurrent writers (CLI next to a running server) queue instead
+ * of failing, and foreign keys on.
+ */
+export function openDatabase(file: string, options: OpenDatabaseOptions = {}): Db {
+  if (file !== ":memory:" && !options.readonly) mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file, {
+    readonly: options.readonly ?? false,
+    fileMustExist: options.readonly ?? false,
+  });
+  db.pragma("busy_timeout = 5000");
+  if (!options.readonly) {
+    db.pragma("journal_mode = WAL");
+    // FULL: a key whose secret was handed out must survive a crash or power cut.
+    db.pragma("synchronous = FULL");
+    db.pragma("foreign_keys = ON");
+    migrate(db);
+  }
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `database schema version ${current} is newer than this keyward (${MIGRATIONS.length}); upgrade keyward`,
+    );
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version] as string);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}

@@ -1,0 +1,44 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { KeyKind } from "../pipeline/identity.js";
+
+/** Every API-key kind, in the order DESIGN lists them. */
+export const KEY_KINDS: readonly KeyKind[] = ["live", "user", "agent", "worker"];
+
+const KEY_PATTERN = /^sk_(live|user|agent|worker)_([0-9a-f]{16})_([0-9a-f]{48})$/;
+
+/** A syntactically valid API key, split into its public parts. */
+export interface ParsedKey {
+  readonly kind: KeyKind;
+  /** The 16-hex key id. */
+  readonly id: string;
+  /** `sk_<kind>_<id>`: what the store indexes on. Not secret. */
+  readonly lookup: string;
+}
+
+/** Parses `sk_<kind>_<16 hex>_<48 hex>`; anything else is undefined. */
+export function parseKey(token: string): ParsedKey | undefined {
+  const match = KEY_PATTERN.exec(token);
+  if (!match) return undefined;
+  const kind = match[1] as KeyKind;
+  const id = match[2] as string;
+  return { kind, id, lookup: `sk_${kind}_${id}` };
+}
+
+export function keyLookup(kind: KeyKind, id: string): string {
+  return `sk_${kind}_${id}`;
+}
+
+/** A fresh random key id (16 lowercase hex). */
+export function newKeyId(): string {
+  return randomBytes(8).toString("hex");
+}
+
+/** A whole key string with a fresh 48-hex secret for the given id. */
+export function mintKey(kind: KeyKind, id: string): string {
+  return `${keyLookup(kind, id)}_${randomBytes(24).toString("hex")}`;
+}
+
+/** SHA-256 of the whole key string: the only form of the secret the store keeps. */
+export function hashKey(token: string): Buffer {
+  return createHash("sha256").update(token).digest();
+}

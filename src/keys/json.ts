@@ -1,0 +1,45 @@
+import type { KeyRecord, MintedKey } from "./store.js";
+
+/** A key as JSON (CLI `--json`, REST): camelCase names, ISO 8601 times, null when unset. */
+export interface KeyJson {
+  id: string;
+  keyLookup: string;
+  kind: string;
+  name: string;
+  tenant: string;
+  owner: string;
+  scopes: string[];
+  binding: { experiment: string; variation: string; run: string } | null;
+  status: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+export function keyToJson(key: KeyRecord): KeyJson {
+  return {
+    id: key.id,
+    keyLookup: key.keyLookup,
+    kind: key.kind,
+    name: key.name,
+    tenant: key.tenant,
+    owner: key.owner,
+    scopes: [...key.scopes],
+    binding: key.binding ? { ...key.binding } : null,
+    status: key.status,
+    createdAt: iso(key.createdAt) as string,
+    expiresAt: iso(key.expiresAt),
+    revokedAt: iso(key.revokedAt),
+    lastUsedAt: iso(key.lastUsedAt),
+  };
+}
+
+/** `{key, secret}`: the one shape in which a secret ever leaves keyward. */
+export function mintedToJson(minted: MintedKey): { key: KeyJson; secret: string } {
+  return { key: keyToJson(minted.key), secret: minted.secret };
+}
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}

@@ -1,0 +1,289 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { CredentialKind, KeyKind, RunBinding } from "../pipeline/identity.js";
+import type { Db } from "./db.js";
+import { hashKey, keyLookup, mintKey, newKeyId, type ParsedKey } from "./format.js";
+
+/** A key as the admin surfaces show it. Holds no secret and no hash. */
+export interface KeyRecord {
+  readonly id: string;
+  readonly keyLookup: string;
+  readonly kind: KeyKind;
+  readonly name: string;
+  readonly tenant: string;
+  readonly owner: string;
+  readonly scopes: readonly string[];
+  readonly binding: RunBinding | undefined;
+  /** `expired` is derived from `expiresAt` at read time; it is never stored. */
+  readonly status: "active" | "revoked" | "expired";
+  readonly createdAt: number;
+  readonly expiresAt: number | undefined;
+  readonly revokedAt: number | undefined;
+  readonly lastUsedAt: number | undefined;
+}
+
+export interface CreateKeyInput {
+  readonly kind: KeyKind;
+  readonly name?: string;
+  readonly tenant?: string;
+  readonly owner?: string;
+  readonly scopes?: readonly string[];
+  /** Epoch ms; undefined: never expires. */
+  readonly expiresAt?: number | undefined;
+  /** Required for worker keys, forbidden for others. */
+  readonly binding?: RunBinding | undefined;
+}
+
+/** A key together with its plaintext; returned once, by create and rotate only. */
+export interface MintedKey {
+  readonly key: KeyRecord;
+  readonly secret: string;
+}
+
+export interface ListKeysFilter {
+  readonly tenant?: string;
+  readonly kind?: KeyKind;
+  readonly status?: KeyRecord["status"];
+  readonly owner?: string;
+  readonly run?: string;
+}
+
+/** What the store knows about a presented key (see {@link KeyStore.verify}). */
+export type KeyVerdict =
+  | { readonly ok: true; readonly key: VerifiedKey }
+  | {
+      readonly ok: false;
+      readonly code: "invalid_token" | "key_revoked" | "key_expired";
+      readonly keyId?: string;
+    };
+
+/** The facts of a key that authorization needs, read on the hot path. */
+export interface VerifiedKey {
+  readonly id: string;
+  readonly kind: CredentialKind;
+  readonly tenant: string;
+  readonly owner: string;
+  readonly scopes: readonly string[];
+  readonly expiresAt: number | undefined;
+  readonly binding: RunBinding | undefined;
+}
+
+/** A malformed input to a store call (unknown kind, missing binding, ...). */
+export class KeyInputError extends Error {}
+
+interface KeyRow {
+  id: string;
+  lookup: string;
+  hash: Buffer;
+  kind: KeyKind;
+  name: string;
+  tenant: string;
+  owner: string;
+  scopes: string;
+  experiment: string | null;
+  variation: string | null;
+  run: string | null;
+  status: "active" | "revoked";
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+/**
+ * Compared against when a lookup is unknown, so that an unknown id costs the
+ * same hash-and-compare as a wrong secret and answers the same way.
+ */
+const DUMMY_HASH = randomBytes(32);
+
+/**
+ * The API-key table. Statements are prepared once; `verify` is the Check hot
+ * path and does one indexed read, one SHA-256 and one constant-time compare.
+ */
+export class KeyStore {
+  readonly #db: Db;
+  readonly #now: () => number;
+  readonly #byLookup;
+  readonly #byId;
+  readonly #insert;
+  readonly #setHash;
+  readonly #revoke;
+
+  constructor(db: Db, now: () => number = Date.now) {
+    this.#db = db;
+    this.#now = now;
+    this.#byLookup = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE lookup = ?");
+    this.#byId = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?");
+    this.#insert = db.prepare(
+      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at)
+       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at)`,
+    );
+    this.#setHash = db.prepare("UPDATE keys SET hash = ?, rotated_at = ? WHERE id = ?");
+    this.#revoke = db.prepare(
+      "UPDATE keys SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'",
+    );
+  }
+
+  /** Mints a key; the returned secret is never stored or shown again. */
+  create(input: CreateKeyInput): MintedKey {
+    validateInput(input);
+    const id = newKeyId();
+    const secret = mintKey(input.kind, id);
+    this.#insert.run({
+      id,
+      lookup: keyLookup(input.kind, id),
+      hash: hashKey(secret),
+      kind: input.kind,
+      name: input.name ?? "",
+      tenant: input.tenant ?? "",
+      owner: input.owner ?? "",
+      scopes: (input.scopes ?? []).join(" "),
+      experiment: input.binding?.experiment ?? null,
+      variation: input.binding?.variation ?? null,
+      run: input.binding?.run ?? null,
+      created_at: this.#now(),
+      expires_at: input.expiresAt ?? null,
+    });
+    return { key: this.#mustGet(id), secret };
+  }
+
+  /**
+   * Replaces the key's secret, keeping its id and lookup. The old secret fails
+   * from the moment this returns. A revoked key cannot be rotated back to life.
+   */
+  rotate(id: string): MintedKey | undefined {
+    return this.#db
+      .transaction((): MintedKey | undefined => {
+        const row = this.#byId.get(id);
+        if (!row) return undefined;
+        if (row.status === "revoked") throw new KeyInputError(`key ${id} is revoked`);
+        const secret = mintKey(row.kind, row.id);
+        this.#setHash.run(hashKey(secret), this.#now(), id);
+        return { key: this.#mustGet(id), secret };
+      })
+      .immediate();
+  }
+
+  /** Revokes a key; revoking a revoked key is a no-op. Undefined if unknown. */
+  revoke(id: string): KeyRecord | undefined {
+    this.#revoke.run(this.#now(), id);
+    return this.get(id);
+  }
+
+  get(id: string): KeyRecord | undefined {
+    const row = this.#byId.get(id);
+    return row ? this.#toRecord(row) : undefined;
+  }
+
+  /** Newest first. */
+  list(filter: ListKeysFilter = {}, limit = 100): KeyRecord[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit, now: this.#now() };
+    for (const field of ["tenant", "kind", "owner", "run"] as const) {
+      const value = filter[field];
+      if (value !== undefined) {
+        where.push(`${field} = @${field}`);
+        params[field] = value;
+      }
+    }
+    if (filter.status === "revoked") where.push("status = 'revoked'");
+    if (filter.status === "expired") {
+      where.push("status = 'active' AND expires_at IS NOT NULL AND expires_at <= @now");
+    }
+    if (filter.status === "active") {
+      where.push("status = 'active' AND (expires_at IS NULL OR expires_at > @now)");
+    }
+    const sql = `SELECT * FROM keys ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+                 ORDER BY created_at DESC, id LIMIT @limit`;
+    return this.#db
+      .prepare<Record<string, string | number>, KeyRow>(sql)
+      .all(params)
+      .map((row) => this.#toRecord(row));
+  }
+
+  /**
+   * Verifies a presented key. Order matters: the secret is checked first so
+   * that only a holder of the secret learns that a key is revoked or expired;
+   * an unknown lookup is compared against a dummy hash so it answers exactly
+   * like a wrong secret.
+   */
+  verify(parsed: ParsedKey, token: string): KeyVerdict {
+    const presented = hashKey(token);
+    const row = this.#byLookup.get(parsed.lookup);
+    const matches = timingSafeEqual(presented, row ? row.hash : DUMMY_HASH);
+    if (!row || !matches) return { ok: false, code: "invalid_token" };
+    if (row.status === "revoked") return { ok: false, code: "key_revoked", keyId: row.id };
+    if (row.expires_at !== null && row.expires_at <= this.#now()) {
+      return { ok: false, code: "key_expired", keyId: row.id };
+    }
+    return {
+      ok: true,
+      key: {
+        id: row.id,
+        kind: row.kind,
+        tenant: row.tenant,
+        owner: row.owner,
+        scopes: splitScopes(row.scopes),
+        expiresAt: row.expires_at ?? undefined,
+        binding: bindingOf(row),
+      },
+    };
+  }
+
+  #mustGet(id: string): KeyRecord {
+    const record = this.get(id);
+    if (!record) throw new Error(`key ${id} vanished during its own write`);
+    return record;
+  }
+
+  #toRecord(row: KeyRow): KeyRecord {
+    const expired = row.expires_at !== null && row.expires_at <= this.#now();
+    return {
+      id: row.id,
+      keyLookup: row.lookup,
+      kind: row.kind,
+      name: row.name,
+      tenant: row.tenant,
+      owner: row.owner,
+      scopes: splitScopes(row.scopes),
+      binding: bindingOf(row),
+      status: row.status === "revoked" ? "revoked" : expired ? "expired" : "active",
+      createdAt: row.created_at,
+      expiresAt: row.expires_at ?? undefined,
+      revokedAt: row.revoked_at ?? undefined,
+      lastUsedAt: row.last_used_at ?? undefined,
+    };
+  }
+}
+
+const SCOPE_PATTERN = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 scope-token
+
+function validateInput(input: CreateKeyInput): void {
+  for (const scope of input.scopes ?? []) {
+    if (!SCOPE_PATTERN.test(scope))
+      throw new KeyInputError(`invalid scope ${JSON.stringify(scope)}`);
+  }
+  if (input.kind === "worker") {
+    const b = input.binding;
+    if (!b?.experiment || !b.variation || !b.run) {
+      throw new KeyInputError("a worker key needs an experiment, a variation and a run");
+    }
+    for (const part of [b.experiment, b.variation, b.run]) {
+      if (part.includes("/"))
+        throw new KeyInputError(`run binding part ${JSON.stringify(part)} contains "/"`);
+    }
+  } else if (input.binding) {
+    throw new KeyInputError(`only worker keys are bound to a run, not ${input.kind} keys`);
+  }
+  if (input.expiresAt !== undefined && !Number.isFinite(input.expiresAt)) {
+    throw new KeyInputError("expiresAt is not a valid time");
+  }
+}
+
+function splitScopes(scopes: string): string[] {
+  return scopes === "" ? [] : scopes.split(" ");
+}
+
+function bindingOf(row: KeyRow): RunBinding | undefined {
+  if (row.experiment === null || row.variation === null || row.run === null) return undefined;
+  return { experiment: row.experiment, variation: row.variation, run: row.run };
+}

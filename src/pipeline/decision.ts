@@ -1,0 +1,108 @@
+import type { Identity } from "./identity.js";
+
+/**
+ * The closed set of deny codes (DESIGN "Decisions"). They are stable: they
+ * appear in deny bodies, `WWW-Authenticate`, logs and metric labels.
+ */
+export type DenyCode =
+  | "missing_credential"
+  | "invalid_token"
+  | "key_revoked"
+  | "key_expired"
+  | "token_expired"
+  | "insufficient_scope"
+  | "unavailable";
+
+/** gRPC status codes keyward answers with (google.rpc.Code). */
+export const GrpcCode = {
+  OK: 0,
+  PERMISSION_DENIED: 7,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+interface Outcome {
+  readonly httpStatus: number;
+  readonly grpcCode: number;
+  readonly message: string;
+}
+
+/** The one table that maps a deny code to its HTTP status, gRPC code and message. */
+export const OUTCOMES: Readonly<Record<DenyCode, Outcome>> = {
+  missing_credential: {
+    httpStatus: 401,
+    grpcCode: GrpcCode.UNAUTHENTICATED,
+    message: "No bearer credential was presented.",
+  },
+  invalid_token: {
+    httpStatus: 401,
+    grpcCode: GrpcCode.UNAUTHENTICATED,
+    message: "The credential is not valid.",
+  },
+  key_revoked: {
+    httpStatus: 401,
+    grpcCode: GrpcCode.UNAUTHENTICATED,
+    message: "The API key has been revoked.",
+  },
+  key_expired: {
+    httpStatus: 401,
+    grpcCode: GrpcCode.UNAUTHENTICATED,
+    message: "The API key has expired.",
+  },
+  token_expired: {
+    httpStatus: 401,
+    grpcCode: GrpcCode.UNAUTHENTICATED,
+    message: "The access token has expired.",
+  },
+  insufficient_scope: {
+    httpStatus: 403,
+    grpcCode: GrpcCode.PERMISSION_DENIED,
+    message: "The credential does not grant access to this route.",
+  },
+  unavailable: {
+    httpStatus: 503,
+    grpcCode: GrpcCode.UNAVAILABLE,
+    message: "The authorization service cannot decide right now.",
+  },
+};
+
+export interface Allow {
+  readonly allow: true;
+  readonly decisionId: string;
+  readonly identity: Identity;
+}
+
+export interface Deny {
+  readonly allow: false;
+  readonly decisionId: string;
+  readonly code: DenyCode;
+  /** Scopes the route required; reported on insufficient_scope. */
+  readonly requiredScopes?: readonly string[];
+  /** For the log only (never sent to the client): why, and which key. */
+  readonly reason?: string;
+  readonly keyId?: string;
+  readonly kind?: string;
+  readonly cause?: unknown;
+}
+
+/** What the pipeline concludes about one request. */
+export type Decision = Allow | Deny;
+
+/** The `WWW-Authenticate` value for a deny (RFC 6750 section 3). */
+export function wwwAuthenticate(deny: Deny): string {
+  if (deny.code === "missing_credential") return 'Bearer realm="keyward"';
+  let value = `Bearer realm="keyward", error="${deny.code}"`;
+  if (deny.code === "insufficient_scope" && deny.requiredScopes && deny.requiredScopes.length > 0) {
+    value += `, scope="${deny.requiredScopes.join(" ")}"`;
+  }
+  return value;
+}
+
+/** The JSON deny body every transport sends. */
+export function denyBody(deny: Deny): string {
+  return JSON.stringify({
+    error: deny.code,
+    message: OUTCOMES[deny.code].message,
+    decision_id: deny.decisionId,
+  });
+}

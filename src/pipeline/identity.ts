@@ -1,0 +1,29 @@
+/** The kinds of credential keyward understands (DESIGN "Credentials"). */
+export type KeyKind = "live" | "user" | "agent" | "worker";
+export type CredentialKind = KeyKind | "jwt";
+
+/** The run a `worker` key is bound to; it may only act under that run's path. */
+export interface RunBinding {
+  readonly experiment: string;
+  readonly variation: string;
+  readonly run: string;
+}
+
+/**
+ * Who a verified credential belongs to. Produced by the key store or the JWT
+ * verifier, consumed by authorization and the response builders. Never holds
+ * a secret or a whole token.
+ */
+export interface Identity {
+  readonly kind: CredentialKind;
+  readonly subject: string;
+  /** The key's id; for a JWT its `jti`, or "" when it has none. */
+  readonly keyId: string;
+  readonly tenant: string;
+  readonly scopes: readonly string[];
+  /** Epoch milliseconds, or undefined when the credential never expires. */
+  readonly expiresAt: number | undefined;
+  readonly binding: RunBinding | undefined;
+  /** For a JWT: the configured role of its issuer (researcher | admin). */
+  readonly role?: "researcher" | "admin";
+}

@@ -1,0 +1,78 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/config/errors.js";
+import { loadConfig } from "../../src/config/load.js";
+
+const dir = mkdtempSync(join(tmpdir(), "keyward-config-"));
+function file(text: string): string {
+  const path = join(dir, `${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(path, text);
+  return path;
+}
+function failure(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).not.toContain("\n");
+    return message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("configuration", () => {
+  it("defaults to the embedded single-role setup on loopback", () => {
+    const config = loadConfig({ env: {} });
+    expect(config).toMatchObject({
+      role: "single",
+      database: "./data/keyward.db",
+      listen: { host: "127.0.0.1", check: 9191, admin: 9192, http: 9193 },
+      policy: "./deploy/policy.yaml",
+      headers: { prefix: "x-auth-", strip_authorization: false },
+      issuers: [],
+      cache: { max_entries: 100000 },
+    });
+  });
+
+  it("reads the YAML file and lets KEYWARD_* variables override it", () => {
+    const path = file(
+      "database: /tmp/a.db\nlisten:\n  check: 7000\n  http: 7001\nheaders:\n  strip_authorization: true\n",
+    );
+    const config = loadConfig({
+      file: path,
+      env: { KEYWARD_CHECK_PORT: "0", KEYWARD_DATABASE: "/tmp/b.db", KEYWARD_LOG_LEVEL: "warn" },
+    });
+    expect(config.database).toBe("/tmp/b.db");
+    expect(config.listen).toEqual({ host: "127.0.0.1", check: 0, admin: 9192, http: 7001 });
+    expect(config.headers.strip_authorization).toBe(true);
+    expect(config.log_level).toBe("warn");
+  });
+
+  it.each([
+    ["an unknown top-level field", "rol: single\n", /rol: unknown field/],
+    ["an unknown nested field", "listen:\n  grpc: 1\n", /listen\.grpc: unknown field/],
+    ["a port out of range", "listen:\n  check: 70000\n", /listen\.check: /],
+    ["a port that is not a number", "listen:\n  admin: abc\n", /listen\.admin: /],
+    ["an unknown role", "role: leader\n", /role: /],
+    ["a bad header prefix", "headers:\n  prefix: X Auth\n", /headers\.prefix: /],
+    ["YAML that does not parse", "listen: [\n", /config .*yaml: /],
+    ["a list at the top level", "- a\n", /top level must be a mapping/],
+    ["a replica without a primary", "role: replica\n", /replication\.primary: required/],
+  ])("stops with one line naming the field for %s", (_label, text, pattern) => {
+    expect(failure(() => loadConfig({ file: file(text), env: {} }))).toMatch(pattern);
+  });
+
+  it("names the environment variable when a bad value came from it", () => {
+    const message = failure(() => loadConfig({ env: { KEYWARD_HTTP_PORT: "http" } }));
+    expect(message).toMatch(/KEYWARD_HTTP_PORT → listen\.http: /);
+  });
+
+  it("reports a missing config file", () => {
+    expect(failure(() => loadConfig({ file: join(dir, "absent.yaml"), env: {} }))).toMatch(
+      /cannot read \(ENOENT\)/,
+    );
+  });
+});

@@ -1,0 +1,62 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+
+export const BIN = resolve("bin/keyward.js");
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `keyward …` to completion as a real child process. */
+export function keyward(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliResult {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, KEYWARD_CONFIG: "", KEYWARD_DATABASE: "", ...env },
+    timeout: 30_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A `keyward serve` child process, resolved once it logs its ports. */
+export interface ServeProcess {
+  readonly child: ChildProcess;
+  readonly ports: { check: number; http: number };
+  readonly stderr: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export function serve(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, "serve", ...args], {
+    env: { ...process.env, KEYWARD_CONFIG: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), 20_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code}:\n${stderr}`));
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+      for (const line of stderr.split("\n")) {
+        if (!line.includes('"keyward started"')) continue;
+        clearTimeout(timer);
+        const { ports } = JSON.parse(line) as { ports: { check: number; http: number } };
+        resolvePromise({
+          child,
+          ports,
+          stderr: () => stderr,
+          stop(signal = "SIGTERM") {
+            child.kill(signal);
+            return exited;
+          },
+        });
+        return;
+      }
+    });
+  });
+}

@@ -1,0 +1,142 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+
+// The client side of every Check test is built from Envoy's canonical protos
+// (shipped by @grpc/grpc-js-xds), never from keyward's own generated code, so
+// that the tests prove wire compatibility with real Envoy.
+const require = createRequire(import.meta.url);
+const deps = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
+
+const definition = protoLoader.loadSync("envoy/service/auth/v3/external_auth.proto", {
+  includeDirs: ["envoy-api", "googleapis", "xds", "protoc-gen-validate"].map((d) => join(deps, d)),
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+});
+const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+  envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } };
+};
+
+/** A CheckResponse as @grpc/proto-loader decodes it (snake_case, enums as names). */
+export interface EnvoyCheckResponse {
+  status: { code: number; message: string } | null;
+  http_response?: "denied_response" | "ok_response";
+  denied_response?: {
+    status: { code: string };
+    headers: {
+      header: { key: string; value: string };
+      append_action: string;
+      append: { value: boolean } | null;
+    }[];
+    body: string;
+  };
+  ok_response?: {
+    headers: {
+      header: { key: string; value: string };
+      append_action: string;
+      append: { value: boolean } | null;
+    }[];
+    headers_to_remove: string[];
+  };
+  dynamic_metadata: { fields: Record<string, StructValue> } | null;
+}
+
+export interface StructValue {
+  kind: string;
+  string_value?: string;
+  null_value?: string;
+  list_value?: { values: StructValue[] };
+}
+
+/** A request as Envoy would describe it. */
+export interface CheckInput {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  /** Sent as header_map with raw_value bytes, as Envoy's encode_raw_headers does. */
+  rawHeaders?: [string, string | Buffer][];
+  contextExtensions?: Record<string, string>;
+}
+
+export class EnvoyCheckClient {
+  readonly #client: grpc.Client & Record<string, grpc.MethodDefinition<unknown, unknown>>;
+
+  constructor(port: number) {
+    const Ctor = loaded.envoy.service.auth.v3.Authorization;
+    this.#client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as never;
+  }
+
+  check(input: CheckInput): Promise<EnvoyCheckResponse> {
+    const http: Record<string, unknown> = {
+      method: input.method ?? "GET",
+      path: input.path ?? "/",
+    };
+    if (input.rawHeaders) {
+      http.header_map = {
+        headers: input.rawHeaders.map(([key, value]) => ({ key, raw_value: Buffer.from(value) })),
+      };
+    } else {
+      http.headers = input.headers ?? {};
+    }
+    const request = {
+      attributes: { request: { http }, context_extensions: input.contextExtensions ?? {} },
+    };
+    return new Promise((resolve, reject) => {
+      (
+        this.#client as unknown as {
+          Check: (r: unknown, cb: (e: Error | null, r: EnvoyCheckResponse) => void) => void;
+        }
+      ).Check(request, (error, response) => (error ? reject(error) : resolve(response)));
+    });
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}
+
+/** Reads the deny body and headers of a denied response in a test-friendly shape. */
+export function denial(response: EnvoyCheckResponse) {
+  const denied = response.denied_response;
+  if (!denied) throw new Error(`expected a denied response, got ${JSON.stringify(response)}`);
+  const headers = Object.fromEntries(denied.headers.map((h) => [h.header.key, h.header.value]));
+  return {
+    grpcCode: response.status?.code,
+    httpStatus: denied.status.code,
+    headers,
+    body: JSON.parse(denied.body) as { error: string; message: string; decision_id: string },
+  };
+}
+
+/** The upstream header changes of an allowed response. */
+export function allowance(response: EnvoyCheckResponse) {
+  const ok = response.ok_response;
+  if (!ok || response.status?.code !== 0)
+    throw new Error(`expected an allow, got ${JSON.stringify(response)}`);
+  return {
+    headers: Object.fromEntries(ok.headers.map((h) => [h.header.key, h.header.value])),
+    options: ok.headers,
+    remove: ok.headers_to_remove,
+  };
+}
+
+/** Turns a decoded google.protobuf.Struct back into plain JSON. */
+export function structToJson(
+  struct: { fields: Record<string, StructValue> } | null,
+): Record<string, unknown> {
+  // protobufjs names the oneof case in snake_case or camelCase depending on
+  // where the well-known type was loaded from; accept both.
+  const value = (v: StructValue): unknown => {
+    const inner = (v as unknown as Record<string, unknown>)[v.kind];
+    if (v.kind === "list_value" || v.kind === "listValue") {
+      return ((inner as { values: StructValue[] }).values ?? []).map(value);
+    }
+    if (v.kind === "null_value" || v.kind === "nullValue") return null;
+    return inner;
+  };
+  return Object.fromEntries(Object.entries(struct?.fields ?? {}).map(([k, v]) => [k, value(v)]));
+}

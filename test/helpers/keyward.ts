@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app.js";
+import { loadConfig } from "../../src/config/load.js";
+import { openDatabase } from "../../src/keys/db.js";
+import { KeyStore } from "../../src/keys/store.js";
+import { createLogger } from "../../src/log.js";
+
+/** Captures every log line a server writes, for assertions about logging. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    this.lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+    done();
+  }
+  get records(): Record<string, unknown>[] {
+    return this.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+  get text(): string {
+    return this.lines.join("\n");
+  }
+}
+
+export interface TestKeyward {
+  readonly keyward: Keyward;
+  readonly ports: KeywardPorts;
+  /** A second connection to the same database file, as an operator's CLI would have. */
+  readonly store: KeyStore;
+  readonly dir: string;
+  readonly database: string;
+  readonly logs: LogCapture;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a real keyward on ephemeral loopback ports with its own temporary
+ * SQLite file. `overrides` are config fields (as in the YAML file).
+ */
+export async function startTestKeyward(
+  overrides: Record<string, unknown> = {},
+): Promise<TestKeyward> {
+  const dir = mkdtempSync(join(tmpdir(), "keyward-test-"));
+  const database = join(dir, "keys.db");
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      database,
+      listen: { host: "127.0.0.1", check: 0, admin: 0, http: 0 },
+      policy: "deploy/policy.yaml",
+      ...overrides,
+    },
+  });
+  const logs = new LogCapture();
+  const keyward = createKeyward(config, {
+    logger: createLogger({ level: "debug", destination: logs }),
+  });
+  const ports = await keyward.start();
+  const db = openDatabase(database);
+  return {
+    keyward,
+    ports,
+    store: new KeyStore(db),
+    dir,
+    database,
+    logs,
+    async close() {
+      await keyward.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
