@@ -29,7 +29,7 @@ describe("health", () => {
     health = new g.health.v1.Health(
       `127.0.0.1:${kw.ports.check}`,
       grpc.credentials.createInsecure(),
-    ) as HealthClient;
+    ) as unknown as HealthClient;
   });
   afterAll(async () => {
     health.close();
@@ -64,7 +64,7 @@ describe("draining", () => {
     const health = new g.health.v1.Health(
       `127.0.0.1:${kw.ports.check}`,
       grpc.credentials.createInsecure(),
-    ) as HealthClient;
+    ) as unknown as HealthClient;
     const seen: string[] = [];
     const stream = health.Watch({ service: "" });
     const notServing = new Promise<void>((resolve) => {
