@@ -70,7 +70,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
       if (config.issuers.length > 0) {
         jwt = createJwtVerifier({
           issuers: config.issuers,
-          logger: logger.child({ name: "jwt" }),
+          logger,
           cacheMaxEntries: config.cache.max_entries,
           ...(overrides.now ? { now: overrides.now } : {}),
         });

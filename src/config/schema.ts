@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { issuerSchema } from "../jwt/config.js";
+import { issuersSchema } from "../jwt/config.js";
 
 /** Defaults of the embedded single-process setup (DESIGN "Configuration"). */
 export const DEFAULTS = {
@@ -47,7 +47,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    issuers: z.array(issuerSchema).default([]),
+    issuers: issuersSchema.default([]),
     replication: z
       .object({
         primary: z.url().optional(),
