@@ -1,12 +1,18 @@
 import { existsSync } from "node:fs";
+import { auditInterceptor, authInterceptor } from "./admin/interceptors.js";
+import { type AdminServer, startAdminServer } from "./admin/server.js";
+import { keyServiceRoutes } from "./admin/service.js";
 import { type CheckServer, startCheckServer } from "./check/server.js";
 import { ConfigError } from "./config/errors.js";
-import type { Config } from "./config/schema.js";
+import { type Config, durationMs } from "./config/schema.js";
 import { type HttpServer, startHttpServer } from "./http/server.js";
 import { createJwtVerifier, type JwtVerifier } from "./jwt/verifier.js";
 import { type Db, openDatabase } from "./keys/db.js";
+import { AuditLog } from "./keys/audit.js";
 import { KeyStore } from "./keys/store.js";
+import { UsageTracker } from "./keys/usage.js";
 import { createLogger, type Logger } from "./log.js";
+import { createIdentifier } from "./pipeline/identify.js";
 import { createPipeline } from "./pipeline/pipeline.js";
 import { EMPTY_POLICY, loadPolicyFile, type Policy } from "./policy/policy.js";
 
@@ -20,6 +26,7 @@ export interface KeywardOverrides {
 /** The ports a started keyward listens on (useful when configured as 0). */
 export interface KeywardPorts {
   readonly check: number;
+  readonly admin: number;
   readonly http: number;
 }
 
@@ -57,6 +64,9 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
   }
 
   let db: Db | undefined;
+  let adminDb: Db | undefined;
+  let usage: UsageTracker | undefined;
+  let admin: AdminServer | undefined;
   let jwt: JwtVerifier | undefined;
   let check: CheckServer | undefined;
   let http: HttpServer | undefined;
@@ -67,6 +77,10 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
     async start() {
       db = openDatabase(config.database);
       const store = new KeyStore(db, overrides.now);
+      const usageTracker = new UsageTracker(store, (error) =>
+        logger.warn({ err: error }, "could not record key usage"),
+      );
+      usage = usageTracker;
       if (config.issuers.length > 0) {
         jwt = createJwtVerifier({
           issuers: config.issuers,
@@ -76,7 +90,8 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         });
         await jwt.start();
       }
-      const pipeline = createPipeline({ store, policy: () => policy, jwt });
+      const onKeyUsed = (id: string) => usageTracker.used(id);
+      const pipeline = createPipeline({ store, policy: () => policy, jwt, onKeyUsed });
       check = await startCheckServer({
         pipeline,
         logger: logger.child({ name: "check" }),
@@ -90,6 +105,12 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
       http = await startHttpServer({
         host: config.listen.host,
         port: config.listen.http,
+        forwardAuth: {
+          pipeline,
+          logger: logger.child({ name: "http" }),
+          prefix: config.headers.prefix,
+          stripAuthorization: config.headers.strip_authorization,
+        },
         readiness: () => {
           const checks: Record<string, string> = {};
           let ready = true;
@@ -111,14 +132,35 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           return { ready, checks };
         },
       });
-      const ports = { check: check.port, http: http.port };
+      // The admin API writes through its own connection, so that its
+      // transactions (held across a call) are never visible to Check before
+      // they commit.
+      adminDb = openDatabase(config.database);
+      const adminStore = new KeyStore(adminDb, overrides.now);
+      const audit = new AuditLog(adminDb, overrides.now);
+      const identify = createIdentifier({ store, jwt, onKeyUsed });
+      admin = await startAdminServer({
+        host: config.listen.host,
+        port: config.listen.admin,
+        routes: keyServiceRoutes({
+          store: adminStore,
+          db: adminDb,
+          defaultTtlMs: durationMs(config.keys.default_ttl) as number,
+          ...(overrides.now ? { now: overrides.now } : {}),
+        }),
+        interceptors: [authInterceptor(identify, audit), auditInterceptor(adminDb, audit, logger.child({ name: "admin" }))],
+      });
+      const ports = { check: check.port, admin: admin.port, http: http.port };
       logger.info({ role: config.role, database: config.database, ports }, "keyward started");
       return ports;
     },
     async close() {
       await check?.close();
+      await admin?.close();
       await http?.close();
+      usage?.close();
       jwt?.close();
+      adminDb?.close();
       db?.close();
       logger.info("keyward stopped");
     },

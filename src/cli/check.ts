@@ -1,8 +1,6 @@
 import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { asBuffer } from "../check/grpc-codec.js";
-import { AUTHORIZATION_SERVICE } from "../check/server.js";
 import {
   type CheckRequest,
   CheckRequestSchema,
@@ -84,11 +82,12 @@ export function registerCheckCommand(program: Command): void {
     });
 }
 
-function callCheck(server: string, request: CheckRequest): Promise<CheckResponse> {
+async function callCheck(server: string, request: CheckRequest): Promise<CheckResponse> {
+  const grpc = await import("@grpc/grpc-js");
   const client = new grpc.Client(server, grpc.credentials.createInsecure());
   return new Promise<CheckResponse>((resolve, reject) => {
     client.makeUnaryRequest(
-      `/${AUTHORIZATION_SERVICE}/Check`,
+      "/envoy.service.auth.v3.Authorization/Check",
       (m: CheckRequest) => asBuffer(toBinary(CheckRequestSchema, m)),
       (b: Buffer) => fromBinary(CheckResponseSchema, b),
       request,

@@ -1,8 +1,5 @@
 import { Command, CommanderError, Option } from "commander";
-import { createKeyward } from "../app.js";
 import { ConfigError } from "../config/errors.js";
-import { loadConfig } from "../config/load.js";
-import { DEFAULTS } from "../config/schema.js";
 import { registerCheckCommand } from "./check.js";
 import { UsageError } from "./errors.js";
 import { registerKeyCommands } from "./keys.js";
@@ -23,6 +20,9 @@ export function buildProgram(): Command {
     .description("start keyward in the role its configuration names")
     .addOption(new Option("--config <file>", "YAML configuration file").env("KEYWARD_CONFIG"))
     .action(async (options: { config?: string }) => {
+      // Loaded here, not at the top: `keys` and `check` start faster without the servers.
+      const { loadConfig } = await import("../config/load.js");
+      const { createKeyward } = await import("../app.js");
       const config = loadConfig({ file: options.config });
       const keyward = createKeyward(config);
       await keyward.start();
@@ -40,7 +40,7 @@ export function buildProgram(): Command {
       process.on("SIGINT", () => stop("SIGINT"));
     });
 
-  registerKeyCommands(program, DEFAULTS.database);
+  registerKeyCommands(program, "./data/keyward.db");
   registerCheckCommand(program);
   return program;
 }

@@ -1,4 +1,8 @@
 import { z } from "zod";
+import { durationMs } from "./duration.js";
+
+export { durationMs };
+
 import { issuersSchema } from "../jwt/config.js";
 
 /** Defaults of the embedded single-process setup (DESIGN "Configuration"). */
@@ -13,6 +17,7 @@ export const DEFAULTS = {
   headerPrefix: "x-auth-",
   cacheMaxEntries: 100_000,
   logLevel: "info",
+  keyTtl: "90d",
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -55,6 +60,19 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    keys: z
+      .object({
+        /** Lifetime of user and agent keys created without an expiry (e.g. 90d, 12h). */
+        default_ttl: z
+          .string()
+          .default(DEFAULTS.keyTtl)
+          .refine(
+            (value) => durationMs(value) !== undefined,
+            "expected a duration such as 90d or 12h",
+          ),
+      })
+      .strict()
+      .prefault({}),
     cache: z
       .object({ max_entries: z.number().int().positive().default(DEFAULTS.cacheMaxEntries) })
       .strict()

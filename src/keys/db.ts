@@ -32,6 +32,30 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX keys_tenant ON keys (tenant, created_at);
    CREATE INDEX keys_run ON keys (experiment, variation, run) WHERE run IS NOT NULL;`,
+  // 2: the admin audit trail (never a secret) and idempotent creates. An
+  // idempotency record maps (actor, client key) to the key it minted and a
+  // hash of the request, so a retry can be recognised; the secret itself is
+  // not stored.
+  `CREATE TABLE audit (
+     seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+     at       INTEGER NOT NULL,
+     actor    TEXT NOT NULL,
+     action   TEXT NOT NULL,
+     key_id   TEXT,
+     tenant   TEXT,
+     outcome  TEXT NOT NULL,
+     detail   TEXT NOT NULL DEFAULT ''
+   );
+   CREATE INDEX audit_key ON audit (key_id);
+   CREATE TABLE idempotency (
+     actor        TEXT NOT NULL,
+     idem_key     TEXT NOT NULL,
+     request_hash BLOB NOT NULL,
+     key_id       TEXT NOT NULL,
+     created_at   INTEGER NOT NULL,
+     PRIMARY KEY (actor, idem_key)
+   );
+   CREATE INDEX keys_owner ON keys (owner, created_at);`,
 ];
 
 /** Options for {@link openDatabase}. */

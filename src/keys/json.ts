@@ -1,4 +1,4 @@
-import type { KeyRecord, MintedKey } from "./store.js";
+import type { KeyRecord } from "./store.js";
 
 /** A key as JSON (CLI `--json`, REST): camelCase names, ISO 8601 times, null when unset. */
 export interface KeyJson {
@@ -33,11 +33,6 @@ export function keyToJson(key: KeyRecord): KeyJson {
     revokedAt: iso(key.revokedAt),
     lastUsedAt: iso(key.lastUsedAt),
   };
-}
-
-/** `{key, secret}`: the one shape in which a secret ever leaves keyward. */
-export function mintedToJson(minted: MintedKey): { key: KeyJson; secret: string } {
-  return { key: keyToJson(minted.key), secret: minted.secret };
 }
 
 function iso(ms: number | undefined): string | null {

@@ -42,9 +42,17 @@ export interface MintedKey {
 export interface ListKeysFilter {
   readonly tenant?: string;
   readonly kind?: KeyKind;
+  /** Any of these kinds (for callers confined to some kinds). */
+  readonly kinds?: readonly KeyKind[];
   readonly status?: KeyRecord["status"];
   readonly owner?: string;
   readonly run?: string;
+}
+
+/** Where a page of {@link KeyStore.list} starts: just after this key. */
+export interface PageCursor {
+  readonly createdAt: number;
+  readonly id: string;
 }
 
 /** What the store knows about a presented key (see {@link KeyStore.verify}). */
@@ -107,6 +115,7 @@ export class KeyStore {
   readonly #insert;
   readonly #setHash;
   readonly #revoke;
+  readonly #touch;
 
   constructor(db: Db, now: () => number = Date.now) {
     this.#db = db;
@@ -120,6 +129,9 @@ export class KeyStore {
     this.#setHash = db.prepare("UPDATE keys SET hash = ?, rotated_at = ? WHERE id = ?");
     this.#revoke = db.prepare(
       "UPDATE keys SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'",
+    );
+    this.#touch = db.prepare(
+      "UPDATE keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
     );
   }
 
@@ -174,8 +186,11 @@ export class KeyStore {
     return row ? this.#toRecord(row) : undefined;
   }
 
-  /** Newest first. */
-  list(filter: ListKeysFilter = {}, limit = 100): KeyRecord[] {
+  /**
+   * Newest first, `limit` at most, starting after `after` (the last key of
+   * the previous page). Filters combine with AND.
+   */
+  list(filter: ListKeysFilter = {}, limit = 100, after?: PageCursor): KeyRecord[] {
     const where: string[] = [];
     const params: Record<string, string | number> = { limit, now: this.#now() };
     for (const field of ["tenant", "kind", "owner", "run"] as const) {
@@ -185,6 +200,9 @@ export class KeyStore {
         params[field] = value;
       }
     }
+    if (filter.kinds !== undefined) {
+      where.push(`kind IN (${filter.kinds.map((k) => `'${k}'`).join(",")})`);
+    }
     if (filter.status === "revoked") where.push("status = 'revoked'");
     if (filter.status === "expired") {
       where.push("status = 'active' AND expires_at IS NOT NULL AND expires_at <= @now");
@@ -192,12 +210,44 @@ export class KeyStore {
     if (filter.status === "active") {
       where.push("status = 'active' AND (expires_at IS NULL OR expires_at > @now)");
     }
+    if (after) {
+      where.push("(created_at < @afterAt OR (created_at = @afterAt AND id < @afterId))");
+      params.afterAt = after.createdAt;
+      params.afterId = after.id;
+    }
     const sql = `SELECT * FROM keys ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-                 ORDER BY created_at DESC, id LIMIT @limit`;
+                 ORDER BY created_at DESC, id DESC LIMIT @limit`;
     return this.#db
       .prepare<Record<string, string | number>, KeyRow>(sql)
       .all(params)
       .map((row) => this.#toRecord(row));
+  }
+
+  /** Revokes every active key bound to the run; returns the keys it revoked. */
+  revokeRun(binding: RunBinding, tenant?: string): KeyRecord[] {
+    return this.#db
+      .transaction(() => {
+        const rows = this.#db
+          .prepare<[string, string, string], KeyRow>(
+            "SELECT * FROM keys WHERE experiment = ? AND variation = ? AND run = ? AND status = 'active'",
+          )
+          .all(binding.experiment, binding.variation, binding.run)
+          .filter((row) => tenant === undefined || row.tenant === tenant);
+        for (const row of rows) this.#revoke.run(this.#now(), row.id);
+        return rows.map((row) => this.#mustGet(row.id));
+      })
+      .immediate();
+  }
+
+  /**
+   * Records when keys were last used, in one transaction. Fed by a batching
+   * tracker, never once per request; a time only ever moves forward.
+   */
+  recordUse(uses: ReadonlyMap<string, number>): void {
+    if (uses.size === 0) return;
+    this.#db.transaction(() => {
+      for (const [id, at] of uses) this.#touch.run(at, id, at);
+    })();
   }
 
   /**

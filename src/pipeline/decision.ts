@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Identity } from "./identity.js";
 
 /**
@@ -105,4 +106,9 @@ export function denyBody(deny: Deny): string {
     message: OUTCOMES[deny.code].message,
     decision_id: deny.decisionId,
   });
+}
+
+/** A fresh decision id: appears in the deny body, the log line and the dynamic metadata. */
+export function newDecisionId(): string {
+  return randomUUID();
 }

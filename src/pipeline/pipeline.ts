@@ -1,35 +1,16 @@
-import { randomUUID } from "node:crypto";
-import type { KeyStore } from "../keys/store.js";
 import type { Policy, Requirement } from "../policy/policy.js";
-import { readCredential } from "./credential.js";
-import type { Decision, Deny, DenyCode } from "./decision.js";
+import { type Decision, newDecisionId } from "./decision.js";
+import { createIdentifier, deny, type IdentifierOptions, isDeny } from "./identify.js";
 import type { Identity } from "./identity.js";
 import { routePath } from "./path.js";
 import type { RequestView } from "./request-view.js";
 
-/** The result of verifying a JWT (implemented by src/jwt). */
-export type TokenResult =
-  | { readonly ok: true; readonly identity: Identity }
-  | {
-      readonly ok: false;
-      readonly code: "invalid_token" | "token_expired" | "unavailable";
-      readonly reason: string;
-    };
-
-/** Verifies bearer JWTs. Must never throw. */
-export interface TokenVerifier {
-  verify(token: string): Promise<TokenResult>;
-}
+export type { TokenResult, TokenVerifier } from "./identify.js";
 
 /** Options for {@link createPipeline}. */
-export interface PipelineOptions {
-  readonly store: KeyStore;
+export interface PipelineOptions extends IdentifierOptions {
   /** The route policy; read on every decision, so swapping it reloads. */
   readonly policy: () => Policy;
-  /** JWT verification; undefined when no issuer is configured (every JWT is then invalid_token). */
-  readonly jwt?: TokenVerifier | undefined;
-  /** Called once per allowed key, for last-used tracking. Must be cheap. */
-  readonly onKeyUsed?: (keyId: string) => void;
 }
 
 /** Turns a request view into a decision. Never throws: a fault is a 503 deny. */
@@ -42,46 +23,7 @@ export type Pipeline = (view: RequestView) => Promise<Decision>;
  * fault can never turn into an allow.
  */
 export function createPipeline(options: PipelineOptions): Pipeline {
-  const { store, jwt, onKeyUsed } = options;
-
-  async function identify(view: RequestView): Promise<Identity | Deny> {
-    const credential = readCredential(view.authorization);
-    switch (credential.type) {
-      case "none":
-        return deny("missing_credential");
-      case "malformed":
-        return deny("invalid_token", { reason: credential.reason });
-      case "key": {
-        const verdict = store.verify(credential.key, credential.token);
-        if (!verdict.ok) {
-          return deny(verdict.code, {
-            reason: verdict.code === "invalid_token" ? "unknown key or wrong secret" : verdict.code,
-            keyId: verdict.keyId ?? credential.key.lookup,
-            kind: credential.key.kind,
-          });
-        }
-        const key = verdict.key;
-        onKeyUsed?.(key.id);
-        return {
-          kind: key.kind,
-          subject: key.owner || key.id,
-          keyId: key.id,
-          tenant: key.tenant,
-          scopes: key.scopes,
-          expiresAt: key.expiresAt,
-          binding: key.binding,
-        };
-      }
-      case "jwt": {
-        if (!jwt)
-          return deny("invalid_token", { reason: "no JWT issuer is configured", kind: "jwt" });
-        const result = await jwt.verify(credential.token);
-        return result.ok
-          ? result.identity
-          : deny(result.code, { reason: result.reason, kind: "jwt" });
-      }
-    }
-  }
+  const identify = createIdentifier(options);
 
   function requirementOf(view: RequestView, path: string | undefined): Requirement {
     // Envoy's per-route setting wins: it is operator configuration, not client input.
@@ -116,13 +58,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         });
       }
     }
-    return { allow: true, decisionId: randomUUID(), identity };
+    return { allow: true, decisionId: newDecisionId(), identity };
   }
 
   return async (view) => {
     try {
-      const identity = await identify(view);
-      if ("allow" in identity) return identity;
+      const identity = await identify(view.authorization);
+      if (isDeny(identity)) return identity;
       return authorize(identity, view);
     } catch (cause) {
       return deny("unavailable", { reason: "internal error", cause });
@@ -132,8 +74,4 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
 function who(identity: Identity): { keyId: string; kind: string } {
   return { keyId: identity.keyId, kind: identity.kind };
-}
-
-function deny(code: DenyCode, details: Omit<Deny, "allow" | "decisionId" | "code"> = {}): Deny {
-  return { allow: false, decisionId: randomUUID(), code, ...details };
 }

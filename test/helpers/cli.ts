@@ -22,7 +22,7 @@ export function keyward(args: readonly string[], env: NodeJS.ProcessEnv = {}): C
 /** A `keyward serve` child process, resolved once it logs its ports. */
 export interface ServeProcess {
   readonly child: ChildProcess;
-  readonly ports: { check: number; http: number };
+  readonly ports: { check: number; admin: number; http: number };
   readonly stderr: () => string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -45,7 +45,9 @@ export function serve(args: readonly string[], env: NodeJS.ProcessEnv = {}): Pro
       for (const line of stderr.split("\n")) {
         if (!line.includes('"keyward started"')) continue;
         clearTimeout(timer);
-        const { ports } = JSON.parse(line) as { ports: { check: number; http: number } };
+        const { ports } = JSON.parse(line) as {
+          ports: { check: number; admin: number; http: number };
+        };
         resolvePromise({
           child,
           ports,

@@ -1,0 +1,104 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { AuditLog } from "../keys/audit.js";
+import type { Db } from "../keys/db.js";
+import type { Logger } from "../log.js";
+import { OUTCOMES } from "../pipeline/decision.js";
+import { type Identifier, isDeny } from "../pipeline/identify.js";
+import { principalKey, principalOf } from "./principal.js";
+
+/**
+ * Authenticates every admin call with the same identity phase as Check (API
+ * key or JWT from `authorization: Bearer …`) and hands the principal to the
+ * handlers. A refused credential is audited and answered `unauthenticated`
+ * with the same code Check would give (e.g. key_revoked), or `unavailable`
+ * when keyward cannot decide.
+ */
+export function authInterceptor(identify: Identifier, audit: AuditLog): Interceptor {
+  return (next) => async (req) => {
+    const result = await identify(req.header.get("authorization") ?? undefined);
+    if (isDeny(result)) {
+      audit.record({
+        actor: "anonymous",
+        action: req.method.name,
+        keyId: null,
+        tenant: null,
+        outcome: result.code === "unavailable" ? "unavailable" : "unauthenticated",
+        detail: result.code,
+      });
+      const code = result.code === "unavailable" ? Code.Unavailable : Code.Unauthenticated;
+      throw new ConnectError(`${result.code}: ${OUTCOMES[result.code].message}`, code);
+    }
+    req.contextValues.set(principalKey, principalOf(result));
+    return next(req);
+  };
+}
+
+/**
+ * Runs each admin call inside one SQLite transaction on the admin
+ * connection and writes its audit row in that same transaction, so a change
+ * and its audit record commit together or not at all. Calls are serialised
+ * (SQLite has one writer anyway), which keeps transactions from interleaving
+ * across awaits. A failed call is rolled back and audited with its error code.
+ */
+export function auditInterceptor(db: Db, audit: AuditLog, log: Logger): Interceptor {
+  let queue: Promise<unknown> = Promise.resolve();
+  return (next) => (req) => {
+    const run = async () => {
+      const principal = req.contextValues.get(principalKey);
+      const actor = principal?.actor ?? "anonymous";
+      const action = req.method.name;
+      const requestedId = (req.message as { id?: unknown }).id;
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        const res = await next(req);
+        if (res.stream) throw new Error("streaming admin calls are not audited here");
+        const message = res.message as {
+          key?: { id: string; tenant: string };
+          keys?: { id: string; tenant: string }[];
+        };
+        const touched = message.keys ?? (message.key ? [message.key] : []);
+        if (touched.length === 0) {
+          audit.record({ actor, action, keyId: null, tenant: null, outcome: "ok", detail: "" });
+        }
+        for (const key of touched) {
+          audit.record({
+            actor,
+            action,
+            keyId: key.id,
+            tenant: key.tenant,
+            outcome: "ok",
+            detail: "",
+          });
+        }
+        db.exec("COMMIT");
+        return res;
+      } catch (error) {
+        if (db.inTransaction) db.exec("ROLLBACK");
+        const connectError = ConnectError.from(error);
+        if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
+          log.error({ err: error, action, actor }, "admin call failed");
+        }
+        try {
+          audit.record({
+            actor,
+            action,
+            keyId: typeof requestedId === "string" && requestedId ? requestedId : null,
+            tenant: null,
+            outcome: Code[connectError.code] ?? "unknown",
+            detail: connectError.rawMessage.slice(0, 200),
+          });
+        } catch (auditError) {
+          log.error({ err: auditError, action, actor }, "audit write failed");
+        }
+        // An unexpected fault keeps its cause in the log, not in the answer.
+        if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
+          throw new ConnectError("internal error", Code.Internal);
+        }
+        throw connectError;
+      }
+    };
+    const result = queue.then(run, run);
+    queue = result.catch(() => undefined);
+    return result;
+  };
+}

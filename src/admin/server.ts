@@ -1,0 +1,139 @@
+import {
+  createServer as createHttp1Server,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import {
+  createServer as createHttp2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from "node:http2";
+import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
+import { Duplex } from "node:stream";
+import {
+  type ConnectRouter,
+  createClient,
+  createRouterTransport,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
+
+/** Options for {@link startAdminServer}. */
+export interface AdminServerOptions {
+  readonly host?: string;
+  /** Default 9192; 0 picks a free port. */
+  readonly port?: number;
+  /** Every Connect service served on the port (KeyService, and replication on a primary). */
+  readonly routes: (router: ConnectRouter) => void;
+  /** Applied to every call, REST routes included: authentication, then audit. */
+  readonly interceptors: Interceptor[];
+}
+
+export interface AdminServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The admin port: Connect, gRPC-Web and gRPC (connect-node) plus the seeds'
+ * REST routes, on one port for both HTTP/1.1 (curl, browsers) and cleartext
+ * HTTP/2 (gRPC clients). The first bytes of a connection tell which: an
+ * HTTP/2 client opens with the "PRI * HTTP/2.0" preface.
+ */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const { routes, interceptors } = options;
+  const rest = createRestHandler(
+    createClient(KeyService, createRouterTransport(routes, { router: { interceptors } })),
+  );
+  const adapter = connectNodeAdapter({
+    routes,
+    interceptors,
+    readMaxBytes: MAX_ADMIN_BODY_BYTES,
+    // Proto JSON omits empty fields by default; show them, as the seeds' responses do.
+    jsonOptions: { alwaysEmitImplicit: true },
+    fallback: (req, res) => {
+      rest(req, res).then(
+        (handled) => {
+          if (!handled) sendJson(res, 404, { error: "not_found", message: "no such route" });
+        },
+        () => sendJson(res, 500, { error: "internal", message: "internal error" }),
+      );
+    },
+  });
+  const handler = (
+    req: IncomingMessage | Http2ServerRequest,
+    res: ServerResponse | Http2ServerResponse,
+  ) => {
+    const declared = Number(req.headers["content-length"] ?? "0");
+    if (declared > MAX_ADMIN_BODY_BYTES) {
+      sendJson(res, 413, {
+        error: "payload_too_large",
+        message: `request body larger than ${MAX_ADMIN_BODY_BYTES} bytes`,
+      });
+      return;
+    }
+    adapter(req, res);
+  };
+
+  const http1 = createHttp1Server(handler);
+  const http2 = createHttp2Server({}, handler);
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.once("data", (first: Buffer) => {
+      socket.pause();
+      if (first.subarray(0, 3).toString("latin1") === "PRI") {
+        // node:http2 reads the socket's handle directly, so the bytes already
+        // read are replayed through a stream wrapper instead of unshift().
+        http2.emit("connection", replay(socket, first));
+      } else {
+        socket.unshift(first);
+        http1.emit("connection", socket);
+        socket.resume();
+      }
+    });
+  });
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 9192, host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        http1.closeIdleConnections();
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+function replay(socket: Socket, first: Buffer): Duplex {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, encoding, done) {
+      socket.write(chunk, encoding, done);
+    },
+    final(done) {
+      socket.end(done);
+    },
+    destroy(error, done) {
+      socket.destroy(error ?? undefined);
+      done(error);
+    },
+  });
+  duplex.push(first);
+  socket.on("data", (chunk) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => duplex.push(null));
+  socket.on("error", (error) => duplex.destroy(error));
+  socket.on("close", () => duplex.destroy());
+  return duplex;
+}

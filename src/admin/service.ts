@@ -1,0 +1,275 @@
+import { createHash } from "node:crypto";
+import { toBinary } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { LRUCache } from "lru-cache";
+import {
+  type CreateKeyRequest,
+  CreateKeyRequestSchema,
+  KeyService,
+  type ListKeysRequest,
+} from "../gen/keyward/admin/v1/admin_pb.js";
+import type { Db } from "../keys/db.js";
+import { KEY_KINDS } from "../keys/format.js";
+import {
+  type CreateKeyInput,
+  KeyInputError,
+  type KeyRecord,
+  type KeyStore,
+  type ListKeysFilter,
+  type PageCursor,
+} from "../keys/store.js";
+import type { KeyKind } from "../pipeline/identity.js";
+import { keyToProto } from "./convert.js";
+import {
+  assertGrantable,
+  canSee,
+  mintableKinds,
+  type Principal,
+  principalKey,
+  requirePrincipal,
+} from "./principal.js";
+
+/** Options for {@link keyServiceRoutes}. */
+export interface KeyServiceOptions {
+  /** The admin connection's store (writes happen inside the audit interceptor's transaction). */
+  readonly store: KeyStore;
+  readonly db: Db;
+  /** Lifetime given to user and agent keys created without expiresAt. */
+  readonly defaultTtlMs: number;
+  readonly now?: () => number;
+}
+
+const MAX_PAGE_SIZE = 1000;
+const DEFAULT_PAGE_SIZE = 100;
+const STATUSES = new Set(["active", "revoked", "expired"]);
+/**
+ * How long a created secret stays answerable to a retry with the same
+ * idempotency key. It is kept in memory only (never written to disk), so a
+ * retry after a restart or after this window is refused instead of answered.
+ */
+const IDEMPOTENT_REPLAY_MS = 10 * 60_000;
+
+/** The KeyService routes (connect-es style: a function of the router). */
+export function keyServiceRoutes(options: KeyServiceOptions) {
+  const { store, db } = options;
+  const now = options.now ?? Date.now;
+  const replays = new LRUCache<string, string>({ max: 10_000, ttl: IDEMPOTENT_REPLAY_MS });
+  const findIdempotent = db.prepare<[string, string], { request_hash: Buffer; key_id: string }>(
+    "SELECT request_hash, key_id FROM idempotency WHERE actor = ? AND idem_key = ?",
+  );
+  const saveIdempotent = db.prepare(
+    "INSERT INTO idempotency (actor, idem_key, request_hash, key_id, created_at) VALUES (?, ?, ?, ?, ?)",
+  );
+
+  /** A key the caller may manage, or not_found: never "exists but not yours". */
+  function visibleKey(principal: Principal, id: string): KeyRecord {
+    const key = id ? store.get(id) : undefined;
+    if (!key || !canSee(principal, key))
+      throw new ConnectError(`key ${id} not found`, Code.NotFound);
+    return key;
+  }
+
+  function createInput(principal: Principal, request: CreateKeyRequest): CreateKeyInput {
+    const { identity } = principal;
+    const kind = (request.kind ||
+      (principal.researcher && !principal.superuser ? "user" : "live")) as KeyKind;
+    if (!KEY_KINDS.includes(kind)) {
+      throw new ConnectError(`kind must be one of ${KEY_KINDS.join(", ")}`, Code.InvalidArgument);
+    }
+    if (!mintableKinds(principal).includes(kind)) {
+      throw new ConnectError(`the caller may not mint ${kind} keys`, Code.PermissionDenied);
+    }
+    let tenant = request.tenant;
+    let owner = request.owner;
+    if (!principal.superuser) {
+      // Everyone but keys:admin acts inside their own tenant, and a
+      // researcher only for themself.
+      if (tenant && tenant !== identity.tenant) {
+        throw new ConnectError("cannot create keys for another tenant", Code.PermissionDenied);
+      }
+      tenant = identity.tenant;
+      const mintsForSelf =
+        principal.researcher && (kind === "user" || kind === "agent") && !principal.tenantAdmin;
+      if (mintsForSelf && owner && owner !== identity.subject) {
+        throw new ConnectError("a researcher mints keys for itself only", Code.PermissionDenied);
+      }
+      if (mintsForSelf) owner = identity.subject;
+    }
+    assertGrantable(principal, request.scopes);
+    let expiresAt = request.expiresAt ? timestampMs(request.expiresAt) : undefined;
+    if (expiresAt === undefined && (kind === "user" || kind === "agent"))
+      expiresAt = now() + options.defaultTtlMs;
+    // An expiresAt in the past is accepted: the key is born expired and
+    // Check answers key_expired (the seed's own example date is in the past).
+    const binding = request.binding;
+    return {
+      kind,
+      name: request.name,
+      tenant: tenant || "",
+      owner: owner || (principal.superuser ? "" : identity.subject),
+      scopes: request.scopes,
+      expiresAt,
+      binding: binding
+        ? { experiment: binding.experiment, variation: binding.variation, run: binding.run }
+        : undefined,
+    };
+  }
+
+  function listFilter(principal: Principal, request: ListKeysRequest): ListKeysFilter {
+    if (request.kind && !KEY_KINDS.includes(request.kind as KeyKind)) {
+      throw new ConnectError(`kind must be one of ${KEY_KINDS.join(", ")}`, Code.InvalidArgument);
+    }
+    if (request.status && !STATUSES.has(request.status)) {
+      throw new ConnectError("status must be active, revoked or expired", Code.InvalidArgument);
+    }
+    const filter: Mutable<ListKeysFilter> = {};
+    if (request.tenant) filter.tenant = request.tenant;
+    if (request.kind) filter.kind = request.kind as KeyKind;
+    if (request.status) filter.status = request.status as ListKeysFilter["status"];
+    if (request.owner) filter.owner = request.owner;
+    if (request.run) filter.run = request.run;
+    if (principal.superuser) return filter;
+    // Narrow to what the caller may see; canSee() re-checks every row below.
+    const { identity } = principal;
+    if (principal.tenantAdmin) return { ...filter, tenant: identity.tenant };
+    if (principal.researcher)
+      return { ...filter, owner: identity.subject, kinds: ["user", "agent"] };
+    if (principal.provisioner) return { ...filter, tenant: identity.tenant, kind: "worker" };
+    throw new ConnectError("the caller may not list keys", Code.PermissionDenied);
+  }
+
+  const principal = (context: HandlerContext) => requirePrincipal(context.values.get(principalKey));
+
+  return (router: ConnectRouter) =>
+    router.service(KeyService, {
+      createKey(request, context) {
+        const caller = principal(context);
+        const input = guardInput(() => createInput(caller, request));
+        if (!request.idempotencyKey) return mint(() => store.create(input));
+
+        // Idempotent create: the same caller retrying the same request with
+        // the same idempotency key gets the first answer, not a second key.
+        const requestHash = createHash("sha256")
+          .update(toBinary(CreateKeyRequestSchema, { ...request, idempotencyKey: "" }))
+          .digest();
+        const replayKey = `${caller.actor}\u0000${request.idempotencyKey}`;
+        const previous = findIdempotent.get(caller.actor, request.idempotencyKey);
+        if (previous) {
+          if (!previous.request_hash.equals(requestHash)) {
+            throw new ConnectError(
+              "idempotency key was already used for a different request",
+              Code.AlreadyExists,
+            );
+          }
+          const secret = replays.get(replayKey);
+          const key = store.get(previous.key_id);
+          if (!secret || !key) {
+            throw new ConnectError(
+              `key ${previous.key_id} was already created with this idempotency key; its secret cannot be shown again`,
+              Code.AlreadyExists,
+            );
+          }
+          return { key: keyToProto(key), secret };
+        }
+        const minted = store.create(input);
+        saveIdempotent.run(caller.actor, request.idempotencyKey, requestHash, minted.key.id, now());
+        replays.set(replayKey, minted.secret);
+        return { key: keyToProto(minted.key), secret: minted.secret };
+      },
+
+      rotateKey(request, context) {
+        const key = visibleKey(principal(context), request.id);
+        if (key.status === "revoked") {
+          throw new ConnectError(
+            `key ${key.id} is revoked and cannot be rotated`,
+            Code.FailedPrecondition,
+          );
+        }
+        return mint(() => store.rotate(key.id) ?? notFound(key.id));
+      },
+
+      revokeKey(request, context) {
+        const key = visibleKey(principal(context), request.id);
+        return { key: keyToProto(store.revoke(key.id) ?? notFound(key.id)) };
+      },
+
+      getKey(request, context) {
+        return { key: keyToProto(visibleKey(principal(context), request.id)) };
+      },
+
+      listKeys(request, context) {
+        const caller = principal(context);
+        const filter = listFilter(caller, request);
+        const size = Math.min(
+          request.pageSize > 0 ? request.pageSize : DEFAULT_PAGE_SIZE,
+          MAX_PAGE_SIZE,
+        );
+        const page = store.list(filter, size + 1, decodePageToken(request.pageToken));
+        const more = page.length > size;
+        const keys = page.slice(0, size);
+        const last = keys[keys.length - 1];
+        return {
+          keys: keys.filter((key) => canSee(caller, key)).map(keyToProto),
+          nextPageToken:
+            more && last ? encodePageToken({ createdAt: last.createdAt, id: last.id }) : "",
+        };
+      },
+
+      revokeRunKeys(request, context) {
+        const caller = principal(context);
+        const binding = request.binding;
+        if (!binding?.experiment || !binding.variation || !binding.run) {
+          throw new ConnectError(
+            "binding needs experiment, variation and run",
+            Code.InvalidArgument,
+          );
+        }
+        if (!caller.superuser && !caller.provisioner && !caller.tenantAdmin) {
+          throw new ConnectError("the caller may not end runs", Code.PermissionDenied);
+        }
+        const tenant = caller.superuser ? undefined : caller.identity.tenant;
+        return { keys: store.revokeRun(binding, tenant).map(keyToProto) };
+      },
+    });
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function mint(run: () => { key: KeyRecord; secret: string }) {
+  const minted = guardInput(run);
+  return { key: keyToProto(minted.key), secret: minted.secret };
+}
+
+/** The store's input errors are the caller's mistakes: invalid_argument, with the store's message. */
+function guardInput<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof KeyInputError) throw new ConnectError(error.message, Code.InvalidArgument);
+    throw error;
+  }
+}
+
+function notFound(id: string): never {
+  throw new ConnectError(`key ${id} not found`, Code.NotFound);
+}
+
+function encodePageToken(cursor: PageCursor): string {
+  return Buffer.from(JSON.stringify([cursor.createdAt, cursor.id])).toString("base64url");
+}
+
+function decodePageToken(token: string): PageCursor | undefined {
+  if (!token) return undefined;
+  try {
+    const [createdAt, id] = JSON.parse(
+      Buffer.from(token, "base64url").toString("utf8"),
+    ) as unknown[];
+    if (typeof createdAt === "number" && typeof id === "string" && /^[0-9a-f]{16}$/.test(id)) {
+      return { createdAt, id };
+    }
+  } catch {
+    // fall through
+  }
+  throw new ConnectError("page_token is not one this server issued", Code.InvalidArgument);
+}

@@ -1,0 +1,102 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Client, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { codeName } from "../admin/codes.js";
+import { protoKeyToJson } from "../admin/convert.js";
+import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import type { KeyJson } from "../keys/json.js";
+import { UsageError } from "./errors.js";
+import type { KeyBackend, Minted } from "./keys.js";
+
+/** Talks Connect JSON over HTTP/1.1 to a running admin API. */
+export function remoteBackend(baseUrl: string, token: string | undefined): KeyBackend {
+  if (!/^https?:\/\//.test(baseUrl))
+    throw new UsageError(`--server: "${baseUrl}" is not an http(s) URL`);
+  if (!token) throw new UsageError("--token: required with --server (or set KEYWARD_TOKEN)");
+  const client: Client<typeof KeyService> = createClient(
+    KeyService,
+    createConnectTransport({ baseUrl, httpVersion: "1.1" }),
+  );
+  const call = { headers: { authorization: `Bearer ${token}` }, timeoutMs: 10_000 };
+  const minted = (response: {
+    key?: Parameters<typeof protoKeyToJson>[0];
+    secret: string;
+  }): Minted => ({
+    key: protoKeyToJson(mustHaveKey(response.key)),
+    secret: response.secret,
+  });
+  return {
+    async create(input, idempotencyKey) {
+      return minted(
+        await readable(
+          client.createKey(
+            {
+              kind: input.kind,
+              name: input.name ?? "",
+              tenant: input.tenant ?? "",
+              owner: input.owner ?? "",
+              scopes: [...(input.scopes ?? [])],
+              expiresAt:
+                input.expiresAt === undefined ? undefined : timestampFromMs(input.expiresAt),
+              binding: input.binding,
+              idempotencyKey: idempotencyKey ?? "",
+            },
+            call,
+          ),
+        ),
+      );
+    },
+    async rotate(id) {
+      return minted(await readable(client.rotateKey({ id }, call)));
+    },
+    async revoke(id) {
+      return protoKeyToJson(mustHaveKey((await readable(client.revokeKey({ id }, call))).key));
+    },
+    async get(id) {
+      return protoKeyToJson(mustHaveKey((await readable(client.getKey({ id }, call))).key));
+    },
+    async list(filter, limit) {
+      const keys: KeyJson[] = [];
+      let pageToken = "";
+      do {
+        const page = await readable(
+          client.listKeys(
+            {
+              pageSize: Math.min(limit - keys.length, 1000),
+              pageToken,
+              tenant: filter.tenant ?? "",
+              kind: filter.kind ?? "",
+              status: filter.status ?? "",
+              owner: filter.owner ?? "",
+              run: filter.run ?? "",
+            },
+            call,
+          ),
+        );
+        keys.push(...page.keys.map(protoKeyToJson));
+        pageToken = page.nextPageToken;
+      } while (pageToken && keys.length < limit);
+      return keys;
+    },
+    async revokeRun(binding) {
+      return (await readable(client.revokeRunKeys({ binding }, call))).keys.map(protoKeyToJson);
+    },
+    close() {},
+  };
+}
+
+function mustHaveKey<T>(key: T | undefined): T {
+  if (key === undefined) throw new Error("the admin API answered without a key");
+  return key;
+}
+
+/** Admin API refusals become one-line CLI errors: "<code>: <message>". */
+async function readable<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    if (error instanceof ConnectError)
+      throw new Error(`${codeName(error.code)}: ${error.rawMessage}`);
+    throw error;
+  }
+}

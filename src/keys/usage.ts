@@ -1,0 +1,46 @@
+import type { KeyStore } from "./store.js";
+
+/** How often last-used times are written; "at most every few seconds per key". */
+export const USAGE_FLUSH_INTERVAL_MS = 5_000;
+
+/**
+ * Batches `lastUsedAt` updates: Check only notes the time in a map (bounded
+ * by the number of keys used between flushes), and one transaction writes
+ * them every few seconds. A failed write is logged and dropped: last-used is
+ * informational and must never slow or fail a Check.
+ */
+export class UsageTracker {
+  #pending = new Map<string, number>();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly onError: (error: unknown) => void,
+    intervalMs = USAGE_FLUSH_INTERVAL_MS,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.#timer = setInterval(() => this.flush(), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Notes that a key was used now. Cheap: one map write. */
+  used(keyId: string): void {
+    this.#pending.set(keyId, this.now());
+  }
+
+  flush(): void {
+    if (this.#pending.size === 0) return;
+    const batch = this.#pending;
+    this.#pending = new Map();
+    try {
+      this.store.recordUse(batch);
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.flush();
+  }
+}
