@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { AuditLog } from "../keys/audit.js";
 import type { Db } from "../keys/db.js";
 import type { Logger } from "../log.js";
@@ -15,6 +16,8 @@ import { principalKey, principalOf } from "./principal.js";
  */
 export function authInterceptor(identify: Identifier, audit: AuditLog): Interceptor {
   return (next) => async (req) => {
+    // Other services on the admin port (replication) authenticate themselves.
+    if (req.service.typeName !== KeyService.typeName) return next(req);
     const result = await identify(req.header.get("authorization") ?? undefined);
     if (isDeny(result)) {
       audit.record({
@@ -40,9 +43,15 @@ export function authInterceptor(identify: Identifier, audit: AuditLog): Intercep
  * (SQLite has one writer anyway), which keeps transactions from interleaving
  * across awaits. A failed call is rolled back and audited with its error code.
  */
-export function auditInterceptor(db: Db, audit: AuditLog, log: Logger): Interceptor {
+export function auditInterceptor(
+  db: Db,
+  audit: AuditLog,
+  log: Logger,
+  onCommit: () => void = () => {},
+): Interceptor {
   let queue: Promise<unknown> = Promise.resolve();
   return (next) => (req) => {
+    if (req.service.typeName !== KeyService.typeName) return next(req);
     const run = async () => {
       const principal = req.contextValues.get(principalKey);
       const actor = principal?.actor ?? "anonymous";
@@ -71,6 +80,7 @@ export function auditInterceptor(db: Db, audit: AuditLog, log: Logger): Intercep
           });
         }
         db.exec("COMMIT");
+        onCommit();
         return res;
       } catch (error) {
         if (db.inTransaction) db.exec("ROLLBACK");
@@ -82,7 +92,11 @@ export function auditInterceptor(db: Db, audit: AuditLog, log: Logger): Intercep
           audit.record({
             actor,
             action,
-            keyId: typeof requestedId === "string" && requestedId ? requestedId : null,
+            // Only a well-formed key id is recorded: a caller could paste a whole key as the id.
+            keyId:
+              typeof requestedId === "string" && /^[0-9a-f]{16}$/.test(requestedId)
+                ? requestedId
+                : null,
             tenant: null,
             outcome: Code[connectError.code] ?? "unknown",
             detail: connectError.rawMessage.slice(0, 200),
@@ -100,5 +114,15 @@ export function auditInterceptor(db: Db, audit: AuditLog, log: Logger): Intercep
     const result = queue.then(run, run);
     queue = result.catch(() => undefined);
     return result;
+  };
+}
+
+/** On a replica: every admin call is refused with a pointer to the primary. */
+export function refuseOnReplica(primary: string): Interceptor {
+  return () => async () => {
+    throw new ConnectError(
+      `this keyward is a replica; send admin calls to the primary at ${primary}`,
+      Code.FailedPrecondition,
+    );
   };
 }

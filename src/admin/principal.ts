@@ -12,7 +12,7 @@ export const SCOPE_PROVISION = "keys:provision";
  * API", who may do what). Derived once per call from the verified identity.
  */
 export interface Principal {
-  /** For the audit trail: `key:<id>` or `jwt:<subject>`. Never a secret. */
+  /** For the audit trail and idempotency: `key:<id>` or `jwt:<issuer>#<subject>`. Never a secret. */
   readonly actor: string;
   readonly identity: Identity;
   /** Holds keys:admin: manages every key. */
@@ -33,7 +33,8 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 export function principalOf(identity: Identity): Principal {
   const jwt = identity.kind === "jwt";
   return {
-    actor: jwt ? `jwt:${identity.subject}` : `key:${identity.keyId}`,
+    // Subjects are unique per issuer only, so the issuer is part of the actor.
+    actor: jwt ? `jwt:${identity.issuer ?? ""}#${identity.subject}` : `key:${identity.keyId}`,
     identity,
     superuser: identity.scopes.includes(SCOPE_ADMIN),
     // A tenant administrator without a tenant would administer nothing.
@@ -91,6 +92,13 @@ export function assertGrantable(principal: Principal, scopes: readonly string[])
       Code.PermissionDenied,
     );
   }
+}
+
+/** True when the principal holds any admin capability at all. */
+export function mayAdminister(principal: Principal): boolean {
+  return (
+    principal.superuser || principal.tenantAdmin || principal.researcher || principal.provisioner
+  );
 }
 
 /** The principal the authentication interceptor attached; its absence is a wiring bug, so fail closed. */

@@ -24,6 +24,7 @@ import { keyToProto } from "./convert.js";
 import {
   assertGrantable,
   canSee,
+  mayAdminister,
   mintableKinds,
   type Principal,
   principalKey,
@@ -41,6 +42,7 @@ export interface KeyServiceOptions {
 }
 
 const MAX_PAGE_SIZE = 1000;
+const KEY_ID = /^[0-9a-f]{16}$/;
 const DEFAULT_PAGE_SIZE = 100;
 const STATUSES = new Set(["active", "revoked", "expired"]);
 /**
@@ -64,9 +66,17 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
 
   /** A key the caller may manage, or not_found: never "exists but not yours". */
   function visibleKey(principal: Principal, id: string): KeyRecord {
-    const key = id ? store.get(id) : undefined;
-    if (!key || !canSee(principal, key))
-      throw new ConnectError(`key ${id} not found`, Code.NotFound);
+    if (!mayAdminister(principal)) {
+      throw new ConnectError("the caller may not manage keys", Code.PermissionDenied);
+    }
+    // Only a well-formed id is echoed: a pasted secret must not come back in an error.
+    const key = KEY_ID.test(id) ? store.get(id) : undefined;
+    if (!key || !canSee(principal, key)) {
+      throw new ConnectError(
+        KEY_ID.test(id) ? `key ${id} not found` : "key not found",
+        Code.NotFound,
+      );
+    }
     return key;
   }
 
@@ -116,7 +126,8 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
     };
   }
 
-  function listFilter(principal: Principal, request: ListKeysRequest): ListKeysFilter {
+  /** The store filter for a caller's ListKeys; undefined when it may see none of what it asks for. */
+  function listFilter(principal: Principal, request: ListKeysRequest): ListKeysFilter | undefined {
     if (request.kind && !KEY_KINDS.includes(request.kind as KeyKind)) {
       throw new ConnectError(`kind must be one of ${KEY_KINDS.join(", ")}`, Code.InvalidArgument);
     }
@@ -130,12 +141,30 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
     if (request.owner) filter.owner = request.owner;
     if (request.run) filter.run = request.run;
     if (principal.superuser) return filter;
-    // Narrow to what the caller may see; canSee() re-checks every row below.
+    // Narrow the caller's filter to what it may see; asking for more (another
+    // tenant, owner or kind) matches nothing rather than being widened or
+    // replaced. canSee() re-checks every row below.
     const { identity } = principal;
-    if (principal.tenantAdmin) return { ...filter, tenant: identity.tenant };
-    if (principal.researcher)
-      return { ...filter, owner: identity.subject, kinds: ["user", "agent"] };
-    if (principal.provisioner) return { ...filter, tenant: identity.tenant, kind: "worker" };
+    const asks = (field: "tenant" | "owner", own: string) =>
+      !filter[field] || filter[field] === own;
+    const kindIn = (kinds: readonly KeyKind[]) => !filter.kind || kinds.includes(filter.kind);
+    if (principal.tenantAdmin) {
+      const kinds: KeyKind[] = ["live", "agent", "worker"];
+      return asks("tenant", identity.tenant) && kindIn(kinds)
+        ? { ...filter, tenant: identity.tenant, kinds }
+        : undefined;
+    }
+    if (principal.researcher) {
+      const kinds: KeyKind[] = ["user", "agent"];
+      return asks("owner", identity.subject) && kindIn(kinds)
+        ? { ...filter, owner: identity.subject, kinds }
+        : undefined;
+    }
+    if (principal.provisioner) {
+      return asks("tenant", identity.tenant) && kindIn(["worker"])
+        ? { ...filter, tenant: identity.tenant, kind: "worker" }
+        : undefined;
+    }
     throw new ConnectError("the caller may not list keys", Code.PermissionDenied);
   }
 
@@ -164,7 +193,7 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
           }
           const secret = replays.get(replayKey);
           const key = store.get(previous.key_id);
-          if (!secret || !key) {
+          if (!secret || !key || !canSee(caller, key)) {
             throw new ConnectError(
               `key ${previous.key_id} was already created with this idempotency key; its secret cannot be shown again`,
               Code.AlreadyExists,
@@ -172,14 +201,18 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
           }
           return { key: keyToProto(key), secret };
         }
-        const minted = store.create(input);
+        const minted = guardInput(() => store.create(input));
         saveIdempotent.run(caller.actor, request.idempotencyKey, requestHash, minted.key.id, now());
         replays.set(replayKey, minted.secret);
         return { key: keyToProto(minted.key), secret: minted.secret };
       },
 
       rotateKey(request, context) {
-        const key = visibleKey(principal(context), request.id);
+        const caller = principal(context);
+        const key = visibleKey(caller, request.id);
+        // A new secret carries the key's scopes: only someone who could grant
+        // them may mint it (a researcher cannot rotate its way to wider scopes).
+        assertGrantable(caller, key.scopes);
         if (key.status === "revoked") {
           throw new ConnectError(
             `key ${key.id} is revoked and cannot be rotated`,
@@ -201,6 +234,7 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
       listKeys(request, context) {
         const caller = principal(context);
         const filter = listFilter(caller, request);
+        if (filter === undefined) return { keys: [], nextPageToken: "" };
         const size = Math.min(
           request.pageSize > 0 ? request.pageSize : DEFAULT_PAGE_SIZE,
           MAX_PAGE_SIZE,
@@ -272,4 +306,9 @@ function decodePageToken(token: string): PageCursor | undefined {
     // fall through
   }
   throw new ConnectError("page_token is not one this server issued", Code.InvalidArgument);
+}
+
+/** KeyService with no behaviour, for a replica's admin port (its interceptor refuses every call). */
+export function refusingKeyServiceRoutes() {
+  return (router: ConnectRouter) => router.service(KeyService, {});
 }

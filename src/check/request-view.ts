@@ -13,14 +13,20 @@ export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string
   const attributes = request.attributes;
   const http = attributes?.request?.http;
   let authorization: string | undefined;
+  let traceparent: string | undefined;
+  let tracestate: string | undefined;
   const spoofed: string[] = [];
 
   const addHeader = (rawName: string, value: string): void => {
     const name = rawName.toLowerCase();
     if (name === "authorization") {
       authorization = authorization === undefined ? value : `${authorization}, ${value}`;
-    } else if (name.startsWith(identityPrefix) && !spoofed.includes(name)) {
-      spoofed.push(name);
+    } else if (name.startsWith(identityPrefix)) {
+      if (!spoofed.includes(name)) spoofed.push(name);
+    } else if (name === "traceparent") {
+      traceparent = value;
+    } else if (name === "tracestate") {
+      tracestate = value;
     }
   };
 
@@ -42,5 +48,8 @@ export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string
     authorization,
     spoofedHeaders: spoofed,
     requiredScopes: attributes?.contextExtensions.required_scopes,
+    ...(traceparent !== undefined && {
+      traceContext: { traceparent, ...(tracestate !== undefined && { tracestate }) },
+    }),
   };
 }

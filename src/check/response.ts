@@ -10,6 +10,7 @@ import {
   CheckResponseSchema,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../pipeline/decision.js";
+import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../pipeline/identity-headers.js";
 import type { RequestView } from "../pipeline/request-view.js";
 
 /** Options for {@link createCheckResponder}. */
@@ -43,14 +44,7 @@ export function metadataOf(decision: Decision): JsonObject {
  * upstream can trust any `x-auth-*` header it sees.
  */
 export function createCheckResponder(options: CheckResponderOptions = {}) {
-  const prefix = options.prefix ?? "x-auth-";
-  const names = {
-    kind: `${prefix}kind`,
-    subject: `${prefix}subject`,
-    keyId: `${prefix}key-id`,
-    tenant: `${prefix}tenant`,
-    scopes: `${prefix}scopes`,
-  };
+  const prefix = options.prefix ?? DEFAULT_IDENTITY_PREFIX;
 
   return (decision: Decision, view: RequestView): CheckResponse => {
     if (!decision.allow) {
@@ -72,21 +66,14 @@ export function createCheckResponder(options: CheckResponderOptions = {}) {
       });
     }
 
-    const id = decision.identity;
+    // An empty value is not sent (Envoy would drop or keep it depending on
+    // version); a spoofed header of that name is removed below instead.
     const set: HeaderValueOption[] = [];
     const written = new Set<string>();
-    const put = (name: string, value: string): void => {
-      // An empty value is not sent (Envoy would drop or keep it depending on
-      // version); a spoofed header of that name is removed below instead.
-      if (value === "") return;
+    for (const [name, value] of identityHeaders(decision.identity, prefix)) {
       set.push(header(name, value));
       written.add(name);
-    };
-    put(names.kind, id.kind);
-    put(names.subject, id.subject);
-    put(names.keyId, id.keyId);
-    put(names.tenant, id.tenant);
-    put(names.scopes, id.scopes.join(" "));
+    }
 
     const remove = view.spoofedHeaders.filter((name) => !written.has(name));
     if (options.stripAuthorization) remove.push("authorization");

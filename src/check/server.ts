@@ -9,6 +9,7 @@ import {
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { Logger } from "../log.js";
 import type { Decision, Deny } from "../pipeline/decision.js";
+import { logDeny } from "../pipeline/log-deny.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import type { RequestView } from "../pipeline/request-view.js";
 import { asBuffer, unaryMethod } from "./grpc-codec.js";
@@ -148,19 +149,4 @@ const EMPTY_VIEW: RequestView = {
 
 function faultDeny(reason: string, cause?: unknown): Deny {
   return { allow: false, decisionId: randomUUID(), code: "unavailable", reason, cause };
-}
-
-/** One line per denied request: decision id, code, key and reason; never the token. */
-export function logDeny(log: Logger, deny: Deny, view: RequestView): void {
-  const fields = {
-    decision_id: deny.decisionId,
-    error: deny.code,
-    reason: deny.reason,
-    key_id: deny.keyId,
-    kind: deny.kind,
-    method: view.method,
-    path: view.path.split("?")[0],
-  };
-  if (deny.code === "unavailable") log.error({ ...fields, err: deny.cause }, "check failed closed");
-  else log.info(fields, "check denied");
 }

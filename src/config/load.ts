@@ -14,6 +14,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KEYWARD_POLICY: ["policy"],
   KEYWARD_LOG_LEVEL: ["log_level"],
   KEYWARD_REPLICATION_PRIMARY: ["replication", "primary"],
+  KEYWARD_REPLICATION_TOKEN: ["replication", "token"],
 };
 
 /** Where the configuration comes from. */
@@ -80,8 +81,13 @@ export function loadConfig(source: ConfigSource = {}): Config {
 }
 
 function checkContradictions(config: Config): Config {
-  if (config.role === "replica" && !config.replication?.primary) {
+  if (config.role === "replica" && !config.replication.primary) {
     throw new ConfigError("config: replication.primary: required when role is replica");
+  }
+  if (config.role !== "single" && !config.replication.token && !config.replication.token_file) {
+    throw new ConfigError(
+      `config: replication.token_file: a ${config.role} needs the replication token (token_file or KEYWARD_REPLICATION_TOKEN)`,
+    );
   }
   return config;
 }

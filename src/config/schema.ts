@@ -18,6 +18,7 @@ export const DEFAULTS = {
   cacheMaxEntries: 100_000,
   logLevel: "info",
   keyTtl: "90d",
+  retainChanges: 100_000,
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -55,11 +56,25 @@ export const configSchema = z
     issuers: issuersSchema.default([]),
     replication: z
       .object({
+        /** A replica's primary: its admin URL. */
         primary: z.url().optional(),
+        /** File holding the shared replication token (a primary accepts it, a replica presents it). */
         token_file: z.string().min(1).optional(),
+        /** The token itself; prefer KEYWARD_REPLICATION_TOKEN or token_file to keep it out of config files. */
+        token: z.string().min(1).optional(),
+        /** A replica that has not heard its primary for longer denies with 503; unset: keep serving. */
+        max_staleness: z
+          .string()
+          .refine(
+            (value) => durationMs(value) !== undefined,
+            "expected a duration such as 30s or 5m",
+          )
+          .optional(),
+        /** Change-log entries a primary keeps; a replica further behind gets a snapshot. */
+        retain_changes: z.number().int().positive().default(DEFAULTS.retainChanges),
       })
       .strict()
-      .optional(),
+      .prefault({}),
     keys: z
       .object({
         /** Lifetime of user and agent keys created without an expiry (e.g. 90d, 12h). */

@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createForwardAuthHandler, type ForwardAuthOptions } from "./forward-auth.js";
+import { isForwardAuthTarget } from "./forward-auth-view.js";
 
 /** A readiness probe's answer: ready, plus why not when it is not. */
 export interface Readiness {
@@ -13,23 +15,30 @@ export interface HttpServerOptions {
   /** Default 9193; 0 picks a free port. */
   readonly port?: number;
   readonly readiness: () => Readiness;
+  /** Serves forward-auth on `/authz` with this pipeline; absent, `/authz` is 404. */
+  readonly forwardAuth?: ForwardAuthOptions;
 }
 
-/** A running HTTP server (health, and later forward-auth and metrics). */
+/** A running HTTP server (forward-auth and health; later metrics). */
 export interface HttpServer {
   readonly port: number;
-  close(): Promise<void>;
+  /** Stops listening; lets requests in flight finish (up to `graceMs`, default 5 s), then closes. */
+  close(graceMs?: number): Promise<void>;
 }
 
 /**
- * The plain-HTTP port: `/healthz` answers 200 while the process is alive;
+ * The plain-HTTP port. `/authz` and `/authz/…` are forward-auth (any method;
+ * see forward-auth.ts). `/healthz` answers 200 while the process is alive;
  * `/readyz` answers 200 only when keyward can decide (store open, JWKS
  * loaded), else 503 with the failing checks, so an orchestrator keeps traffic
  * away from a sidecar that would only deny with 503.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const forwardAuth = options.forwardAuth && createForwardAuthHandler(options.forwardAuth);
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const target = req.url ?? "/";
+    if (forwardAuth && isForwardAuthTarget(target)) return forwardAuth(req, res);
+    const path = target.split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD")
       return send(res, 405, { error: "method_not_allowed" });
     if (path === "/healthz") return send(res, 200, { status: "ok" });
@@ -49,10 +58,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () =>
+    close: (graceMs = 5000) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        // Idle keep-alive connections (a proxy's pool) close now; a request in
+        // flight gets its answer first, as on the Check port, up to graceMs.
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
       }),
   };
 }

@@ -464,6 +464,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       expiresAt,
       binding: undefined,
       role: config.role,
+      issuer: config.issuer,
     };
     const ttl = Math.floor(expiresAt - at);
     if (ttl > 0) cache.set(cacheKey, identity, { ttl });

@@ -5,7 +5,7 @@ export interface AuditEntry {
   readonly seq: number;
   /** Epoch ms. */
   readonly at: number;
-  /** Who acted: `key:<id>`, `jwt:<issuer role>:<subject>`, `cli:<user>` or `anonymous`. */
+  /** Who acted: `key:<id>`, `jwt:<issuer>#<subject>`, `cli:<user>` or `anonymous`. */
   readonly actor: string;
   /** The RPC name, e.g. CreateKey. */
   readonly action: string;

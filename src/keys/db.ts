@@ -56,6 +56,33 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (actor, idem_key)
    );
    CREATE INDEX keys_owner ON keys (owner, created_at);`,
+  // 3: replication. Every committed change to a key (by any writer: the admin
+  // API, the CLI on the file, anything) is logged by triggers in the same
+  // transaction; a primary streams the log to replicas. last_used_at is not
+  // replicated. A replica records what it applied in replica_state, and the
+  // presence of that row switches the triggers off: a replica's table only
+  // ever changes by what it applies.
+  `CREATE TABLE changes (
+     seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+     key_id TEXT NOT NULL,
+     at     INTEGER NOT NULL
+   );
+   CREATE TABLE replica_state (
+     id          INTEGER PRIMARY KEY CHECK (id = 1),
+     applied_seq INTEGER NOT NULL,
+     applied_at  INTEGER NOT NULL
+   );
+   CREATE TRIGGER keys_log_insert AFTER INSERT ON keys
+     WHEN NOT EXISTS (SELECT 1 FROM replica_state)
+     BEGIN INSERT INTO changes (key_id, at) VALUES (NEW.id, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END;
+   CREATE TRIGGER keys_log_update AFTER UPDATE OF
+       lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run,
+       status, expires_at, revoked_at, rotated_at ON keys
+     WHEN NOT EXISTS (SELECT 1 FROM replica_state)
+     BEGIN INSERT INTO changes (key_id, at) VALUES (NEW.id, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END;
+   CREATE TRIGGER keys_log_delete AFTER DELETE ON keys
+     WHEN NOT EXISTS (SELECT 1 FROM replica_state)
+     BEGIN INSERT INTO changes (key_id, at) VALUES (OLD.id, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END;`,
 ];
 
 /** Options for {@link openDatabase}. */

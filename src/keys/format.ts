@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import type { KeyKind } from "../pipeline/identity.js";
 
 /** Every API-key kind, in the order DESIGN lists them. */
@@ -40,5 +40,5 @@ export function mintKey(kind: KeyKind, id: string): string {
 
 /** SHA-256 of the whole key string: the only form of the secret the store keeps. */
 export function hashKey(token: string): Buffer {
-  return createHash("sha256").update(token).digest();
+  return hash("sha256", token, "buffer");
 }

@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import type { CredentialKind, KeyKind, RunBinding } from "../pipeline/identity.js";
 import type { Db } from "./db.js";
 import { hashKey, keyLookup, mintKey, newKeyId, type ParsedKey } from "./format.js";
@@ -56,13 +57,13 @@ export interface PageCursor {
 }
 
 /** What the store knows about a presented key (see {@link KeyStore.verify}). */
-export type KeyVerdict =
-  | { readonly ok: true; readonly key: VerifiedKey }
-  | {
-      readonly ok: false;
-      readonly code: "invalid_token" | "key_revoked" | "key_expired";
-      readonly keyId?: string;
-    };
+export type KeyVerdict = { readonly ok: true; readonly key: VerifiedKey } | KeyDenied;
+
+export interface KeyDenied {
+  readonly ok: false;
+  readonly code: "invalid_token" | "key_revoked" | "key_expired";
+  readonly keyId?: string | undefined;
+}
 
 /** The facts of a key that authorization needs, read on the hot path. */
 export interface VerifiedKey {
@@ -116,10 +117,26 @@ export class KeyStore {
   readonly #setHash;
   readonly #revoke;
   readonly #touch;
+  readonly #dataVersion;
+  /**
+   * The decision cache: verdicts of presented keys whose secret matched,
+   * keyed by the SHA-256 of the presented key (never the key). Any commit by
+   * another connection (admin API, CLI, replication) clears it before the
+   * next verification, so a revocation or rotation holds at once.
+   */
+  readonly #cache: LRUCache<string, Extract<KeyVerdict, { ok: true }> | KeyDenied> | undefined;
+  #seenVersion = -1;
+  #hits = 0;
+  #misses = 0;
 
-  constructor(db: Db, now: () => number = Date.now) {
+  /**
+   * @param cacheMaxEntries bound of the decision cache; 0 (the default) disables it.
+   */
+  constructor(db: Db, now: () => number = Date.now, cacheMaxEntries = 0) {
     this.#db = db;
     this.#now = now;
+    this.#cache = cacheMaxEntries > 0 ? new LRUCache({ max: cacheMaxEntries }) : undefined;
+    this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.#byLookup = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE lookup = ?");
     this.#byId = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?");
     this.#insert = db.prepare(
@@ -258,6 +275,37 @@ export class KeyStore {
    */
   verify(parsed: ParsedKey, token: string): KeyVerdict {
     const presented = hashKey(token);
+    const cache = this.#cache;
+    if (cache === undefined) return this.#verifyStored(parsed, presented);
+    const version = this.#dataVersion.get() as number;
+    if (version !== this.#seenVersion) {
+      cache.clear();
+      this.#seenVersion = version;
+    }
+    const cacheKey = presented.toString("latin1");
+    let verdict = cache.get(cacheKey);
+    if (verdict !== undefined) this.#hits++;
+    else {
+      this.#misses++;
+      verdict = this.#verifyStored(parsed, presented);
+      // Only a presented key whose secret matched is cached, so guessing
+      // cannot fill the cache.
+      if (verdict.ok || verdict.code !== "invalid_token") cache.set(cacheKey, verdict);
+    }
+    // Time moves on while an entry sits in the cache.
+    const expiresAt = verdict.ok ? verdict.key.expiresAt : undefined;
+    if (expiresAt !== undefined && expiresAt <= this.#now()) {
+      return { ok: false, code: "key_expired", keyId: verdict.ok ? verdict.key.id : undefined };
+    }
+    return verdict;
+  }
+
+  /** Decision-cache counters, for metrics. */
+  cacheStats(): { hits: number; misses: number } {
+    return { hits: this.#hits, misses: this.#misses };
+  }
+
+  #verifyStored(parsed: ParsedKey, presented: Buffer): KeyVerdict {
     const row = this.#byLookup.get(parsed.lookup);
     const matches = timingSafeEqual(presented, row ? row.hash : DUMMY_HASH);
     if (!row || !matches) return { ok: false, code: "invalid_token" };

@@ -27,7 +27,9 @@ export interface IdentifierOptions {
 }
 
 /** Turns an `authorization` header value into the identity it proves, or a deny. */
-export type Identifier = (authorization: string | undefined) => Identity | Deny | Promise<Identity | Deny>;
+export type Identifier = (
+  authorization: string | undefined,
+) => Identity | Deny | Promise<Identity | Deny>;
 
 /**
  * The identity phase, shared by Check, forward-auth and the admin API:
@@ -65,7 +67,8 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
         };
       }
       case "jwt": {
-        if (!jwt) return deny("invalid_token", { reason: "no JWT issuer is configured", kind: "jwt" });
+        if (!jwt)
+          return deny("invalid_token", { reason: "no JWT issuer is configured", kind: "jwt" });
         return jwt
           .verify(credential.token)
           .then((result) =>
@@ -81,6 +84,9 @@ export function isDeny(value: Identity | Deny): value is Deny {
   return "allow" in value;
 }
 
-export function deny(code: DenyCode, details: Omit<Deny, "allow" | "decisionId" | "code"> = {}): Deny {
+export function deny(
+  code: DenyCode,
+  details: Omit<Deny, "allow" | "decisionId" | "code"> = {},
+): Deny {
   return { allow: false, decisionId: newDecisionId(), code, ...details };
 }

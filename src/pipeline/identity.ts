@@ -26,4 +26,6 @@ export interface Identity {
   readonly binding: RunBinding | undefined;
   /** For a JWT: the configured role of its issuer (researcher | admin). */
   readonly role?: "researcher" | "admin";
+  /** For a JWT: the issuer that vouched for it (subjects are unique per issuer only). */
+  readonly issuer?: string;
 }

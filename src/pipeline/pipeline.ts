@@ -11,6 +11,11 @@ export type { TokenResult, TokenVerifier } from "./identify.js";
 export interface PipelineOptions extends IdentifierOptions {
   /** The route policy; read on every decision, so swapping it reloads. */
   readonly policy: () => Policy;
+  /**
+   * Whether keyward can decide at all; a string says why not (e.g. a replica
+   * before its first snapshot), and every request is then a 503 deny.
+   */
+  readonly unavailable?: () => string | undefined;
 }
 
 /** Turns a request view into a decision. Never throws: a fault is a 503 deny. */
@@ -63,6 +68,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   return async (view) => {
     try {
+      const why = options.unavailable?.();
+      if (why !== undefined) return deny("unavailable", { reason: why });
       const identity = await identify(view.authorization);
       if (isDeny(identity)) return identity;
       return authorize(identity, view);

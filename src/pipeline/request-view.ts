@@ -23,4 +23,6 @@ export interface RequestView {
    * request headers are not.
    */
   readonly requiredScopes: string | undefined;
+  /** W3C trace context headers the proxy forwarded, for tracing only. */
+  readonly traceContext?: { readonly traceparent?: string; readonly tracestate?: string };
 }

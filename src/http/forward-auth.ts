@@ -1,0 +1,94 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "../log.js";
+import type { Decision, Deny } from "../pipeline/decision.js";
+import { DEFAULT_IDENTITY_PREFIX } from "../pipeline/identity-headers.js";
+import { logDeny } from "../pipeline/log-deny.js";
+import type { Pipeline } from "../pipeline/pipeline.js";
+import type { RequestView } from "../pipeline/request-view.js";
+import {
+  createForwardAuthResponder,
+  type ForwardAuthResponderOptions,
+  type HttpAnswer,
+} from "./forward-auth-response.js";
+import { viewOfForwardAuthRequest } from "./forward-auth-view.js";
+
+/** Options for {@link createForwardAuthHandler}. */
+export interface ForwardAuthOptions extends ForwardAuthResponderOptions {
+  /** The same pipeline the Check port uses. */
+  readonly pipeline: Pipeline;
+  readonly logger: Logger;
+}
+
+/**
+ * Serves forward-auth (`/authz`, `/authz/…`) for nginx `auth_request`,
+ * Traefik ForwardAuth and Envoy `http_service`: request view → the shared
+ * pipeline → one response builder. Any method is accepted, since Envoy sends
+ * the original one. Like Check, it never throws and fails closed: a fault is
+ * a logged 503 `unavailable`, and a request whose original route cannot be
+ * told is never allowed.
+ */
+export function createForwardAuthHandler(options: ForwardAuthOptions) {
+  const log = options.logger;
+  const respond = createForwardAuthResponder(options);
+  const prefix = options.prefix ?? DEFAULT_IDENTITY_PREFIX;
+
+  return (request: IncomingMessage, response: ServerResponse): void => {
+    let view: RequestView = EMPTY_VIEW;
+    const answer = (decision: Decision): void => {
+      if (!decision.allow) logDeny(log, decision, view);
+      send(response, respond(decision, view));
+    };
+    try {
+      const described = viewOfForwardAuthRequest(request, prefix);
+      view = described.view;
+      options.pipeline(view).then(
+        (decision) => answer(unjudgeable(decision, described.problem)),
+        (cause: unknown) => answer(faultDeny("pipeline rejected", cause)),
+      );
+    } catch (cause) {
+      answer(faultDeny("forward-auth handler failed", cause));
+    }
+  };
+}
+
+/**
+ * When the proxy did not say (or said ambiguously) which request to judge,
+ * the view names no route, so the pipeline cannot allow it; this makes sure
+ * of it whatever the policy, and puts the reason in the log line.
+ */
+function unjudgeable(decision: Decision, problem: string | undefined): Decision {
+  if (problem === undefined) return decision;
+  if (decision.allow) {
+    return {
+      allow: false,
+      decisionId: decision.decisionId,
+      code: "insufficient_scope",
+      reason: problem,
+      keyId: decision.identity.keyId,
+      kind: decision.identity.kind,
+    };
+  }
+  return decision.code === "insufficient_scope" ? { ...decision, reason: problem } : decision;
+}
+
+function send(response: ServerResponse, answer: HttpAnswer): void {
+  if (response.headersSent || response.destroyed) return;
+  response.writeHead(answer.status, {
+    ...answer.headers,
+    "content-length": Buffer.byteLength(answer.body),
+  });
+  response.end(answer.body);
+}
+
+const EMPTY_VIEW: RequestView = {
+  method: "",
+  path: "",
+  authorization: undefined,
+  spoofedHeaders: [],
+  requiredScopes: undefined,
+};
+
+function faultDeny(reason: string, cause: unknown): Deny {
+  return { allow: false, decisionId: randomUUID(), code: "unavailable", reason, cause };
+}

@@ -1,0 +1,204 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { Change, Snapshot } from "../gen/keyward/replication/v1/replication_pb.js";
+import { ReplicationService } from "../gen/keyward/replication/v1/replication_pb.js";
+import type { Db } from "../keys/db.js";
+import type { Logger } from "../log.js";
+import { INSERT_ROW, protoToRow } from "./rows.js";
+
+/** Options for {@link ReplicaSync}. */
+export interface ReplicaSyncOptions {
+  /** The primary's admin URL, e.g. http://keyward-primary:9192. */
+  readonly primary: string;
+  readonly token: string;
+  /** A writable connection to the replica's own database file. */
+  readonly db: Db;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  /** Reconnect backoff: first delay and cap, ms. Defaults 100 and 5000. */
+  readonly backoffMs?: { readonly initial: number; readonly max: number };
+}
+
+/** What a replica knows about its own freshness (for readiness and metrics). */
+export interface ReplicaStatus {
+  /** A snapshot has been applied at some point: the replica can decide. */
+  readonly synced: boolean;
+  readonly connected: boolean;
+  readonly appliedSequence: number;
+  /** Newest sequence the primary has announced. */
+  readonly primarySequence: number;
+  /** Epoch ms when the primary was last heard (any message), or undefined. */
+  readonly lastHeardAt: number | undefined;
+  readonly reconnects: number;
+  readonly snapshots: number;
+}
+
+/**
+ * Keeps a replica's database in step with the primary: calls Watch with the
+ * last applied sequence, applies the snapshot or changes in order, each in a
+ * transaction that also records the sequence, and reconnects with capped
+ * exponential backoff and jitter when the stream ends. While the primary is
+ * away the replica keeps answering from what it has.
+ */
+export class ReplicaSync {
+  readonly #options: ReplicaSyncOptions;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #abort = new AbortController();
+  readonly #statements;
+  #running: Promise<void> | undefined;
+  #connected = false;
+  #primarySequence = 0;
+  #lastHeardAt: number | undefined;
+  #reconnects = 0;
+  #snapshots = 0;
+  readonly #listeners = new Set<(sequence: number) => void>();
+
+  constructor(options: ReplicaSyncOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+    this.#now = options.now ?? Date.now;
+    const db = options.db;
+    this.#statements = {
+      state: db.prepare<[], { applied_seq: number }>(
+        "SELECT applied_seq FROM replica_state WHERE id = 1",
+      ),
+      setState: db.prepare(
+        "INSERT INTO replica_state (id, applied_seq, applied_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET applied_seq = excluded.applied_seq, applied_at = excluded.applied_at",
+      ),
+      upsert: db.prepare(INSERT_ROW),
+      remove: db.prepare("DELETE FROM keys WHERE id = ?"),
+      clear: db.prepare("DELETE FROM keys"),
+    };
+  }
+
+  start(): void {
+    this.#running ??= this.#loop();
+  }
+
+  status(): ReplicaStatus {
+    const applied = this.#applied();
+    return {
+      synced: applied !== undefined,
+      connected: this.#connected,
+      appliedSequence: applied ?? 0,
+      primarySequence: Math.max(this.#primarySequence, applied ?? 0),
+      lastHeardAt: this.#lastHeardAt,
+      reconnects: this.#reconnects,
+      snapshots: this.#snapshots,
+    };
+  }
+
+  /** Called after each applied change or snapshot with the new sequence. */
+  onApplied(listener: (sequence: number) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.#running;
+  }
+
+  #applied(): number | undefined {
+    return this.#statements.state.get()?.applied_seq;
+  }
+
+  async #loop(): Promise<void> {
+    const { initial, max } = this.#options.backoffMs ?? { initial: 100, max: 5000 };
+    const client = createClient(
+      ReplicationService,
+      createGrpcTransport({ baseUrl: this.#options.primary }),
+    );
+    let delay = initial;
+    while (!this.#abort.signal.aborted) {
+      const from = this.#applied() ?? 0;
+      try {
+        const stream = client.watch(
+          { fromSequence: BigInt(from) },
+          {
+            signal: this.#abort.signal,
+            headers: { authorization: `Bearer ${this.#options.token}` },
+          },
+        );
+        for await (const message of stream) {
+          if (!this.#connected) {
+            this.#connected = true;
+            this.#log.info({ primary: this.#options.primary, from }, "connected to primary");
+          }
+          delay = initial;
+          this.#lastHeardAt = this.#now();
+          const event = message.event;
+          if (event.case === "snapshot") this.#applySnapshot(event.value);
+          else if (event.case === "change") this.#applyChange(event.value);
+          else if (event.case === "heartbeat") this.#primarySequence = Number(event.value.sequence);
+        }
+      } catch (error) {
+        if (this.#abort.signal.aborted) break;
+        this.#log.warn(
+          { err: error, primary: this.#options.primary, retryInMs: delay },
+          "replication stream failed",
+        );
+      } finally {
+        if (this.#options.db.inTransaction) this.#options.db.exec("ROLLBACK");
+      }
+      if (this.#connected)
+        this.#log.warn({ primary: this.#options.primary }, "disconnected from primary");
+      this.#connected = false;
+      if (this.#abort.signal.aborted) break;
+      this.#reconnects++;
+      // Full jitter keeps a fleet of replicas from reconnecting in lockstep.
+      await sleep(delay / 2 + Math.random() * (delay / 2), this.#abort.signal);
+      delay = Math.min(delay * 2, max);
+    }
+  }
+
+  #applySnapshot(snapshot: Snapshot): void {
+    const db = this.#options.db;
+    // The whole snapshot is one transaction across its chunks: Check keeps
+    // reading the previous copy until the new one commits.
+    if (snapshot.first) {
+      if (db.inTransaction) db.exec("ROLLBACK");
+      db.exec("BEGIN IMMEDIATE");
+      this.#statements.clear.run();
+    }
+    if (!db.inTransaction) throw new Error("snapshot chunk without its first chunk");
+    for (const row of snapshot.rows) this.#statements.upsert.run(protoToRow(row));
+    if (snapshot.last) {
+      const sequence = Number(snapshot.sequence);
+      this.#statements.setState.run(sequence, this.#now());
+      db.exec("COMMIT");
+      this.#snapshots++;
+      this.#primarySequence = Math.max(this.#primarySequence, sequence);
+      this.#log.info({ sequence, snapshots: this.#snapshots }, "snapshot applied");
+      this.#emit(sequence);
+    }
+  }
+
+  #applyChange(change: Change): void {
+    const sequence = Number(change.sequence);
+    this.#options.db.transaction(() => {
+      if (change.deleted || !change.row) this.#statements.remove.run(change.keyId);
+      else this.#statements.upsert.run(protoToRow(change.row));
+      this.#statements.setState.run(sequence, this.#now());
+    })();
+    this.#primarySequence = Math.max(this.#primarySequence, sequence);
+    this.#emit(sequence);
+  }
+
+  #emit(sequence: number): void {
+    for (const listener of this.#listeners) listener(sequence);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

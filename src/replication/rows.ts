@@ -1,0 +1,74 @@
+import { create } from "@bufbuild/protobuf";
+import { type KeyRow, KeyRowSchema } from "../gen/keyward/replication/v1/replication_pb.js";
+
+/** A `keys` row as SQLite returns it. */
+export interface StoredKeyRow {
+  id: string;
+  lookup: string;
+  hash: Buffer;
+  kind: string;
+  name: string;
+  tenant: string;
+  owner: string;
+  scopes: string;
+  experiment: string | null;
+  variation: string | null;
+  run: string | null;
+  status: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  rotated_at: number | null;
+}
+
+/** The replicated columns, in the order of {@link INSERT_ROW}. */
+export const REPLICATED_COLUMNS =
+  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at";
+
+export const INSERT_ROW = `INSERT OR REPLACE INTO keys (${REPLICATED_COLUMNS})
+  VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run,
+          @status, @created_at, @expires_at, @revoked_at, @rotated_at)`;
+
+export function rowToProto(row: StoredKeyRow): KeyRow {
+  return create(KeyRowSchema, {
+    id: row.id,
+    lookup: row.lookup,
+    hash: row.hash,
+    kind: row.kind,
+    name: row.name,
+    tenant: row.tenant,
+    owner: row.owner,
+    scopes: row.scopes,
+    experiment: row.experiment ?? "",
+    variation: row.variation ?? "",
+    run: row.run ?? "",
+    hasBinding: row.run !== null,
+    status: row.status,
+    createdAt: BigInt(row.created_at),
+    expiresAt: BigInt(row.expires_at ?? 0),
+    revokedAt: BigInt(row.revoked_at ?? 0),
+    rotatedAt: BigInt(row.rotated_at ?? 0),
+  });
+}
+
+export function protoToRow(row: KeyRow): StoredKeyRow {
+  const time = (value: bigint) => (value === 0n ? null : Number(value));
+  return {
+    id: row.id,
+    lookup: row.lookup,
+    hash: Buffer.from(row.hash),
+    kind: row.kind,
+    name: row.name,
+    tenant: row.tenant,
+    owner: row.owner,
+    scopes: row.scopes,
+    experiment: row.hasBinding ? row.experiment : null,
+    variation: row.hasBinding ? row.variation : null,
+    run: row.hasBinding ? row.run : null,
+    status: row.status,
+    created_at: Number(row.createdAt),
+    expires_at: time(row.expiresAt),
+    revoked_at: time(row.revokedAt),
+    rotated_at: time(row.rotatedAt),
+  };
+}
