@@ -1,20 +1,25 @@
-import { existsSync } from "node:fs";
+import { existsSync, type Stats, unwatchFile, watchFile } from "node:fs";
 import { auditInterceptor, authInterceptor, refuseOnReplica } from "./admin/interceptors.js";
 import { type AdminServer, startAdminServer } from "./admin/server.js";
 import { keyServiceRoutes, refusingKeyServiceRoutes } from "./admin/service.js";
 import { type CheckServer, startCheckServer } from "./check/server.js";
 import { ConfigError } from "./config/errors.js";
 import { type Config, durationMs } from "./config/schema.js";
-import { type HttpServer, startHttpServer } from "./http/server.js";
+import { file_keyward_admin_v1_admin } from "./gen/keyward/admin/v1/admin_pb.js";
+import { file_keyward_replication_v1_replication } from "./gen/keyward/replication/v1/replication_pb.js";
+import { type HttpServer, type Readiness, startHttpServer } from "./http/server.js";
 import { createJwtVerifier, type JwtVerifier } from "./jwt/verifier.js";
 import { AuditLog } from "./keys/audit.js";
 import { type Db, openDatabase } from "./keys/db.js";
 import { KeyStore } from "./keys/store.js";
 import { UsageTracker } from "./keys/usage.js";
 import { createLogger, type Logger } from "./log.js";
-import { createIdentifier } from "./pipeline/identify.js";
+import { Metrics } from "./observability/metrics.js";
+import { traced } from "./observability/tracing.js";
+import { createIdentifier, type TokenVerifier } from "./pipeline/identify.js";
 import { createPipeline } from "./pipeline/pipeline.js";
 import { EMPTY_POLICY, loadPolicyFile, type Policy } from "./policy/policy.js";
+import { reflectionRoutes } from "./reflection/routes.js";
 import { CommitNotifier } from "./replication/notifier.js";
 import { compactChanges, replicationRoutes } from "./replication/primary.js";
 import { ReplicaSync } from "./replication/replica.js";
@@ -25,6 +30,16 @@ export interface KeywardOverrides {
   readonly logger?: Logger;
   /** Clock, epoch ms. */
   readonly now?: () => number;
+  /**
+   * Re-reads the configuration for a reload (SIGHUP or a changed file). The
+   * CLI passes the same file + environment it started from; absent, a reload
+   * re-reads the policy file only.
+   */
+  readonly reloadConfig?: () => Config;
+  /** Files whose change triggers a reload (the config file); the policy file is always watched. */
+  readonly watchFiles?: readonly string[];
+  /** Poll interval of the file watchers, ms; default 1000. */
+  readonly watchIntervalMs?: number;
 }
 
 /** The ports a started keyward listens on (useful when configured as 0). */
@@ -34,14 +49,30 @@ export interface KeywardPorts {
   readonly http: number;
 }
 
-/** A composed keyward: start it, read its ports, close it. */
+/** A composed keyward: start it, read its ports, reload it, close it. */
 export interface Keyward {
   readonly config: Config;
   readonly logger: Logger;
   start(): Promise<KeywardPorts>;
+  /**
+   * Reloads the policy file and the JWT issuers together: both take effect
+   * at once, or neither does (a bad new file is logged and the old one stays
+   * in force). Resolves true when the new configuration is in force.
+   */
+  reload(): Promise<boolean>;
   /** Drains in-flight Checks, stops listening and closes the database. */
   close(): Promise<void>;
 }
+
+/** The parts of the configuration that reload without a restart. */
+interface Reloadable {
+  readonly policy: Policy;
+  readonly jwt: JwtVerifier | undefined;
+}
+
+const NO_ISSUER: TokenVerifier = {
+  verify: async () => ({ ok: false, code: "invalid_token", reason: "no JWT issuer is configured" }),
+};
 
 /**
  * The composition root: builds every part from a validated config, in the
@@ -49,30 +80,23 @@ export interface Keyward {
  */
 export function createKeyward(config: Config, overrides: KeywardOverrides = {}): Keyward {
   const logger = overrides.logger ?? createLogger({ level: config.log_level });
-  const policyFile = config.policy || undefined;
-  if (policyFile && !existsSync(policyFile)) {
-    throw new ConfigError(
-      `config: policy: file ${policyFile} does not exist (set policy: null for none)`,
-    );
-  }
-  let policy: Policy;
-  try {
-    policy = policyFile ? loadPolicyFile(policyFile) : EMPTY_POLICY;
-  } catch (error) {
-    throw new ConfigError(`config: policy: ${(error as Error).message}`);
-  }
+  const now = overrides.now ?? Date.now;
+  // Fail fast on a bad policy file: before any port is opened.
+  const initialPolicy = readPolicy(config);
 
+  let current: Reloadable = { policy: initialPolicy, jwt: undefined };
   let db: Db | undefined;
   let adminDb: Db | undefined;
   let syncDb: Db | undefined;
   let usage: UsageTracker | undefined;
   let admin: AdminServer | undefined;
-  let jwt: JwtVerifier | undefined;
   let check: CheckServer | undefined;
   let http: HttpServer | undefined;
   let sync: ReplicaSync | undefined;
   let notifier: CommitNotifier | undefined;
   let compaction: NodeJS.Timeout | undefined;
+  const watched: { file: string; listener: (current: Stats, previous: Stats) => void }[] = [];
+  let reloading: Promise<boolean> = Promise.resolve(true);
 
   const replicationToken = (): string => {
     try {
@@ -82,8 +106,50 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
     }
   };
 
+  async function startVerifier(next: Config): Promise<JwtVerifier | undefined> {
+    if (next.issuers.length === 0) return undefined;
+    const verifier = createJwtVerifier({
+      issuers: next.issuers,
+      logger,
+      cacheMaxEntries: next.cache.max_entries,
+      ...(overrides.now ? { now: overrides.now } : {}),
+    });
+    await verifier.start();
+    return verifier;
+  }
+
+  async function reloadOnce(): Promise<boolean> {
+    const log = logger.child({ name: "reload" });
+    let next: Config = config;
+    let verifier: JwtVerifier | undefined;
+    try {
+      if (overrides.reloadConfig) next = overrides.reloadConfig();
+      const policy = readPolicy(next);
+      const issuersChanged = JSON.stringify(next.issuers) !== JSON.stringify(config.issuers);
+      verifier = issuersChanged ? await startVerifier(next) : current.jwt;
+      const previous = current;
+      // One assignment: the pipeline sees the old pair or the new pair, never a mix.
+      current = { policy, jwt: verifier };
+      if (issuersChanged) {
+        previous.jwt?.close();
+        config = { ...config, issuers: next.issuers };
+      }
+      log.info({ policy: next.policy, issuers: next.issuers.length }, "configuration reloaded");
+      return true;
+    } catch (error) {
+      if (verifier && verifier !== current.jwt) verifier.close();
+      log.error(
+        { error: (error as Error).message },
+        "reload refused; the previous configuration stays in force",
+      );
+      return false;
+    }
+  }
+
   return {
-    config,
+    get config() {
+      return config;
+    },
     logger,
     async start() {
       const token = config.role === "single" ? undefined : replicationToken();
@@ -109,20 +175,12 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         usage = usageTracker;
         onKeyUsed = (id) => usageTracker.used(id);
       }
-      if (config.issuers.length > 0) {
-        jwt = createJwtVerifier({
-          issuers: config.issuers,
-          logger,
-          cacheMaxEntries: config.cache.max_entries,
-          ...(overrides.now ? { now: overrides.now } : {}),
-        });
-        await jwt.start();
-      }
+      current = { policy: initialPolicy, jwt: await startVerifier(config) };
+
+      const replica = sync;
       const staleness = config.replication.max_staleness
         ? durationMs(config.replication.max_staleness)
         : undefined;
-      const replica = sync;
-      const now = overrides.now ?? Date.now;
       // A replica that has never received a snapshot cannot decide (503),
       // nor one that has not heard its primary for longer than max_staleness.
       const unavailable = replica
@@ -138,9 +196,29 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
             return undefined;
           }
         : undefined;
-      const pipeline = createPipeline({ store, policy: () => policy, jwt, onKeyUsed, unavailable });
+      const jwt: TokenVerifier = { verify: (token) => (current.jwt ?? NO_ISSUER).verify(token) };
+      const pipeline = createPipeline({
+        store,
+        policy: () => current.policy,
+        jwt,
+        onKeyUsed,
+        unavailable,
+      });
+      const metrics = new Metrics({
+        keyCache: () => store.cacheStats(),
+        jwt: () =>
+          current.jwt?.stats() ?? {
+            verifications: 0,
+            cacheHits: 0,
+            jwksFetches: 0,
+            jwksFailures: 0,
+          },
+        ...(replica && { replica: () => replica.status() }),
+        now,
+      });
+
       check = await startCheckServer({
-        pipeline,
+        pipeline: metrics.instrument(traced(pipeline, "grpc"), "grpc"),
         logger: logger.child({ name: "check" }),
         host: config.listen.host,
         port: config.listen.check,
@@ -148,52 +226,20 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         stripAuthorization: config.headers.strip_authorization,
       });
       const openDb = db;
-      const verifier = jwt;
       http = await startHttpServer({
         host: config.listen.host,
         port: config.listen.http,
         forwardAuth: {
-          pipeline,
+          pipeline: metrics.instrument(traced(pipeline, "http"), "http"),
           logger: logger.child({ name: "http" }),
           prefix: config.headers.prefix,
           stripAuthorization: config.headers.strip_authorization,
         },
-        readiness: () => {
-          const checks: Record<string, string> = {};
-          let ready = true;
-          try {
-            openDb.prepare("SELECT 1").get();
-            checks.store = "ok";
-          } catch (error) {
-            ready = false;
-            checks.store = `unreadable: ${(error as Error).message}`;
-          }
-          if (verifier) {
-            for (const issuer of verifier.status()) {
-              checks[`jwks ${issuer.issuer}`] = issuer.loaded
-                ? "ok"
-                : `not loaded: ${issuer.lastError ?? "pending"}`;
-              if (!issuer.loaded) ready = false;
-            }
-          }
-          if (replica) {
-            const status = replica.status();
-            const lag = status.primarySequence - status.appliedSequence;
-            const heard =
-              status.lastHeardAt === undefined
-                ? "never"
-                : `${((now() - status.lastHeardAt) / 1000).toFixed(1)}s ago`;
-            const why = unavailable?.();
-            if (!status.synced) ready = false;
-            checks.replication = why
-              ? `${status.synced ? "stale" : "no snapshot yet"} (primary heard ${heard})`
-              : status.connected
-                ? `ok (sequence ${status.appliedSequence}, ${lag} behind)`
-                : `degraded: primary unreachable, serving sequence ${status.appliedSequence} (primary heard ${heard})`;
-            if (why) ready = false;
-          }
-          return { ready, checks };
-        },
+        metrics: async () => ({
+          contentType: metrics.registry.contentType,
+          body: await metrics.registry.metrics(),
+        }),
+        readiness: () => readiness(openDb, current.jwt, replica, unavailable, now),
       });
 
       if (config.role === "replica") {
@@ -240,23 +286,53 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           }, 1000);
           compaction.unref();
         }
+        const reflection = reflectionRoutes({
+          files: [
+            file_keyward_admin_v1_admin,
+            ...(commits && token ? [file_keyward_replication_v1_replication] : []),
+          ],
+        });
+        const served = routes;
+        routes = (router) => reflection(served(router));
         admin = await startAdminServer({
           host: config.listen.host,
           port: config.listen.admin,
           routes,
           interceptors: [
             authInterceptor(identify, audit),
-            auditInterceptor(adminDb, audit, logger.child({ name: "admin" }), () =>
-              commits?.notify(),
-            ),
+            auditInterceptor(adminDb, audit, logger.child({ name: "admin" }), {
+              onCommit: () => commits?.notify(),
+              onOutcome: (method, outcome) => metrics.adminCall(method, outcome),
+            }),
           ],
         });
       }
+
+      // Reload on a changed policy or config file (SIGHUP is wired by the CLI).
+      const files = [...(overrides.watchFiles ?? []), ...(config.policy ? [config.policy] : [])];
+      for (const file of new Set(files)) {
+        const listener = (after: Stats, before: Stats) => {
+          if (after.mtimeMs !== before.mtimeMs) void this.reload();
+        };
+        watchFile(
+          file,
+          { interval: overrides.watchIntervalMs ?? 1000, persistent: false },
+          listener,
+        );
+        watched.push({ file, listener });
+      }
+
       const ports = { check: check.port, admin: admin.port, http: http.port };
       logger.info({ role: config.role, database: config.database, ports }, "keyward started");
       return ports;
     },
+    reload() {
+      // Reloads run one at a time, in order.
+      reloading = reloading.then(reloadOnce, reloadOnce);
+      return reloading;
+    },
     async close() {
+      for (const { file, listener } of watched) unwatchFile(file, listener);
       await check?.close();
       await admin?.close();
       await http?.close();
@@ -264,11 +340,72 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
       if (compaction) clearInterval(compaction);
       notifier?.close();
       usage?.close();
-      jwt?.close();
+      current.jwt?.close();
       adminDb?.close();
       syncDb?.close();
       db?.close();
       logger.info("keyward stopped");
     },
   };
+}
+
+/** Reads the configured policy file; a missing or bad file is a one-line ConfigError. */
+function readPolicy(config: Config): Policy {
+  const policyFile = config.policy || undefined;
+  if (!policyFile) return EMPTY_POLICY;
+  if (!existsSync(policyFile)) {
+    throw new ConfigError(
+      `config: policy: file ${policyFile} does not exist (set policy: null for none)`,
+    );
+  }
+  try {
+    return loadPolicyFile(policyFile);
+  } catch (error) {
+    throw new ConfigError(`config: policy: ${(error as Error).message}`);
+  }
+}
+
+/** `/readyz`: store readable, every JWKS loaded, a replica synced and within its staleness bound. */
+function readiness(
+  db: Db,
+  jwt: JwtVerifier | undefined,
+  replica: ReplicaSync | undefined,
+  unavailable: (() => string | undefined) | undefined,
+  now: () => number,
+): Readiness {
+  const checks: Record<string, string> = {};
+  let ready = true;
+  let degraded = false;
+  try {
+    db.prepare("SELECT 1").get();
+    checks.store = "ok";
+  } catch (error) {
+    ready = false;
+    checks.store = `unreadable: ${(error as Error).message}`;
+  }
+  for (const issuer of jwt?.status() ?? []) {
+    checks[`jwks ${issuer.issuer}`] = issuer.loaded
+      ? "ok"
+      : `not loaded: ${issuer.lastError ?? "pending"}`;
+    if (!issuer.loaded) ready = false;
+  }
+  if (replica) {
+    const status = replica.status();
+    const heard =
+      status.lastHeardAt === undefined
+        ? "never"
+        : `${((now() - status.lastHeardAt) / 1000).toFixed(1)}s ago`;
+    const why = unavailable?.();
+    if (why) {
+      ready = false;
+      checks.replication = `${why} (primary heard ${heard})`;
+    } else if (!status.connected) {
+      // Default (no max_staleness): keep serving what it has, and say so.
+      degraded = true;
+      checks.replication = `degraded: primary unreachable, serving sequence ${status.appliedSequence} (primary heard ${heard})`;
+    } else {
+      checks.replication = `ok (sequence ${status.appliedSequence}, ${status.primarySequence - status.appliedSequence} behind)`;
+    }
+  }
+  return { ready, degraded, checks };
 }

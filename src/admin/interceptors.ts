@@ -5,6 +5,7 @@ import type { Db } from "../keys/db.js";
 import type { Logger } from "../log.js";
 import { OUTCOMES } from "../pipeline/decision.js";
 import { type Identifier, isDeny } from "../pipeline/identify.js";
+import { codeName } from "./codes.js";
 import { principalKey, principalOf } from "./principal.js";
 
 /**
@@ -47,7 +48,12 @@ export function auditInterceptor(
   db: Db,
   audit: AuditLog,
   log: Logger,
-  onCommit: () => void = () => {},
+  hooks: {
+    /** After a call's transaction committed (wakes replication streams). */
+    onCommit?: () => void;
+    /** Every call's outcome: "ok" or a snake_case error code (metrics). */
+    onOutcome?: (method: string, outcome: string) => void;
+  } = {},
 ): Interceptor {
   let queue: Promise<unknown> = Promise.resolve();
   return (next) => (req) => {
@@ -80,11 +86,13 @@ export function auditInterceptor(
           });
         }
         db.exec("COMMIT");
-        onCommit();
+        hooks.onCommit?.();
+        hooks.onOutcome?.(action, "ok");
         return res;
       } catch (error) {
         if (db.inTransaction) db.exec("ROLLBACK");
         const connectError = ConnectError.from(error);
+        hooks.onOutcome?.(action, codeName(connectError.code));
         if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
           log.error({ err: error, action, actor }, "admin call failed");
         }

@@ -6,12 +6,15 @@ import {
   CheckRequestSchema,
   type CheckResponse,
   CheckResponseSchema,
+  file_envoy_service_auth_v3_external_auth,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 import type { Logger } from "../log.js";
 import type { Decision, Deny } from "../pipeline/decision.js";
 import { logDeny } from "../pipeline/log-deny.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import type { RequestView } from "../pipeline/request-view.js";
+import { reflectionServices } from "../reflection/grpc-service.js";
 import { asBuffer, unaryMethod } from "./grpc-codec.js";
 import { HealthState, healthService } from "./health.js";
 import { viewOfCheckRequest } from "./request-view.js";
@@ -107,6 +110,12 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   const server = new grpc.Server();
   server.addService({ Check: check }, implementation);
   server.addService(...healthService(health));
+  // Server reflection, so grpcurl-style tools can list and call the services.
+  for (const service of reflectionServices({
+    files: [file_envoy_service_auth_v3_external_auth, file_grpc_health_v1_health],
+  })) {
+    server.addService(...service);
+  }
 
   const host = options.host ?? "127.0.0.1";
   const address = host.includes(":")

@@ -24,7 +24,10 @@ export function buildProgram(): Command {
       const { loadConfig } = await import("../config/load.js");
       const { createKeyward } = await import("../app.js");
       const config = loadConfig({ file: options.config });
-      const keyward = createKeyward(config);
+      const keyward = createKeyward(config, {
+        reloadConfig: () => loadConfig({ file: options.config }),
+        ...(options.config && { watchFiles: [options.config] }),
+      });
       await keyward.start();
       let stopping = false;
       const stop = (signal: string) => {
@@ -37,6 +40,8 @@ export function buildProgram(): Command {
         );
       };
       process.on("SIGTERM", () => stop("SIGTERM"));
+      // SIGHUP reloads the policy file and the JWT issuers without a restart.
+      process.on("SIGHUP", () => void keyward.reload());
       process.on("SIGINT", () => stop("SIGINT"));
     });
 

@@ -118,6 +118,14 @@ export function viewOfForwardAuthRequest(
       spoofedHeaders,
       // Never from the request: a client can set any header it likes.
       requiredScopes: undefined,
+      ...(typeof request.headers.traceparent === "string" && {
+        traceContext: {
+          traceparent: request.headers.traceparent,
+          ...(typeof request.headers.tracestate === "string" && {
+            tracestate: request.headers.tracestate,
+          }),
+        },
+      }),
     },
     problem,
   };

@@ -6,6 +6,8 @@ import { isForwardAuthTarget } from "./forward-auth-view.js";
 /** A readiness probe's answer: ready, plus why not when it is not. */
 export interface Readiness {
   readonly ready: boolean;
+  /** Ready, but serving possibly stale answers (a replica that lost its primary). */
+  readonly degraded?: boolean;
   readonly checks: Readonly<Record<string, string>>;
 }
 
@@ -17,9 +19,11 @@ export interface HttpServerOptions {
   readonly readiness: () => Readiness;
   /** Serves forward-auth on `/authz` with this pipeline; absent, `/authz` is 404. */
   readonly forwardAuth?: ForwardAuthOptions;
+  /** Prometheus exposition for `/metrics`; absent, `/metrics` is 404. */
+  readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
-/** A running HTTP server (forward-auth and health; later metrics). */
+/** A running HTTP server (forward-auth, health and metrics). */
 export interface HttpServer {
   readonly port: number;
   /** Stops listening; lets requests in flight finish (up to `graceMs`, default 5 s), then closes. */
@@ -28,7 +32,8 @@ export interface HttpServer {
 
 /**
  * The plain-HTTP port. `/authz` and `/authz/…` are forward-auth (any method;
- * see forward-auth.ts). `/healthz` answers 200 while the process is alive;
+ * see forward-auth.ts). `/metrics` is the Prometheus exposition.
+ * `/healthz` answers 200 while the process is alive;
  * `/readyz` answers 200 only when keyward can decide (store open, JWKS
  * loaded), else 503 with the failing checks, so an orchestrator keeps traffic
  * away from a sidecar that would only deny with 503.
@@ -45,9 +50,22 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     if (path === "/readyz") {
       const readiness = options.readiness();
       return send(res, readiness.ready ? 200 : 503, {
-        status: readiness.ready ? "ready" : "not_ready",
+        status: readiness.ready ? (readiness.degraded ? "degraded" : "ready") : "not_ready",
         checks: readiness.checks,
       });
+    }
+    if (path === "/metrics" && options.metrics) {
+      options.metrics().then(
+        ({ contentType, body }) => {
+          res.writeHead(200, {
+            "content-type": contentType,
+            "content-length": Buffer.byteLength(body),
+          });
+          res.end(body);
+        },
+        () => send(res, 500, { error: "metrics_unavailable" }),
+      );
+      return;
     }
     return send(res, 404, { error: "not_found" });
   });

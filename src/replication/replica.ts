@@ -17,6 +17,12 @@ export interface ReplicaSyncOptions {
   readonly now?: () => number;
   /** Reconnect backoff: first delay and cap, ms. Defaults 100 and 5000. */
   readonly backoffMs?: { readonly initial: number; readonly max: number };
+  /**
+   * A stream on which nothing (not even a heartbeat, sent every second) has
+   * arrived for this long is presumed dead and reconnected; default 5000 ms.
+   * Catches a link that goes silent without closing.
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /** What a replica knows about its own freshness (for readiness and metrics). */
@@ -101,27 +107,42 @@ export class ReplicaSync {
   }
 
   #applied(): number | undefined {
-    return this.#statements.state.get()?.applied_seq;
+    const applied = this.#statements.state.get()?.applied_seq;
+    // -1 marks a first snapshot still being applied (see #applySnapshot).
+    return applied === undefined || applied < 0 ? undefined : applied;
   }
 
   async #loop(): Promise<void> {
     const { initial, max } = this.#options.backoffMs ?? { initial: 100, max: 5000 };
-    const client = createClient(
-      ReplicationService,
-      createGrpcTransport({ baseUrl: this.#options.primary }),
-    );
+    const idleTimeoutMs = this.#options.idleTimeoutMs ?? 5000;
     let delay = initial;
     while (!this.#abort.signal.aborted) {
       const from = this.#applied() ?? 0;
+      // A fresh transport (so a fresh HTTP/2 session) per attempt: after a
+      // silent link the old session is dead even if its socket never closed.
+      const client = createClient(
+        ReplicationService,
+        createGrpcTransport({ baseUrl: this.#options.primary }),
+      );
+      // One controller per stream, aborted by close() or by the watchdog that
+      // fires when nothing (not even a heartbeat) arrived for idleTimeoutMs.
+      const stream = new AbortController();
+      const stopStream = () => stream.abort();
+      this.#abort.signal.addEventListener("abort", stopStream, { once: true });
+      let silent = false;
+      const onSilence = () => {
+        silent = true;
+        stream.abort();
+      };
+      let watchdog = setTimeout(onSilence, idleTimeoutMs);
       try {
-        const stream = client.watch(
+        const messages = client.watch(
           { fromSequence: BigInt(from) },
-          {
-            signal: this.#abort.signal,
-            headers: { authorization: `Bearer ${this.#options.token}` },
-          },
+          { signal: stream.signal, headers: { authorization: `Bearer ${this.#options.token}` } },
         );
-        for await (const message of stream) {
+        for await (const message of messages) {
+          clearTimeout(watchdog);
+          watchdog = setTimeout(onSilence, idleTimeoutMs);
           if (!this.#connected) {
             this.#connected = true;
             this.#log.info({ primary: this.#options.primary, from }, "connected to primary");
@@ -135,11 +156,20 @@ export class ReplicaSync {
         }
       } catch (error) {
         if (this.#abort.signal.aborted) break;
-        this.#log.warn(
-          { err: error, primary: this.#options.primary, retryInMs: delay },
-          "replication stream failed",
-        );
+        if (silent) {
+          this.#log.warn(
+            { primary: this.#options.primary, idleTimeoutMs },
+            "primary went silent; reconnecting",
+          );
+        } else {
+          this.#log.warn(
+            { err: error, primary: this.#options.primary, retryInMs: delay },
+            "replication stream failed",
+          );
+        }
       } finally {
+        clearTimeout(watchdog);
+        this.#abort.signal.removeEventListener("abort", stopStream);
         if (this.#options.db.inTransaction) this.#options.db.exec("ROLLBACK");
       }
       if (this.#connected)
@@ -160,6 +190,10 @@ export class ReplicaSync {
     if (snapshot.first) {
       if (db.inTransaction) db.exec("ROLLBACK");
       db.exec("BEGIN IMMEDIATE");
+      // The replica_state row switches the change-log triggers off; write a
+      // placeholder first, so a first snapshot is not logged as local changes.
+      if (this.#statements.state.get() === undefined)
+        this.#statements.setState.run(-1, this.#now());
       this.#statements.clear.run();
     }
     if (!db.inTransaction) throw new Error("snapshot chunk without its first chunk");

@@ -35,7 +35,10 @@ export function serve(args: readonly string[], env: NodeJS.ProcessEnv = {}): Pro
   let stderr = "";
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
   return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), 20_000);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`serve did not start:\n${stderr}`));
+    }, 20_000);
     child.once("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`serve exited with ${code}:\n${stderr}`));

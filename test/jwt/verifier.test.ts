@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import {
   AUDIENCE,
   claims,
+  ISSUER,
   issuerConfig,
   newSigningKey,
   nowSeconds,
@@ -40,6 +41,7 @@ describe("JWT verifier: claims", () => {
         expiresAt: (payload.exp ?? 0) * 1000,
         binding: undefined,
         role: "admin",
+        issuer: ISSUER,
       },
     });
     expect(jwt.ready()).toBe(true);

@@ -1,0 +1,201 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Decision } from "../pipeline/decision.js";
+import type { Pipeline } from "../pipeline/pipeline.js";
+
+/** Where a decision was asked for. */
+export type Transport = "grpc" | "http";
+
+/** Read-only sources that metrics sample at scrape time (no cost per request). */
+export interface MetricSources {
+  readonly keyCache?: () => { hits: number; misses: number };
+  readonly jwt?: () => {
+    verifications: number;
+    cacheHits: number;
+    jwksFetches: number;
+    jwksFailures: number;
+  };
+  readonly replica?: () => {
+    appliedSequence: number;
+    primarySequence: number;
+    lastHeardAt: number | undefined;
+    reconnects: number;
+    snapshots: number;
+    connected: boolean;
+  };
+  readonly now?: () => number;
+}
+
+/**
+ * keyward's Prometheus metrics, on a registry of its own. Counters that the
+ * hot path would otherwise update per request (cache hits, JWKS fetches,
+ * replication state) are read from their owners when Prometheus scrapes.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #decisions: Counter<"transport" | "outcome" | "code" | "kind">;
+  readonly #duration: Histogram<"transport">;
+  readonly #admin: Counter<"method" | "outcome">;
+  readonly #decisionChildren = new Map<string, Counter.Internal>();
+  readonly #durationChildren = new Map<Transport, Histogram.Internal<"transport">>();
+
+  constructor(sources: MetricSources = {}) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: "keyward_" });
+    this.#decisions = new Counter({
+      name: "keyward_decisions_total",
+      help: "Authorization decisions, by transport, outcome (allow or deny), deny code and credential kind.",
+      labelNames: ["transport", "outcome", "code", "kind"],
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: "keyward_check_duration_seconds",
+      help: "Time keyward spent deciding one request, from request view to decision.",
+      labelNames: ["transport"],
+      buckets: [
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+      ],
+      registers,
+    });
+    this.#admin = new Counter({
+      name: "keyward_admin_requests_total",
+      help: "Admin API calls, by RPC and outcome (ok or an error code).",
+      labelNames: ["method", "outcome"],
+      registers,
+    });
+    const sampled = (
+      name: string,
+      help: string,
+      read: () => number | undefined,
+      type: "counter" | "gauge",
+    ) => {
+      // prom-client counters cannot be set; a sampled monotonic value is exposed as a
+      // Gauge named *_total only where its owner guarantees monotonicity.
+      new Gauge({
+        name,
+        help: type === "counter" ? `${help} (monotonic)` : help,
+        registers,
+        collect() {
+          const value = read();
+          if (value !== undefined) this.set(value);
+        },
+      });
+    };
+    const { keyCache, jwt, replica } = sources;
+    const now = sources.now ?? Date.now;
+    if (keyCache) {
+      sampled(
+        "keyward_key_cache_hits_total",
+        "API-key verifications answered from the decision cache.",
+        () => keyCache().hits,
+        "counter",
+      );
+      sampled(
+        "keyward_key_cache_misses_total",
+        "API-key verifications that read the key table.",
+        () => keyCache().misses,
+        "counter",
+      );
+    }
+    if (jwt) {
+      sampled(
+        "keyward_jwt_cache_hits_total",
+        "JWTs answered from the verified-token cache.",
+        () => jwt().cacheHits,
+        "counter",
+      );
+      sampled(
+        "keyward_jwt_verifications_total",
+        "JWT signature verifications performed.",
+        () => jwt().verifications,
+        "counter",
+      );
+      sampled(
+        "keyward_jwks_fetches_total",
+        "JWKS loads attempted (URL or file).",
+        () => jwt().jwksFetches,
+        "counter",
+      );
+      sampled(
+        "keyward_jwks_fetch_failures_total",
+        "JWKS loads that failed.",
+        () => jwt().jwksFailures,
+        "counter",
+      );
+    }
+    if (replica) {
+      sampled(
+        "keyward_replication_lag_sequences",
+        "Changes the primary has announced that this replica has not applied yet.",
+        () => replica().primarySequence - replica().appliedSequence,
+        "gauge",
+      );
+      sampled(
+        "keyward_replication_applied_sequence",
+        "Last change-log sequence this replica applied.",
+        () => replica().appliedSequence,
+        "gauge",
+      );
+      sampled(
+        "keyward_replication_last_heard_seconds",
+        "Seconds since this replica last heard from its primary.",
+        () => {
+          const heard = replica().lastHeardAt;
+          return heard === undefined ? undefined : (now() - heard) / 1000;
+        },
+        "gauge",
+      );
+      sampled(
+        "keyward_replication_connected",
+        "1 while the replication stream is connected.",
+        () => (replica().connected ? 1 : 0),
+        "gauge",
+      );
+      sampled(
+        "keyward_replication_reconnects_total",
+        "Reconnections to the primary.",
+        () => replica().reconnects,
+        "counter",
+      );
+      sampled(
+        "keyward_replication_snapshots_total",
+        "Snapshots applied.",
+        () => replica().snapshots,
+        "counter",
+      );
+    }
+  }
+
+  /** Counts one decision. Label children are cached, so this is a map lookup and an add. */
+  decided(transport: Transport, decision: Decision, seconds: number): void {
+    const outcome = decision.allow ? "allow" : "deny";
+    const code = decision.allow ? "" : decision.code;
+    const kind = decision.allow ? decision.identity.kind : (decision.kind ?? "");
+    const key = `${transport}|${outcome}|${code}|${kind}`;
+    let child = this.#decisionChildren.get(key);
+    if (child === undefined) {
+      child = this.#decisions.labels(transport, outcome, code || "none", kind || "none");
+      this.#decisionChildren.set(key, child);
+    }
+    child.inc();
+    let timer = this.#durationChildren.get(transport);
+    if (timer === undefined) {
+      timer = this.#duration.labels(transport);
+      this.#durationChildren.set(transport, timer);
+    }
+    timer.observe(seconds);
+  }
+
+  adminCall(method: string, outcome: string): void {
+    this.#admin.labels(method, outcome).inc();
+  }
+
+  /** Wraps a pipeline so every decision it makes is counted and timed. */
+  instrument(pipeline: Pipeline, transport: Transport): Pipeline {
+    return async (view) => {
+      const started = performance.now();
+      const decision = await pipeline(view);
+      this.decided(transport, decision, (performance.now() - started) / 1000);
+      return decision;
+    };
+  }
+}

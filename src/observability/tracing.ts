@@ -1,0 +1,42 @@
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { Pipeline } from "../pipeline/pipeline.js";
+import type { Transport } from "./metrics.js";
+
+const tracer = trace.getTracer("keyward");
+
+const getter = {
+  keys: (carrier: Record<string, string | undefined>) => Object.keys(carrier),
+  get: (carrier: Record<string, string | undefined>, key: string) => carrier[key],
+};
+
+/**
+ * Wraps a pipeline so each decision is a span (`keyward.check`) continuing
+ * the W3C trace context the proxy forwarded (`traceparent`, `tracestate`).
+ * Through @opentelemetry/api only: without a registered SDK every call here
+ * is the API's no-op, and keyward ships no exporter of its own.
+ */
+export function traced(pipeline: Pipeline, transport: Transport): Pipeline {
+  return (view) => {
+    const parent = propagation.extract(context.active(), view.traceContext ?? {}, getter);
+    return tracer.startActiveSpan(
+      "keyward.check",
+      {
+        kind: SpanKind.SERVER,
+        attributes: { "keyward.transport": transport, "http.request.method": view.method },
+      },
+      parent,
+      async (span) => {
+        try {
+          const decision = await pipeline(view);
+          span.setAttribute("keyward.decision", decision.allow ? "allow" : decision.code);
+          span.setAttribute("keyward.decision_id", decision.decisionId);
+          if (decision.allow) span.setAttribute("keyward.credential.kind", decision.identity.kind);
+          else if (decision.code === "unavailable") span.setStatus({ code: SpanStatusCode.ERROR });
+          return decision;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  };
+}
