@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -10,10 +9,11 @@ import {
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 import type { Logger } from "../log.js";
-import type { Decision, Deny } from "../pipeline/decision.js";
+import type { Decision } from "../pipeline/decision.js";
+import { faultDeny } from "../pipeline/identify.js";
 import { logDeny } from "../pipeline/log-deny.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
-import type { RequestView } from "../pipeline/request-view.js";
+import { EMPTY_VIEW, type RequestView } from "../pipeline/request-view.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
 import { asBuffer, unaryMethod } from "./grpc-codec.js";
 import { HealthState, healthService } from "./health.js";
@@ -146,16 +146,4 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
       });
     },
   };
-}
-
-const EMPTY_VIEW: RequestView = {
-  method: "",
-  path: "",
-  authorization: undefined,
-  spoofedHeaders: [],
-  requiredScopes: undefined,
-};
-
-function faultDeny(reason: string, cause?: unknown): Deny {
-  return { allow: false, decisionId: randomUUID(), code: "unavailable", reason, cause };
 }

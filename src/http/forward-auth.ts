@@ -1,11 +1,11 @@
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
-import type { Decision, Deny } from "../pipeline/decision.js";
+import type { Decision } from "../pipeline/decision.js";
+import { faultDeny } from "../pipeline/identify.js";
 import { DEFAULT_IDENTITY_PREFIX } from "../pipeline/identity-headers.js";
 import { logDeny } from "../pipeline/log-deny.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
-import type { RequestView } from "../pipeline/request-view.js";
+import { EMPTY_VIEW, type RequestView } from "../pipeline/request-view.js";
 import {
   createForwardAuthResponder,
   type ForwardAuthResponderOptions,
@@ -79,16 +79,4 @@ function send(response: ServerResponse, answer: HttpAnswer): void {
     "content-length": Buffer.byteLength(answer.body),
   });
   response.end(answer.body);
-}
-
-const EMPTY_VIEW: RequestView = {
-  method: "",
-  path: "",
-  authorization: undefined,
-  spoofedHeaders: [],
-  requiredScopes: undefined,
-};
-
-function faultDeny(reason: string, cause: unknown): Deny {
-  return { allow: false, decisionId: randomUUID(), code: "unavailable", reason, cause };
 }

@@ -14,6 +14,7 @@ import {
 } from "jose";
 import { LRUCache } from "lru-cache";
 import type { Logger } from "../log.js";
+import type { TokenResult } from "../pipeline/identify.js";
 import type { Identity } from "../pipeline/identity.js";
 import type { IssuerConfig } from "./config.js";
 
@@ -39,15 +40,12 @@ export interface JwtVerifierOptions {
   readonly now?: () => number;
 }
 
-/** Outcome of {@link JwtVerifier.verify}: an identity, or a deny code from DESIGN's closed set. */
-export type JwtResult =
-  | { readonly ok: true; readonly identity: Identity }
-  | {
-      readonly ok: false;
-      readonly code: "invalid_token" | "token_expired" | "unavailable";
-      /** For logs only; never contains the token or any value taken from it. */
-      readonly reason: string;
-    };
+/**
+ * Outcome of {@link JwtVerifier.verify}: an identity, or a deny code from
+ * DESIGN's closed set; the pipeline's TokenResult. `reason` is for logs only
+ * and never contains the token or any value taken from it.
+ */
+export type JwtResult = TokenResult;
 
 /** One issuer's key-set health, for `/readyz`. */
 export interface IssuerStatus {

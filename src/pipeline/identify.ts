@@ -90,3 +90,8 @@ export function deny(
 ): Deny {
   return { allow: false, decisionId: newDecisionId(), code, ...details };
 }
+
+/** A transport's own fault (undecodable request, handler error): a 503 deny that keeps its cause for the log. */
+export function faultDeny(reason: string, cause?: unknown): Deny {
+  return deny("unavailable", { reason, cause });
+}

@@ -26,3 +26,12 @@ export interface RequestView {
   /** W3C trace context headers the proxy forwarded, for tracing only. */
   readonly traceContext?: { readonly traceparent?: string; readonly tracestate?: string };
 }
+
+/** A view of nothing: what a transport logs with when it could not even build the view. */
+export const EMPTY_VIEW: RequestView = {
+  method: "",
+  path: "",
+  authorization: undefined,
+  spoofedHeaders: [],
+  requiredScopes: undefined,
+};
