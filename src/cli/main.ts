@@ -28,21 +28,27 @@ export function buildProgram(): Command {
         reloadConfig: () => loadConfig({ file: options.config }),
         ...(options.config && { watchFiles: [options.config] }),
       });
-      await keyward.start();
+      // Signals are handled from before the first port opens: a SIGTERM that
+      // arrives during start-up still drains and exits cleanly.
+      const starting = keyward.start();
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
         keyward.logger.info({ signal }, "draining");
-        keyward.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
+        starting
+          .catch(() => undefined)
+          .then(() => keyward.close())
+          .then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
       };
       process.on("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGINT", () => stop("SIGINT"));
       // SIGHUP reloads the policy file and the JWT issuers without a restart.
       process.on("SIGHUP", () => void keyward.reload());
-      process.on("SIGINT", () => stop("SIGINT"));
+      await starting;
     });
 
   registerKeyCommands(program, "./data/keyward.db");
