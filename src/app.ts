@@ -1,4 +1,4 @@
-import { existsSync, type Stats, unwatchFile, watchFile } from "node:fs";
+import { existsSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs";
 import { auditInterceptor, authInterceptor, refuseOnReplica } from "./admin/interceptors.js";
 import { type AdminServer, startAdminServer } from "./admin/server.js";
 import { keyServiceRoutes, refusingKeyServiceRoutes } from "./admin/service.js";
@@ -156,7 +156,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
       if (config.role === "replica") {
         // The replica's file is written only by what the primary streams;
         // Check reads it through a connection of its own.
-        syncDb = openDatabase(config.database);
+        syncDb = openDatabase(config.database, { busyTimeoutMs: 1000 });
         sync = new ReplicaSync({
           primary: config.replication.primary as string,
           token: token as string,
@@ -165,7 +165,9 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           ...(overrides.now ? { now: overrides.now } : {}),
         });
       }
-      db = openDatabase(config.database);
+      // Check's connection: reads never wait for writers (WAL); its only
+      // writes are the batched last-used times, which may be dropped.
+      db = openDatabase(config.database, { busyTimeoutMs: 50 });
       const store = new KeyStore(db, overrides.now, config.cache.max_entries);
       let onKeyUsed: ((id: string) => void) | undefined;
       if (config.role !== "replica") {
@@ -224,8 +226,25 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         port: config.listen.check,
         prefix: config.headers.prefix,
         stripAuthorization: config.headers.strip_authorization,
+        responseCacheEntries: config.cache.max_entries,
       });
       const openDb = db;
+      // The database file must stay the one that was opened: if it is removed
+      // or replaced underneath, writes would go to a file nobody will read.
+      const openedInode = statSync(config.database).ino;
+      const fileProblem = (): string | undefined => {
+        try {
+          return statSync(config.database).ino === openedInode
+            ? undefined
+            : "the database file was replaced";
+        } catch (error) {
+          // Only a file that is gone is a problem; a path we may no longer
+          // stat (permissions) says nothing about the open descriptors.
+          return (error as NodeJS.ErrnoException).code === "ENOENT"
+            ? "the database file was removed"
+            : undefined;
+        }
+      };
       http = await startHttpServer({
         host: config.listen.host,
         port: config.listen.http,
@@ -239,7 +258,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           contentType: metrics.registry.contentType,
           body: await metrics.registry.metrics(),
         }),
-        readiness: () => readiness(openDb, current.jwt, replica, unavailable, now),
+        readiness: () => readiness(openDb, fileProblem, current.jwt, replica, unavailable, now),
       });
 
       if (config.role === "replica") {
@@ -255,7 +274,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         // The admin API writes through its own connection, so that its
         // transactions (held across a call) are never visible to Check before
         // they commit.
-        adminDb = openDatabase(config.database);
+        adminDb = openDatabase(config.database, { busyTimeoutMs: 250 });
         const adminStore = new KeyStore(adminDb, overrides.now);
         const audit = new AuditLog(adminDb, overrides.now);
         const identify = createIdentifier({ store, jwt, onKeyUsed });
@@ -303,6 +322,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
             auditInterceptor(adminDb, audit, logger.child({ name: "admin" }), {
               onCommit: () => commits?.notify(),
               onOutcome: (method, outcome) => metrics.adminCall(method, outcome),
+              writable: fileProblem,
             }),
           ],
         });
@@ -368,6 +388,7 @@ function readPolicy(config: Config): Policy {
 /** `/readyz`: store readable, every JWKS loaded, a replica synced and within its staleness bound. */
 function readiness(
   db: Db,
+  fileProblem: () => string | undefined,
   jwt: JwtVerifier | undefined,
   replica: ReplicaSync | undefined,
   unavailable: (() => string | undefined) | undefined,
@@ -377,8 +398,11 @@ function readiness(
   let ready = true;
   let degraded = false;
   try {
-    db.prepare("SELECT 1").get();
-    checks.store = "ok";
+    // Reads a page of the key table: "SELECT 1" alone would not notice a corrupt file.
+    db.prepare("SELECT 1 FROM keys LIMIT 1").get();
+    const problem = fileProblem();
+    checks.store = problem ?? "ok";
+    if (problem) ready = false;
   } catch (error) {
     ready = false;
     checks.store = `unreadable: ${(error as Error).message}`;

@@ -53,6 +53,8 @@ export function auditInterceptor(
     onCommit?: () => void;
     /** Every call's outcome: "ok" or a snake_case error code (metrics). */
     onOutcome?: (method: string, outcome: string) => void;
+    /** Why the store must not be written now (e.g. its file was removed), or undefined. */
+    writable?: () => string | undefined;
   } = {},
 ): Interceptor {
   let queue: Promise<unknown> = Promise.resolve();
@@ -63,8 +65,14 @@ export function auditInterceptor(
       const actor = principal?.actor ?? "anonymous";
       const action = req.method.name;
       const requestedId = (req.message as { id?: unknown }).id;
-      db.exec("BEGIN IMMEDIATE");
       try {
+        const unwritable = hooks.writable?.();
+        if (unwritable)
+          throw new ConnectError(
+            `the key database cannot be written: ${unwritable}`,
+            Code.Unavailable,
+          );
+        db.exec("BEGIN IMMEDIATE");
         const res = await next(req);
         if (res.stream) throw new Error("streaming admin calls are not audited here");
         const message = res.message as {
@@ -91,7 +99,10 @@ export function auditInterceptor(
         return res;
       } catch (error) {
         if (db.inTransaction) db.exec("ROLLBACK");
-        const connectError = ConnectError.from(error);
+        const fault = storeFault(error);
+        if (fault)
+          log.warn({ err: error, action, actor }, "admin call refused: key database unavailable");
+        const connectError = fault ?? ConnectError.from(error);
         hooks.onOutcome?.(action, codeName(connectError.code));
         if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
           log.error({ err: error, action, actor }, "admin call failed");
@@ -133,4 +144,27 @@ export function refuseOnReplica(primary: string): Interceptor {
       Code.FailedPrecondition,
     );
   };
+}
+
+/**
+ * A store that cannot take the write right now (locked by another writer,
+ * disk full, read-only, I/O error) is a retryable 503 with the reason, not
+ * an internal error.
+ */
+function storeFault(error: unknown): ConnectError | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return undefined;
+  const reasons: Record<string, string> = {
+    SQLITE_BUSY: "the key database is busy (another writer holds it); retry",
+    SQLITE_LOCKED: "the key database is busy (another writer holds it); retry",
+    SQLITE_FULL: "the key database's disk is full",
+    SQLITE_READONLY: "the key database is read-only",
+  };
+  // Extended codes (SQLITE_BUSY_SNAPSHOT, SQLITE_READONLY_DBMOVED) share their primary's reason.
+  const reason = reasons[code.split("_").slice(0, 2).join("_")];
+  if (reason) return new ConnectError(reason, Code.Unavailable);
+  if (code.startsWith("SQLITE_IOERR") || code.startsWith("SQLITE_CANTOPEN")) {
+    return new ConnectError("the key database cannot be written (I/O error)", Code.Unavailable);
+  }
+  return undefined;
 }

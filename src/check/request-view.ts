@@ -15,14 +15,15 @@ export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string
   let authorization: string | undefined;
   let traceparent: string | undefined;
   let tracestate: string | undefined;
-  const spoofed: string[] = [];
+  // A Set: a request can carry many thousands of headers.
+  const spoofed = new Set<string>();
 
   const addHeader = (rawName: string, value: string): void => {
     const name = rawName.toLowerCase();
     if (name === "authorization") {
       authorization = authorization === undefined ? value : `${authorization}, ${value}`;
     } else if (name.startsWith(identityPrefix)) {
-      if (!spoofed.includes(name)) spoofed.push(name);
+      spoofed.add(name);
     } else if (name === "traceparent") {
       traceparent = value;
     } else if (name === "tracestate") {
@@ -46,7 +47,7 @@ export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string
     method: (http?.method ?? "").toUpperCase(),
     path: http?.path ?? "",
     authorization,
-    spoofedHeaders: spoofed,
+    spoofedHeaders: [...spoofed],
     requiredScopes: attributes?.contextExtensions.required_scopes,
     ...(traceparent !== undefined && {
       traceContext: { traceparent, ...(tracestate !== undefined && { tracestate }) },

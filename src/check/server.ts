@@ -15,10 +15,11 @@ import { logDeny } from "../pipeline/log-deny.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { EMPTY_VIEW, type RequestView } from "../pipeline/request-view.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
+import { createEncodedCheckResponder } from "./encoded-response.js";
 import { asBuffer, unaryMethod } from "./grpc-codec.js";
 import { HealthState, healthService } from "./health.js";
 import { viewOfCheckRequest } from "./request-view.js";
-import { type CheckResponderOptions, createCheckResponder } from "./response.js";
+import type { CheckResponderOptions } from "./response.js";
 
 export const AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization";
 
@@ -30,6 +31,8 @@ export interface CheckServerOptions extends CheckResponderOptions {
   readonly host?: string;
   /** Default 9191; 0 picks a free port. */
   readonly port?: number;
+  /** Distinct encoded responses kept (see encoded-response.ts); default 10 000. */
+  readonly responseCacheEntries?: number;
 }
 
 /** A running ext_authz server. */
@@ -54,11 +57,13 @@ type Incoming = CheckRequest | typeof UNDECODABLE;
  */
 export async function startCheckServer(options: CheckServerOptions): Promise<CheckServer> {
   const log = options.logger;
-  const respond = createCheckResponder(options);
+  const respond = createEncodedCheckResponder(options, options.responseCacheEntries);
   const prefix = options.prefix ?? "x-auth-";
   const health = new HealthState([AUTHORIZATION_SERVICE]);
 
-  const check = unaryMethod<Incoming, CheckResponse>(
+  // Responses leave the handler already encoded (encoded-response.ts); a
+  // CheckResponse message is only ever serialised by a client.
+  const check = unaryMethod<Incoming, CheckResponse | Buffer>(
     `/${AUTHORIZATION_SERVICE}/Check`,
     {
       serialize: (m) => asBuffer(toBinary(CheckRequestSchema, m as CheckRequest)),
@@ -71,25 +76,18 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
       },
     },
     {
-      serialize: (m) => asBuffer(toBinary(CheckResponseSchema, m)),
+      serialize: (m) => (Buffer.isBuffer(m) ? m : asBuffer(toBinary(CheckResponseSchema, m))),
       deserialize: (bytes) => fromBinary(CheckResponseSchema, bytes),
     },
   );
 
-  const answer = (
-    decision: Decision,
-    view: RequestView,
-    callback: grpc.sendUnaryData<CheckResponse>,
-  ) => {
+  const answer = (decision: Decision, view: RequestView, callback: grpc.sendUnaryData<Buffer>) => {
     if (!decision.allow) logDeny(log, decision, view);
     callback(null, respond(decision, view));
   };
 
   const implementation: grpc.UntypedServiceImplementation = {
-    Check(
-      call: grpc.ServerUnaryCall<Incoming, CheckResponse>,
-      callback: grpc.sendUnaryData<CheckResponse>,
-    ) {
+    Check(call: grpc.ServerUnaryCall<Incoming, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       let view: RequestView = EMPTY_VIEW;
       try {
         if (call.request === UNDECODABLE) {

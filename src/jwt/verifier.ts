@@ -274,19 +274,45 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   }
 
   async function readDocument(config: IssuerConfig): Promise<unknown> {
-    const signal = AbortSignal.any([AbortSignal.timeout(fetchTimeoutMs), closing.signal]);
-    if (config.jwks_uri === undefined) {
-      return JSON.parse(await readFile(config.jwks_file ?? "", { encoding: "utf8", signal }));
+    // One controller with its own timer (not AbortSignal.any/timeout: on
+    // Node 20 a combined timeout signal can be garbage-collected before it
+    // fires, leaving a hung IdP holding the load for minutes).
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () =>
+        controller.abort(new DOMException(`timed out after ${fetchTimeoutMs} ms`, "TimeoutError")),
+      fetchTimeoutMs,
+    );
+    const stop = () => controller.abort();
+    closing.signal.addEventListener("abort", stop, { once: true });
+    const signal = controller.signal;
+    try {
+      if (config.jwks_uri === undefined) {
+        return JSON.parse(await readFile(config.jwks_file ?? "", { encoding: "utf8", signal }));
+      }
+      const response = await fetch(config.jwks_uri, {
+        signal,
+        headers: { accept: "application/json" },
+      });
+      if (!response.ok) {
+        await response.body?.cancel();
+        throw new Error(`HTTP ${response.status} from jwks_uri`);
+      }
+      return JSON.parse(await readCapped(response, MAX_JWKS_BYTES));
+    } catch (error) {
+      // Report the timeout as such, whichever layer noticed the abort.
+      if (
+        signal.aborted &&
+        signal.reason instanceof DOMException &&
+        signal.reason.name === "TimeoutError"
+      ) {
+        throw signal.reason;
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      closing.signal.removeEventListener("abort", stop);
     }
-    const response = await fetch(config.jwks_uri, {
-      signal,
-      headers: { accept: "application/json" },
-    });
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new Error(`HTTP ${response.status} from jwks_uri`);
-    }
-    return JSON.parse(await readCapped(response, MAX_JWKS_BYTES));
   }
 
   async function loadOnce(state: IssuerState, trigger: LoadTrigger): Promise<void> {

@@ -89,6 +89,12 @@ const MIGRATIONS: readonly string[] = [
 export interface OpenDatabaseOptions {
   /** Open without write access (replicas, read-only inspection). Default false. */
   readonly readonly?: boolean;
+  /**
+   * How long a statement waits for another writer's lock, ms; default 5000
+   * (the CLI). better-sqlite3 waits synchronously, so a server's connections
+   * use short waits: a blocked event loop would stall every Check.
+   */
+  readonly busyTimeoutMs?: number;
 }
 
 /**
@@ -112,6 +118,8 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
     db.pragma("foreign_keys = ON");
     migrate(db);
   }
+  if (options.busyTimeoutMs !== undefined)
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
   return db;
 }
 

@@ -89,13 +89,20 @@ export interface Deny {
 /** What the pipeline concludes about one request. */
 export type Decision = Allow | Deny;
 
+/** RFC 6749 section 3.3 scope-token: printable ASCII except space, `"` and `\`. */
+export const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
 /** The `WWW-Authenticate` value for a deny (RFC 6750 section 3). */
 export function wwwAuthenticate(deny: Deny): string {
   if (deny.code === "missing_credential") return 'Bearer realm="keyward"';
   let value = `Bearer realm="keyward", error="${deny.code}"`;
-  if (deny.code === "insufficient_scope" && deny.requiredScopes && deny.requiredScopes.length > 0) {
-    value += `, scope="${deny.requiredScopes.join(" ")}"`;
-  }
+  // Only RFC 6749 scope-tokens go in the challenge: a stray quote or
+  // backslash in a route's configuration must not break the header.
+  const scopes =
+    deny.code === "insufficient_scope"
+      ? (deny.requiredScopes ?? []).filter((scope) => SCOPE_TOKEN.test(scope))
+      : [];
+  if (scopes.length > 0) value += `, scope="${scopes.join(" ")}"`;
   return value;
 }
 

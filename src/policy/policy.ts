@@ -3,10 +3,18 @@ import type { MatchFunction } from "path-to-regexp";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { formatZodError } from "../config/errors.js";
+import { SCOPE_TOKEN } from "../pipeline/decision.js";
 import type { RunBinding } from "../pipeline/identity.js";
 import { compileTemplate, DEFAULT_WORKER_RUN_PATH } from "./template.js";
 
-const scopeList = z.array(z.string().regex(/^\S+$/, "a scope has no spaces"));
+const scopeList = z.array(
+  z
+    .string()
+    .regex(
+      SCOPE_TOKEN,
+      "a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749)",
+    ),
+);
 
 const ruleSchema = z
   .object({
