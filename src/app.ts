@@ -318,7 +318,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           port: config.listen.admin,
           routes,
           interceptors: [
-            authInterceptor(identify, audit),
+            authInterceptor(identify, audit, logger.child({ name: "admin" })),
             auditInterceptor(adminDb, audit, logger.child({ name: "admin" }), {
               onCommit: () => commits?.notify(),
               onOutcome: (method, outcome) => metrics.adminCall(method, outcome),

@@ -15,20 +15,29 @@ import { principalKey, principalOf } from "./principal.js";
  * with the same code Check would give (e.g. key_revoked), or `unavailable`
  * when keyward cannot decide.
  */
-export function authInterceptor(identify: Identifier, audit: AuditLog): Interceptor {
+export function authInterceptor(identify: Identifier, audit: AuditLog, log?: Logger): Interceptor {
   return (next) => async (req) => {
     // Other services on the admin port (replication) authenticate themselves.
     if (req.service.typeName !== KeyService.typeName) return next(req);
     const result = await identify(req.header.get("authorization") ?? undefined);
     if (isDeny(result)) {
-      audit.record({
-        actor: "anonymous",
-        action: req.method.name,
-        keyId: null,
-        tenant: null,
-        outcome: result.code === "unavailable" ? "unavailable" : "unauthenticated",
-        detail: result.code,
-      });
+      // The refusal stands whether or not its audit row can be written (the
+      // database may be locked by another writer or full).
+      try {
+        audit.record({
+          actor: "anonymous",
+          action: req.method.name,
+          keyId: null,
+          tenant: null,
+          outcome: result.code === "unavailable" ? "unavailable" : "unauthenticated",
+          detail: result.code,
+        });
+      } catch (error) {
+        log?.warn(
+          { err: error, action: req.method.name },
+          "audit write for a refused credential failed",
+        );
+      }
       const code = result.code === "unavailable" ? Code.Unavailable : Code.Unauthenticated;
       throw new ConnectError(`${result.code}: ${OUTCOMES[result.code].message}`, code);
     }
@@ -107,21 +116,25 @@ export function auditInterceptor(
         if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {
           log.error({ err: error, action, actor }, "admin call failed");
         }
-        try {
-          audit.record({
-            actor,
-            action,
-            // Only a well-formed key id is recorded: a caller could paste a whole key as the id.
-            keyId:
-              typeof requestedId === "string" && /^[0-9a-f]{16}$/.test(requestedId)
-                ? requestedId
-                : null,
-            tenant: null,
-            outcome: Code[connectError.code] ?? "unknown",
-            detail: connectError.rawMessage.slice(0, 200),
-          });
-        } catch (auditError) {
-          log.error({ err: auditError, action, actor }, "audit write failed");
+        // A locked database would only make the audit write wait again.
+        const locked = fault?.code === Code.Unavailable && /busy/.test(fault.rawMessage);
+        if (!locked) {
+          try {
+            audit.record({
+              actor,
+              action,
+              // Only a well-formed key id is recorded: a caller could paste a whole key as the id.
+              keyId:
+                typeof requestedId === "string" && /^[0-9a-f]{16}$/.test(requestedId)
+                  ? requestedId
+                  : null,
+              tenant: null,
+              outcome: Code[connectError.code] ?? "unknown",
+              detail: connectError.rawMessage.slice(0, 200),
+            });
+          } catch (auditError) {
+            log.error({ err: auditError, action, actor }, "audit write failed");
+          }
         }
         // An unexpected fault keeps its cause in the log, not in the answer.
         if (connectError.code === Code.Internal || connectError.code === Code.Unknown) {

@@ -1,0 +1,855 @@
+// `npm run bench`: keyward's Check against a no-op gRPC baseline, over
+// loopback, server on core 0 and load generator on core 1. Writes
+// bench/RESULTS.md (and the raw figures to bench/out/results.json).
+//
+// BENCH_QUICK=1 runs a ~1-minute smoke version (short runs, one B/K pair,
+// a 100 k-key database instead of 1 M). The run fails (exit 1) when a server
+// answers a decision other than the expected one; a missed performance
+// target is reported in RESULTS.md, never an error.
+import { execFileSync, spawn } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join, relative } from "node:path";
+import { openDatabase } from "../dist/keys/db.js";
+import { KeyStore } from "../dist/keys/store.js";
+import { checkOnce, checkRequestBody } from "./grpc-check.mjs";
+import { CLIENT_CORE, h2loadCommand, runH2load, runH2loadMix } from "./h2load.mjs";
+import { createIssuer } from "./jwt.mjs";
+import { keysDatabase } from "./keys-db.mjs";
+import { summarizeProfile } from "./profile.mjs";
+import {
+  cpuBetween,
+  killAll,
+  log,
+  OUT,
+  ROOT,
+  RUN_DIR,
+  SERVER_CORE,
+  serverEnv,
+  startBaseline,
+  startKeyward,
+  track,
+} from "./servers.mjs";
+import { median } from "./stats.mjs";
+
+const QUICK = process.env.BENCH_QUICK === "1";
+const PROTO_BIN = process.env.BENCH_PROTO_BIN;
+const PLAN = QUICK
+  ? { durationS: 1, warmupS: 1, pairs: 1, scaleKeys: 100_000, startups: 1, jwtPool: 512 }
+  : { durationS: 5, warmupS: 1, pairs: 3, scaleKeys: 1_000_000, startups: 3, jwtPool: 2048 };
+/** Every saturated run: 4 connections × 16 concurrent streams, as in TOOLING.md. */
+const LOAD = { connections: 4, streams: 16 };
+
+const TARGETS = {
+  keyAllowRatio: 0.9,
+  denyRatio: 0.85,
+  jwtCachedRatio: 0.85,
+  p99HalfRateUs: 2000,
+  scaleDrift: 0.1,
+  rssMb: 200,
+  startupMs: 2000,
+};
+
+/** A decision check failed: the bench's only fatal outcome besides a crash. */
+class DecisionError extends Error {}
+
+// ----------------------------------------------------------------- decisions
+
+/** Fails clearly when a server died under the bench (e.g. signalled from outside). */
+function assertAlive(server) {
+  const { exitCode, signalCode } = server.child;
+  if (exitCode !== null || signalCode !== null) {
+    const tail = readFileSync(server.logFile, "utf8").trim().split("\n").slice(-2).join("\n");
+    throw new Error(`${server.name} exited (${signalCode ?? exitCode}); last log lines:\n${tail}`);
+  }
+}
+
+/** Sends the body once and asserts the decision keyward (or the baseline) gives. */
+async function expectDecision(server, body, expected) {
+  assertAlive(server);
+  const want = server.baseline ? "allow" : expected;
+  const got = await checkOnce(server.port, body.bytes);
+  if (got !== want) {
+    throw new DecisionError(`${server.name}: body ${body.name} answered ${got}, expected ${want}`);
+  }
+}
+
+// ------------------------------------------------------------------ runners
+
+/**
+ * One h2load measurement of a scenario against one server: decisions
+ * verified first, the server's log emptied after.
+ */
+async function measureH2load(server, scenario, rpsPerConnection) {
+  for (const part of scenario.parts) await expectDecision(server, part.body, part.body.expect);
+  const options = scenario.parts.map((part, i) => ({
+    port: server.port,
+    bodyFile: part.body.file,
+    connections: part.connections,
+    streams: part.streams,
+    durationS: PLAN.durationS,
+    warmupS: PLAN.warmupS,
+    rps: rpsPerConnection,
+    logFile: join(RUN_DIR, `h2load-${i}.log`),
+  }));
+  // The server's CPU time is sampled exactly over h2load's measured period.
+  const samples = {};
+  const onPhase = (phase) => {
+    samples[phase] = server.sched();
+  };
+  const result =
+    options.length === 1
+      ? await runH2load(options[0], track, onPhase)
+      : await runH2loadMix(options, track, onPhase);
+  assertAlive(server);
+  server.clearLog();
+  result.latencies = undefined;
+  if (samples.start && samples.end) {
+    result.serverCpu = cpuBetween(samples.start, samples.end, result.requests);
+    result.window = {
+      fromUs: Number(samples.start.at / 1000n),
+      toUs: Number(samples.end.at / 1000n),
+    };
+  }
+  if (result.succeeded === 0) throw new Error(`${server.name}: no request succeeded`);
+  return result;
+}
+
+/** One Node-client measurement (distinct bodies per request). */
+async function measureClient(server, pool) {
+  await expectDecision(server, pool.first, pool.expect);
+  const options = {
+    port: server.port,
+    bodies: pool.file,
+    ...LOAD,
+    durationS: PLAN.durationS,
+    warmupS: PLAN.warmupS,
+  };
+  const samples = {};
+  const output = await new Promise((done, fail) => {
+    const child = track(
+      spawn(
+        "taskset",
+        ["-c", CLIENT_CORE, process.execPath, "bench/load-client.mjs", JSON.stringify(options)],
+        { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
+      ),
+    );
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      if (!samples.start && out.startsWith("measuring\n")) samples.start = server.sched();
+      if (!samples.end && out.endsWith("}\n")) samples.end = server.sched();
+    });
+    child.on("close", (code) =>
+      code === 0 ? done(out) : fail(new Error(`load client exited ${code}`)),
+    );
+  });
+  assertAlive(server);
+  server.clearLog();
+  const result = JSON.parse(output.slice(output.indexOf("{")));
+  if (samples.start && samples.end) {
+    result.serverCpu = cpuBetween(samples.start, samples.end, result.requests);
+  }
+  const want = server.baseline ? "allow" : pool.expect;
+  for (const [decision, count] of Object.entries(result.decisions)) {
+    if (decision !== want) {
+      throw new DecisionError(
+        `${server.name}: ${count} sampled responses of ${pool.name} were ${decision}, expected ${want}`,
+      );
+    }
+  }
+  if (result.requests === 0) throw new Error(`${server.name}: no request succeeded`);
+  return result;
+}
+
+/**
+ * Alternates servers (B K B K ..., or B K P B K P ... with a prototype) for
+ * PLAN.pairs rounds and keeps every run; medians and ratios come from them.
+ */
+async function alternate(servers, measure) {
+  const runs = Object.fromEntries(servers.map((server) => [server.name, []]));
+  for (let round = 0; round < PLAN.pairs; round++) {
+    for (const server of servers) {
+      const result = await measure(server);
+      runs[server.name].push(result);
+      const cpu = result.serverCpu;
+      log(
+        `  ${server.name.padEnd(14)} ${result.rps.toFixed(0).padStart(6)} req/s  p99 ${(result.latency.p99 / 1000).toFixed(2).padStart(6)} ms  server ${cpu ? `${cpu.usPerRequest.toFixed(0)} µs CPU/req, ran ${(cpu.share * 100).toFixed(0)} %, waited ${(cpu.waitShare * 100).toFixed(0)} %` : "?"}`,
+      );
+    }
+  }
+  return runs;
+}
+
+function summarize(runs) {
+  return {
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.latency.p50)),
+    p99: median(runs.map((r) => r.latency.p99)),
+    p999: median(runs.map((r) => r.latency.p999)),
+    failed: runs.reduce((sum, r) => sum + (r.failed ?? 0) + (r.errored ?? 0) + (r.errors ?? 0), 0),
+    clientCpu: median(runs.map((r) => r.clientCpu ?? Number.NaN)),
+    cpuUs: median(runs.map((r) => r.serverCpu?.usPerRequest ?? Number.NaN)),
+    cpuShare: median(runs.map((r) => r.serverCpu?.share ?? Number.NaN)),
+    waitShare: median(runs.map((r) => r.serverCpu?.waitShare ?? Number.NaN)),
+  };
+}
+
+// ---------------------------------------------------------------- the bench
+
+function body(name, token, expect, request) {
+  const bytes = checkRequestBody(token, request);
+  const file = join(RUN_DIR, `${name}.bin`);
+  writeFileSync(file, bytes);
+  return { name, bytes, file, expect };
+}
+
+function pool(name, tokens, expect) {
+  const frames = tokens.map((token) => checkRequestBody(token));
+  const file = join(RUN_DIR, `${name}.pool`);
+  writeFileSync(file, Buffer.concat(frames));
+  return { name, file, expect, size: frames.length, first: { name, bytes: frames[0] } };
+}
+
+function withSecret(key, secret) {
+  return `${key.slice(0, key.lastIndexOf("_") + 1)}${secret}`;
+}
+
+function machine() {
+  const cpu = cpus()[0]?.model ?? "unknown";
+  const run = (command, args) => {
+    try {
+      return execFileSync(command, args, { cwd: ROOT, encoding: "utf8" }).trim();
+    } catch {
+      return "unknown";
+    }
+  };
+  const version = (pkg) =>
+    JSON.parse(readFileSync(join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
+  const dirty = run("git", ["status", "--porcelain"]) !== "";
+  return {
+    date: new Date().toISOString(),
+    cpu: `${cpu}, ${cpus().length} cores`,
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    kernel: run("uname", ["-sr"]),
+    node: process.version,
+    h2load: run("h2load", ["--version"]),
+    commit: `${run("git", ["rev-parse", "--short", "HEAD"])}${dirty ? " + uncommitted changes" : ""}`,
+    packages: ["@grpc/grpc-js", "@bufbuild/protobuf", "better-sqlite3", "jose", "pino"]
+      .map((pkg) => `${pkg} ${version(pkg)}`)
+      .join(", "),
+    load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
+  };
+}
+
+async function main() {
+  const started = Date.now();
+  rmSync(RUN_DIR, { recursive: true, force: true });
+  mkdirSync(RUN_DIR, { recursive: true });
+  // Other sessions rebuild dist/ while the bench runs; every keyward of this
+  // run starts from one copy of it, taken now (right after `npm run build`).
+  const snapshot = join(RUN_DIR, "snapshot");
+  cpSync(join(ROOT, "dist"), join(snapshot, "dist"), { recursive: true });
+  cpSync(join(ROOT, "bin"), join(snapshot, "bin"), { recursive: true });
+  const bin = join(snapshot, "bin/keyward.js");
+  const keywardFrom = (name, options, extra = {}) => startKeyward(name, options, { bin, ...extra });
+  const facts = machine();
+  log(`mode ${QUICK ? "quick" : "full"}; ${facts.cpu}; load ${facts.load}`);
+
+  // Data: a JWT issuer, a 10 k-key database (the main one) and the big one.
+  const issuer = createIssuer(join(RUN_DIR, "jwks.json"));
+  const small = keysDatabase(join(OUT, "keys-10k.db"), 10_000);
+  log(`scale database: ${PLAN.scaleKeys} keys (cached under bench/out/ once built)`);
+  const big = keysDatabase(join(OUT, `keys-${PLAN.scaleKeys / 1000}k.db`), PLAN.scaleKeys);
+  log(`  ${big.built ? "built" : "reused"} (${big.seconds.toFixed(1)} s to build)`);
+
+  const bodies = {
+    keyAllow: body("key_allow", small.sample[0], "allow"),
+    wrongSecret: body("wrong_secret", withSecret(small.sample[1], "0".repeat(48)), "invalid_token"),
+    unknownId: body("unknown_id", `sk_live_${"f".repeat(15)}0_${"1".repeat(48)}`, "invalid_token"),
+    jwtCached: body("jwt_cached", issuer.token(0), "allow"),
+    scopeDenied: body("scope_denied", small.sample[2], "insufficient_scope", {
+      method: "POST",
+      path: "/api/v1/sources",
+    }),
+    bigKeyAllow: body("big_key_allow", big.sample[0], "allow"),
+  };
+  const single = (name, label, b, target) => ({
+    name,
+    label,
+    target,
+    parts: [{ body: b, ...LOAD }],
+  });
+  const scenarios = [
+    single("key_allow", "valid key, allow", bodies.keyAllow, TARGETS.keyAllowRatio),
+    single(
+      "wrong_secret",
+      "wrong secret, deny invalid_token",
+      bodies.wrongSecret,
+      TARGETS.denyRatio,
+    ),
+    single("unknown_id", "unknown key id, deny invalid_token", bodies.unknownId, TARGETS.denyRatio),
+    single(
+      "jwt_cached",
+      "JWT allow (cached verification)",
+      bodies.jwtCached,
+      TARGETS.jwtCachedRatio,
+    ),
+    {
+      name: "mixed",
+      label:
+        "mixed: 4 concurrent h2load (key allow 2×16 streams, JWT cached 1×16, wrong secret 1×8, scope deny 1×8)",
+      target: undefined,
+      parts: [
+        { body: bodies.keyAllow, connections: 2, streams: 16 },
+        { body: bodies.jwtCached, connections: 1, streams: 16 },
+        { body: bodies.wrongSecret, connections: 1, streams: 8 },
+        { body: bodies.scopeDenied, connections: 1, streams: 8 },
+      ],
+    },
+  ];
+  const results = {
+    plan: { ...PLAN, quick: QUICK },
+    load: LOAD,
+    machine: facts,
+    scenarios: {},
+    halfRate: {},
+  };
+
+  // Servers: the baseline and keyward (10 k keys), both on core 0, loaded in turn.
+  const baseline = await startBaseline();
+  const keyward = await keywardFrom("keyward", { database: small.file, issuer });
+  log(`baseline :${baseline.port}, keyward :${keyward.port} (pid ${keyward.pid})`);
+  results.adminPort = keyward.ports.admin;
+  results.proto = PROTO_BIN;
+  results.command = [
+    QUICK ? "BENCH_QUICK=1" : "",
+    process.env.BENCH_PROFILE ? `BENCH_PROFILE=${process.env.BENCH_PROFILE}` : "",
+    PROTO_BIN ? `BENCH_PROTO_BIN=${PROTO_BIN}` : "",
+    "npm run bench",
+  ]
+    .filter(Boolean)
+    .join(" ");
+  // BENCH_PROTO_BIN: a prototype keyward (e.g. a patched copy of dist/ with
+  // its own bin/keyward.js, outside src/) measured in the same rounds.
+  const proto = PROTO_BIN
+    ? await startKeyward("keyward-proto", { database: small.file, issuer }, { bin: PROTO_BIN })
+    : undefined;
+  const mainServers = proto ? [baseline, keyward, proto] : [baseline, keyward];
+  for (const server of mainServers.slice(1)) {
+    for (const b of Object.values(bodies)) {
+      if (b !== bodies.bigKeyAllow) await expectDecision(server, b, b.expect);
+    }
+  }
+  // JIT warm-up of every server before anything is recorded.
+  for (const server of mainServers) await measureH2load(server, scenarios[0]);
+
+  for (const scenario of scenarios) {
+    log(`scenario ${scenario.name}`);
+    const runs = await alternate(mainServers, (server) => measureH2load(server, scenario));
+    const b = summarize(runs.baseline);
+    const k = summarize(runs.keyward);
+    results.scenarios[scenario.name] = {
+      label: scenario.label,
+      target: scenario.target,
+      expect: scenario.parts.map((p) => `${p.body.name}→${p.body.expect}`).join(", "),
+      baseline: b,
+      keyward: k,
+      ratio: k.rps / b.rps,
+      cpuRatio: b.cpuUs / k.cpuUs,
+      runs: Object.fromEntries(
+        Object.entries(runs).map(([name, list]) => [name, list.map((r) => Math.round(r.rps))]),
+      ),
+    };
+    if (proto) {
+      const p = summarize(runs[proto.name]);
+      results.scenarios[scenario.name].proto = {
+        ...p,
+        ratio: p.rps / b.rps,
+        cpuRatio: b.cpuUs / p.cpuUs,
+      };
+    }
+  }
+
+  // Latency at half of keyward's saturated rate, same offered rate for the baseline.
+  for (const scenario of scenarios) {
+    const connections = scenario.parts.reduce((sum, p) => sum + p.connections, 0);
+    const perConnection = Math.max(
+      1,
+      Math.round(results.scenarios[scenario.name].keyward.rps / 2 / connections),
+    );
+    log(`half rate ${scenario.name}: ${perConnection * connections} req/s offered`);
+    const entry = { offered: perConnection * connections, perConnection };
+    for (const server of mainServers) {
+      const result = await measureH2load(server, scenario, perConnection);
+      entry[server.name] = {
+        rps: result.rps,
+        ...result.latency,
+        waitShare: result.serverCpu?.waitShare ?? Number.NaN,
+      };
+      log(
+        `  ${server.name.padEnd(12)} p50 ${(result.latency.p50 / 1000).toFixed(2)} ms p99 ${(result.latency.p99 / 1000).toFixed(2)} ms`,
+      );
+    }
+    results.halfRate[scenario.name] = entry;
+  }
+
+  // JWT first seen: every request a distinct token, so every Check verifies
+  // an RS256 signature. h2load sends one body, so the Node client sends a
+  // pool of distinct tokens round-robin to a keyward whose verified-token
+  // cache holds a single entry (cache.max_entries: 1).
+  log(`scenario jwt_first_seen (${PLAN.jwtPool} distinct tokens)`);
+  const tokens = [];
+  for (let i = 0; i < PLAN.jwtPool; i++) tokens.push(issuer.token(i));
+  const jwtPool = pool("jwt_first_seen", tokens, "allow");
+  const keywardNoCache = await keywardFrom("keyward-jwt-cache-1", {
+    database: small.file,
+    issuer,
+    cacheMaxEntries: 1,
+  });
+  await measureClient(keywardNoCache, jwtPool); // warm-up
+  {
+    const runs = await alternate([baseline, keywardNoCache], (server) =>
+      measureClient(server, jwtPool),
+    );
+    const b = summarize(runs.baseline);
+    const k = summarize(runs[keywardNoCache.name]);
+    results.jwtFirstSeen = {
+      baseline: b,
+      keyward: k,
+      ratio: k.rps / b.rps,
+      cpuRatio: b.cpuUs / k.cpuUs,
+      pool: PLAN.jwtPool,
+    };
+  }
+  await keywardNoCache.stop();
+
+  // Scale: start-up and memory with the big database, then key allow on
+  // 10 k vs big, alternating: h2load on one key, and the Node client on
+  // 4096 distinct keys spread over the whole id space.
+  log(`scale: start-up with ${PLAN.scaleKeys} keys ×${PLAN.startups}`);
+  const startups = [];
+  let bigKeyward;
+  for (let i = 0; i < PLAN.startups; i++) {
+    if (bigKeyward) await bigKeyward.stop();
+    bigKeyward = await keywardFrom("keyward-big", { database: big.file, issuer });
+    startups.push(bigKeyward.startupMs);
+    log(`  started in ${bigKeyward.startupMs} ms`);
+  }
+  const memoryAtStart = bigKeyward.memory();
+  const scaleKey = single("key_allow", "key allow", bodies.keyAllow, undefined);
+  const scaleKeyBig = single("key_allow", "key allow", bodies.bigKeyAllow, undefined);
+  await measureH2load(bigKeyward, scaleKeyBig); // warm-up
+  log("scale: key allow, one key (h2load)");
+  const scaleSingle = await alternate([keyward, bigKeyward], (server) =>
+    measureH2load(server, server === keyward ? scaleKey : scaleKeyBig),
+  );
+  log("scale: key allow, 4096 distinct keys (Node client)");
+  const smallPool = pool("keys_small", small.sample, "allow");
+  const bigPool = pool("keys_big", big.sample, "allow");
+  const scaleMany = await alternate([keyward, bigKeyward], (server) =>
+    measureClient(server, server === keyward ? smallPool : bigPool),
+  );
+  results.scale = {
+    keys: PLAN.scaleKeys,
+    build: { built: big.built, seconds: big.seconds },
+    startupMs: startups,
+    startupMedianMs: median(startups),
+    smallStartupMs: keyward.startupMs,
+    memoryAtStart,
+    memoryAfterLoad: bigKeyward.memory(),
+    smallMemoryAfterLoad: keyward.memory(),
+    single: { small: summarize(scaleSingle.keyward), big: summarize(scaleSingle["keyward-big"]) },
+    many: { small: summarize(scaleMany.keyward), big: summarize(scaleMany["keyward-big"]) },
+  };
+  await bigKeyward.stop();
+
+  // Key creation. The admin API is measured once it exists (an admin port in
+  // keyward's start-up line); until then, the store and the CLI.
+  log("key creation throughput");
+  const createDb = join(RUN_DIR, "create.db");
+  const storeCreate = JSON.parse(
+    execFileSync(
+      "taskset",
+      [
+        "-c",
+        SERVER_CORE,
+        process.execPath,
+        "bench/create-keys.mjs",
+        createDb,
+        String(PLAN.durationS),
+      ],
+      { cwd: ROOT, encoding: "utf8" },
+    ),
+  );
+  const cliRuns = QUICK ? 2 : 5;
+  const cliStarted = performance.now();
+  for (let i = 0; i < cliRuns; i++) {
+    execFileSync(
+      "taskset",
+      [
+        "-c",
+        SERVER_CORE,
+        process.execPath,
+        bin,
+        "keys",
+        "create",
+        "--kind",
+        "live",
+        "--tenant",
+        "acme",
+        "--scopes",
+        "sources:read",
+        "--db",
+        createDb,
+        "--json",
+      ],
+      { cwd: ROOT, env: serverEnv({}), stdio: ["ignore", "pipe", "pipe"] },
+    );
+  }
+  results.create = {
+    store: storeCreate,
+    cli: { runs: cliRuns, msEach: (performance.now() - cliStarted) / cliRuns },
+  };
+  if (keyward.ports.admin !== undefined) {
+    // A keyward of its own on a fresh database, with a keys:admin key minted
+    // straight into the store, serves CreateKey to the admin client.
+    const adminDbFile = join(RUN_DIR, "admin.db");
+    const adminDb = openDatabase(adminDbFile);
+    const { secret } = new KeyStore(adminDb).create({
+      kind: "live",
+      name: "bench admin",
+      tenant: "ops",
+      scopes: ["keys:admin"],
+    });
+    adminDb.close();
+    const adminKeyward = await keywardFrom("keyward-admin", { database: adminDbFile, issuer });
+    const options = {
+      port: adminKeyward.ports.admin,
+      token: secret,
+      durationS: PLAN.durationS,
+      concurrency: 8,
+    };
+    const output = execFileSync(
+      "taskset",
+      ["-c", CLIENT_CORE, process.execPath, "bench/admin-client.mjs", JSON.stringify(options)],
+      { cwd: ROOT, encoding: "utf8" },
+    );
+    await adminKeyward.stop();
+    results.create.admin = JSON.parse(output);
+    log(`  admin CreateKey: ${results.create.admin.perSecond.toFixed(0)} keys/s`);
+  }
+
+  // Where the time goes: CPU profiles under the same saturated load, of the
+  // baseline and keyward (and the prototype), each in a fresh process.
+  if (!QUICK || process.env.BENCH_PROFILE === "1") {
+    results.profiles = [];
+    const plan = [
+      ["key_allow", "baseline"],
+      ["key_allow", "keyward"],
+      ["wrong_secret", "keyward"],
+      ...(PROTO_BIN
+        ? [
+            ["key_allow", "prototype"],
+            ["wrong_secret", "prototype"],
+          ]
+        : []),
+    ];
+    for (const [scenarioName, who] of plan) {
+      log(`profile ${scenarioName} on ${who}`);
+      const scenario = scenarios.find((s) => s.name === scenarioName);
+      const dir = join(OUT, "profiles", `${scenarioName}-${who}`);
+      rmSync(dir, { recursive: true, force: true });
+      const nodeArgs = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+      const options = { database: small.file, issuer };
+      const server =
+        who === "baseline"
+          ? await startBaseline("baseline-profile", nodeArgs)
+          : who === "prototype"
+            ? await startKeyward("keyward-proto-profile", options, { bin: PROTO_BIN, nodeArgs })
+            : await keywardFrom("keyward-profile", options, { nodeArgs });
+      const result = await measureH2load(server, scenario);
+      await server.stop();
+      const profile = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+      if (!profile) throw new Error(`no .cpuprofile in ${dir}`);
+      const file = join(dir, profile);
+      // Only the samples of h2load's measured period: no start-up, no warm-up.
+      const summary = summarizeProfile(file, { top: 12, ...result.window });
+      results.profiles.push({
+        scenario: scenarioName,
+        server: who,
+        file: relative(ROOT, file),
+        rps: result.rps,
+        requests: result.requests,
+        cpuUs: result.serverCpu?.usPerRequest ?? Number.NaN,
+        ...summary,
+      });
+    }
+  }
+
+  await proto?.stop();
+  await keyward.stop();
+  await baseline.stop();
+  results.seconds = (Date.now() - started) / 1000;
+  writeFileSync(join(OUT, "results.json"), JSON.stringify(results, null, 2));
+  writeFileSync(join(ROOT, "bench/RESULTS.md"), report(results));
+  log(`done in ${results.seconds.toFixed(0)} s: bench/RESULTS.md`);
+}
+
+// ------------------------------------------------------------------- report
+
+const ms = (us) => (us / 1000).toFixed(2);
+const pct = (x) => `${(x * 100).toFixed(1)} %`;
+const num = (x) => Math.round(x).toLocaleString("en-US");
+const lat = (s) => `${ms(s.p50)} / ${ms(s.p99)} / ${ms(s.p999)}`;
+const verdict = (met) => (met ? "met" : "**MISSED**");
+const cpuCell = (s) =>
+  `${s.baseline.cpuUs.toFixed(0)} / ${s.keyward.cpuUs.toFixed(0)} (${pct(s.cpuRatio)})`;
+
+function report(r) {
+  const scenarios = Object.keys(r.scenarios).map((name) => ({ name }));
+  const lines = [];
+  const push = (...l) => lines.push(...l);
+  const targets = [];
+  const target = (name, measured, met) =>
+    targets.push(`| ${name} | ${measured} | ${verdict(met)} |`);
+
+  push(
+    "# keyward bench results",
+    "",
+    `Generated by \`${r.command}\` (${r.plan.quick ? "**quick mode**: short runs, one pair, figures are a smoke test only" : "full mode"}) on ${r.machine.date}, in ${r.seconds.toFixed(0)} s.`,
+    "This file is rewritten by every run; hand-written analysis lives in `bench/NOTES.md` and is copied in at the end.",
+    "",
+    "## Reproduce",
+    "",
+    "```sh",
+    "npm run bench                  # = npm run build && node bench/run.mjs (~8 min; the first run also builds the 1 M-key database, ~45 s, cached in bench/out/)",
+    "BENCH_QUICK=1 npm run bench    # ~1.5 min smoke run (1 s runs, one B/K pair, 100 k keys, no profiles)",
+    "BENCH_PROTO_BIN=bench/out/proto/bin/keyward.js npm run bench",
+    "                               # adds a prototype keyward (a patched copy of bin/ + dist/, outside src/) to the same alternating rounds",
+    "node bench/profile.mjs bench/out/profiles/key_allow/*.cpuprofile   # self-time summary of a profile",
+    "```",
+    "",
+    "Needs `h2load` (Debian `nghttp2-client`) and `taskset`. Every server runs under `taskset -c 0`: keyward as a real child process (`bin/keyward.js serve --config <tmp>.yaml`, run from a copy of bin/ and dist/ taken at the start, so that another session's rebuild cannot change it mid-run, and started through a one-line launcher that imports it, so that no other session's `pkill -f keyward` hits it), and the baseline. h2load and the Node load clients run under `taskset -c 1`. All on 127.0.0.1. The script exits 1 only when a decision check fails (or a server dies); missed targets are reported below.",
+    "",
+    "## Machine",
+    "",
+    "| | |",
+    "|---|---|",
+    `| CPU | ${r.machine.cpu} (shared VM: other engineers' tests run at the same time) |`,
+    `| memory | ${r.machine.memory} |`,
+    `| kernel | ${r.machine.kernel} |`,
+    `| Node.js | ${r.machine.node} |`,
+    `| load generator | ${r.machine.h2load} |`,
+    `| packages | ${r.machine.packages} |`,
+    `| keyward | commit ${r.machine.commit} |`,
+    `| load average at start | ${r.machine.load} |`,
+    "",
+    "## Method",
+    "",
+    `- **Baseline**: \`bench/baseline-server.mjs\`, a no-op @grpc/grpc-js Check server that decodes each CheckRequest with @bufbuild/protobuf and keyward's generated schemas (\`dist/gen\`) and answers a constant OK CheckResponse (encoded per call). Same transport and codec as keyward, no decision.`,
+    `- **keyward**: \`node bin/keyward.js serve --config <tmp>.yaml\` with ports from \`KEYWARD_*_PORT=0\`, the shipped \`deploy/policy.yaml\`, one RS256 issuer (\`jwks_file\`), ${"`log_level: info`"} (so every deny writes its log line, to a file), and a 10 000-key database.`,
+    `- **Request**: one gRPC frame holding a CheckRequest shaped like Envoy's for \`GET /api/v1/sources\` (socket addresses, 9 headers including \`authorization: Bearer …\`; ${r.scenarios.key_allow ? "" : ""}~430 bytes). Required scopes come from the policy file (\`sources:read\`).`,
+    `- **Load**: h2load closed loop, ${r.load.connections} connections × ${r.load.streams} streams, ${r.plan.warmupS} s warm-up then ${r.plan.durationS} s measured; latency percentiles computed from h2load's \`--log-file\` (per-request µs). Baseline and keyward runs alternate (B K × ${r.plan.pairs}); the table shows medians, and ratio = median keyward req/s ÷ median baseline req/s.`,
+    `- **Decisions verified**: before every run the same body is sent once with an HTTP/2 gRPC client and the CheckResponse decoded (a deny is still gRPC OK); the Node load client also decodes every 64th response. A wrong decision aborts the bench with exit 1.`,
+    "",
+    "Exact command of a saturated run (port varies):",
+    "",
+    "```sh",
+    h2loadCommand({
+      port: "PORT",
+      bodyFile: "bench/out/run/key_allow.bin",
+      ...r.load,
+      durationS: r.plan.durationS,
+      warmupS: r.plan.warmupS,
+      logFile: "bench/out/run/h2load-0.log",
+    }),
+    "```",
+    "",
+    "## Check at saturation",
+    "",
+    `| scenario | decision checked | baseline req/s | keyward req/s | ratio | target | server CPU µs/req, baseline / keyward (ratio) | keyward p50 / p99 / p99.9 ms | baseline p50 / p99 / p99.9 ms |${r.proto ? " prototype req/s (ratio); CPU µs/req (ratio) |" : ""}`,
+    `|---|---|---:|---:|---:|---|---|---|---|${r.proto ? "---|" : ""}`,
+  );
+  for (const scenario of scenarios) {
+    const s = r.scenarios[scenario.name];
+    const t = s.target === undefined ? "—" : `≥ ${pct(s.target)}`;
+    push(
+      `| ${s.label} | ${s.expect} | ${num(s.baseline.rps)} | ${num(s.keyward.rps)} | ${pct(s.ratio)} | ${t} ${s.target === undefined ? "" : verdict(s.ratio >= s.target)} | ${cpuCell(s)} | ${lat(s.keyward)} | ${lat(s.baseline)} |${s.proto ? ` ${num(s.proto.rps)} (${pct(s.proto.ratio)}); ${s.proto.cpuUs.toFixed(0)} (${pct(s.proto.cpuRatio)}) |` : ""}`,
+    );
+    if (s.target !== undefined)
+      target(
+        `${scenario.name}: ≥ ${pct(s.target)} of baseline req/s`,
+        `${pct(s.ratio)} (by CPU cost per request: ${pct(s.cpuRatio)}, ${verdict(s.cpuRatio >= s.target)})`,
+        s.ratio >= s.target,
+      );
+  }
+  const jf = r.jwtFirstSeen;
+  push(
+    `| JWT first seen (RS256 verify on every request; Node client, ${jf.pool} distinct tokens round-robin, keyward \`cache.max_entries: 1\`) | jwt_first_seen→allow | ${num(jf.baseline.rps)} | ${num(jf.keyward.rps)} | ${pct(jf.ratio)} | — (no target) | ${cpuCell(jf)} | ${lat(jf.keyward)} | ${lat(jf.baseline)} |${r.proto ? " — |" : ""}`,
+    "",
+    "*Server CPU µs/req* is the CPU time of all the server's threads (from `/proc/<pid>/task/*/schedstat`) over h2load's measured period divided by the requests completed: the cost of one Check, which the other tenants of this shared machine cannot inflate. Its ratio (baseline ÷ keyward) is the throughput ratio keyward would reach with its core to itself. *Waiting* below is the share of the period the server was runnable but another process had its core.",
+    "",
+    `Per-run req/s (B = baseline, K = keyward${r.proto ? ", P = prototype" : ""}, in run order):`,
+    "",
+  );
+  for (const scenario of scenarios) {
+    const s = r.scenarios[scenario.name];
+    push(
+      `- ${scenario.name}: B ${s.runs.baseline.join(", ")} · K ${s.runs.keyward.join(", ")}${s.runs["keyward-proto"] ? ` · P ${s.runs["keyward-proto"].join(", ")}` : ""} — server core share waiting for a CPU (median): B ${pct(s.baseline.waitShare)}, K ${pct(s.keyward.waitShare)}`,
+    );
+  }
+  push(
+    `- jwt_first_seen: Node client CPU (share of its core, median) baseline ${pct(jf.baseline.clientCpu)}, keyward ${pct(jf.keyward.clientCpu)}`,
+    "",
+    "## Latency at half of the saturated rate",
+    "",
+    "h2load `--rps` per connection = ⌊keyward's median saturated req/s ÷ 2 ÷ connections⌉; the baseline gets the same offered rate; one run each. *Waited* is the share of the run the server was runnable while another process had its core: every such wait lands in some request's latency, so the tail here measures the machine's other tenants as much as the server.",
+    "",
+    `| scenario | offered req/s | keyward achieved | keyward p50 / p99 / p99.9 ms | baseline p50 / p99 / p99.9 ms | server waited (baseline / keyward) | target p99 ≤ 2 ms |${r.proto ? " prototype p50 / p99 / p99.9 ms |" : ""}`,
+    `|---|---:|---:|---|---|---|---|${r.proto ? "---|" : ""}`,
+  );
+  for (const scenario of scenarios) {
+    const h = r.halfRate[scenario.name];
+    const met = h.keyward.p99 <= TARGETS.p99HalfRateUs;
+    push(
+      `| ${scenario.name} | ${num(h.offered)} | ${num(h.keyward.rps)} | ${lat(h.keyward)} | ${lat(h.baseline)} | ${pct(h.baseline.waitShare)} / ${pct(h.keyward.waitShare)} | ${verdict(met)} |${h["keyward-proto"] ? ` ${lat(h["keyward-proto"])} |` : ""}`,
+    );
+    target(`${scenario.name}: p99 ≤ 2 ms at half rate`, `${ms(h.keyward.p99)} ms`, met);
+  }
+
+  const sc = r.scale;
+  const big = `${num(sc.keys)} keys`;
+  const driftSingle = sc.single.big.rps / sc.single.small.rps - 1;
+  const driftMany = sc.many.big.rps / sc.many.small.rps - 1;
+  const cpuDriftSingle = sc.single.small.cpuUs / sc.single.big.cpuUs - 1;
+  const cpuDriftMany = sc.many.small.cpuUs / sc.many.big.cpuUs - 1;
+  push(
+    "",
+    "## Scale",
+    "",
+    `Database built ${sc.build.built ? "in this run" : "by an earlier run (cached)"}: ${num(sc.keys)} \`live\` keys in ${sc.build.seconds.toFixed(1)} s (keyward's \`openDatabase\` creates the schema, then one better-sqlite3 transaction inserts rows in id order; see \`bench/keys-db.mjs\`).`,
+    "",
+    `| key allow | 10 000 keys req/s | ${big} req/s | change | server CPU µs/req (10 k / big) | change | keyward p99 ms (10 k / big) |`,
+    "|---|---:|---:|---:|---|---:|---|",
+    `| one key, h2load | ${num(sc.single.small.rps)} | ${num(sc.single.big.rps)} | ${pct(driftSingle)} | ${sc.single.small.cpuUs.toFixed(0)} / ${sc.single.big.cpuUs.toFixed(0)} | ${pct(cpuDriftSingle)} | ${ms(sc.single.small.p99)} / ${ms(sc.single.big.p99)} |`,
+    `| 4096 distinct keys spread over the table, Node client | ${num(sc.many.small.rps)} | ${num(sc.many.big.rps)} | ${pct(driftMany)} | ${sc.many.small.cpuUs.toFixed(0)} / ${sc.many.big.cpuUs.toFixed(0)} | ${pct(cpuDriftMany)} | ${ms(sc.many.small.p99)} / ${ms(sc.many.big.p99)} |`,
+    "",
+    "Runs alternate 10 k and big (three pairs, medians). The CPU change is the throughput change keyward would see with its core to itself (cost per request, 10 k ÷ big − 1).",
+    "",
+    `| | 10 000 keys | ${big} |`,
+    "|---|---:|---:|",
+    `| start-up (spawn → "keyward started" log line) | ${sc.smallStartupMs} ms | median ${sc.startupMedianMs} ms (runs: ${sc.startupMs.join(", ")} ms) |`,
+    `| RSS after start | — | ${sc.memoryAtStart.rssMb.toFixed(0)} MB |`,
+    `| RSS after the load runs (peak VmHWM) | ${sc.smallMemoryAfterLoad.rssMb.toFixed(0)} MB (${sc.smallMemoryAfterLoad.hwmMb.toFixed(0)} MB) | ${sc.memoryAfterLoad.rssMb.toFixed(0)} MB (${sc.memoryAfterLoad.hwmMb.toFixed(0)} MB) |`,
+  );
+  target(
+    `key allow, ${big} vs 10 k: within 10 % (one key / distinct keys)`,
+    `${pct(driftSingle)} / ${pct(driftMany)} (by CPU cost per request: ${pct(cpuDriftSingle)} / ${pct(cpuDriftMany)}, ${verdict(Math.abs(cpuDriftSingle) <= TARGETS.scaleDrift && Math.abs(cpuDriftMany) <= TARGETS.scaleDrift)})`,
+    Math.abs(driftSingle) <= TARGETS.scaleDrift && Math.abs(driftMany) <= TARGETS.scaleDrift,
+  );
+  target(
+    `RSS ≤ 200 MB with ${big} (peak)`,
+    `${sc.memoryAfterLoad.hwmMb.toFixed(0)} MB`,
+    sc.memoryAfterLoad.hwmMb <= TARGETS.rssMb,
+  );
+  target(
+    `start-up ≤ 2 s with ${big}`,
+    `${sc.startupMedianMs} ms`,
+    sc.startupMedianMs <= TARGETS.startupMs,
+  );
+
+  push(
+    "",
+    "## Key creation",
+    "",
+    r.create.admin
+      ? `- admin API \`CreateKey\` (keyward.admin.v1.KeyService over gRPC with a \`keys:admin\` API key, ${r.create.admin.concurrency} calls in flight from a connect-node client on core 1, keyward on core 0, fresh database): **${num(r.create.admin.perSecond)} keys/s** (${num(r.create.admin.created)} in ${r.plan.durationS} s, ${r.create.admin.errors} errors${r.create.admin.firstError ? `: ${r.create.admin.firstError}` : ""}), latency p50 / p99 ${ms(r.create.admin.latency.p50)} / ${ms(r.create.admin.latency.p99)} ms.`
+      : "- admin API `CreateKey`: **not yet landed** (no admin port in keyward's start-up line).",
+    `- \`KeyStore.create\` on a fresh database with keyward's pragmas (WAL, \`synchronous=FULL\`, one transaction and fsync per key), core 0: **${num(r.create.store.perSecond)} keys/s** (${num(r.create.store.created)} in ${r.plan.durationS} s).`,
+    `- \`keyward keys create --db FILE --json\` (one process per key, as an operator runs it): ${r.create.cli.msEach.toFixed(0)} ms each (${(1000 / r.create.cli.msEach).toFixed(1)} keys/s), dominated by Node start-up.`,
+    "",
+    "## Replication propagation",
+    "",
+    "Not yet landed (only `role: single` exists in this build).",
+    "",
+    "## Targets",
+    "",
+    "| target | measured | |",
+    "|---|---|---|",
+    ...targets,
+  );
+
+  if (r.profiles) {
+    push(
+      "",
+      "## Where the time goes",
+      "",
+      "`node --cpu-prof` on a fresh server process under the same saturated h2load run (`bench/out/profiles/`; summarise one with `node bench/profile.mjs FILE`). Only the samples of h2load's measured period count (no start-up, no warm-up). Main-thread self time is grouped by area and divided by the requests completed; the schedstat total also counts V8's helper threads (concurrent GC, compiler) and libuv's. Native work is charged to the JavaScript function that called it: better-sqlite3's queries show up in `KeyStore` methods, not under better-sqlite3.",
+    );
+    for (const scenarioName of [...new Set(r.profiles.map((p) => p.scenario))]) {
+      const profiles = r.profiles.filter((p) => p.scenario === scenarioName);
+      const perRequest = (p, area) =>
+        ((p.areas.find((a) => a.name === area)?.ms ?? 0) * 1000) / p.requests;
+      const areas = [...new Set(profiles.flatMap((p) => p.areas.map((a) => a.name)))];
+      const base = profiles.find((p) => p.server === "baseline");
+      const keyed = profiles.find((p) => p.server === "keyward");
+      areas.sort((a, b) => perRequest(keyed, b) - perRequest(keyed, a));
+      push(
+        "",
+        `### ${scenarioName}: CPU µs per request by area`,
+        "",
+        `| area | ${profiles.map((p) => p.server).join(" | ")} |${base ? " keyward − baseline |" : ""}`,
+        `|---|${profiles.map(() => "---:").join("|")}|${base ? "---:|" : ""}`,
+        `| **all threads** (schedstat) | ${profiles.map((p) => p.cpuUs.toFixed(0)).join(" | ")} |${base ? ` ${(keyed.cpuUs - base.cpuUs).toFixed(0)} |` : ""}`,
+        `| **main thread** (profile) | ${profiles.map((p) => ((p.busyMs * 1000) / p.requests).toFixed(0)).join(" | ")} |${base ? ` ${((keyed.busyMs * 1000) / keyed.requests - (base.busyMs * 1000) / base.requests).toFixed(0)} |` : ""}`,
+      );
+      for (const area of areas) {
+        push(
+          `| ${area} | ${profiles.map((p) => perRequest(p, area).toFixed(1)).join(" | ")} |${base ? ` ${(perRequest(keyed, area) - perRequest(base, area)).toFixed(1)} |` : ""}`,
+        );
+      }
+      for (const p of profiles.filter((x) => x.server !== "baseline")) {
+        push(
+          "",
+          `Top self-time functions, ${p.server} (${scenarioName}, \`${p.file}\`):`,
+          "",
+          "| function | share of busy time |",
+          "|---|---:|",
+          ...p.functions.map((f) => `| \`${f.name.trim()}\` | ${pct(f.share)} |`),
+        );
+      }
+    }
+  }
+
+  const notes = join(ROOT, "bench/NOTES.md");
+  if (existsSync(notes)) {
+    push("", "---", "", readFileSync(notes, "utf8").trim());
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+// `node bench/run.mjs --report`: rewrite RESULTS.md from the last run's
+// bench/out/results.json (e.g. after editing bench/NOTES.md), without running.
+const run = process.argv.includes("--report")
+  ? async () => {
+      const results = JSON.parse(readFileSync(join(OUT, "results.json"), "utf8"));
+      writeFileSync(join(ROOT, "bench/RESULTS.md"), report(results));
+      log("bench/RESULTS.md rewritten from bench/out/results.json");
+    }
+  : main;
+
+run().catch((error) => {
+  killAll();
+  if (error instanceof DecisionError) log(`DECISION CHECK FAILED: ${error.message}`);
+  else log(`bench failed: ${error.stack ?? error}`);
+  process.exit(1);
+});

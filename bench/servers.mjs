@@ -1,0 +1,209 @@
+// Child processes of the bench: keyward and the baseline as real servers
+// pinned to the server core, each logging to its own file; every child is
+// tracked and killed when the bench exits, however it exits.
+import { spawn } from "node:child_process";
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const OUT = join(ROOT, "bench/out");
+export const RUN_DIR = join(OUT, "run");
+/** The core every server runs on; load generators use CLIENT_CORE (h2load.mjs). */
+export const SERVER_CORE = "0";
+
+const children = new Set();
+
+/** Registers a child process for clean-up; returns it. */
+export function track(child) {
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+
+/** Kills every tracked child at once (SIGKILL): used on exit and on error. */
+export function killAll() {
+  for (const child of children) child.kill("SIGKILL");
+}
+
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+export function log(message) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+export const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+/** The parent's environment minus any KEYWARD_* that could change what runs, plus `extra`. */
+export function serverEnv(extra = {}) {
+  const env = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith("KEYWARD_")) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/**
+ * Spawns `node ...nodeArgs` pinned to the server core, its stderr (JSON log
+ * lines) appended to RUN_DIR/<name>.log, and waits for its "... started"
+ * line. Start-up time is that line's own timestamp minus the moment of
+ * spawning.
+ */
+export async function startServer(name, nodeArgs, env = {}) {
+  const logFile = join(RUN_DIR, `${name}.log`);
+  closeSync(openSync(logFile, "w"));
+  // O_APPEND, so the file can be truncated between runs while the server writes.
+  const fd = openSync(logFile, "a");
+  const spawnedAt = Date.now();
+  const child = track(
+    spawn("taskset", ["-c", SERVER_CORE, process.execPath, ...nodeArgs], {
+      cwd: ROOT,
+      env: serverEnv(env),
+      stdio: ["ignore", "ignore", fd],
+    }),
+  );
+  closeSync(fd);
+  let exited = false;
+  child.on("exit", () => {
+    exited = true;
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const text = readFileSync(logFile, "utf8");
+    const line = text.split("\n").find((l) => /"msg":"(keyward|baseline) started"/.test(l));
+    if (line) {
+      const record = JSON.parse(line);
+      return {
+        name,
+        child,
+        pid: child.pid,
+        port: record.ports.check,
+        ports: record.ports,
+        startupMs: Date.parse(record.time) - spawnedAt,
+        logFile,
+        clearLog: () => truncateSync(logFile, 0),
+        memory: () => memoryOf(child.pid),
+        sched: () => schedOf(child.pid),
+        stop: () => stopServer(child),
+      };
+    }
+    if (exited || Date.now() > deadline) {
+      throw new Error(`${name} did not start:\n${text.split("\n").slice(-5).join("\n")}`);
+    }
+    await sleep(5);
+  }
+}
+
+/** SIGTERM (keyward drains and exits, writing any --cpu-prof profile), SIGKILL after 10 s. */
+async function stopServer(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((done) => child.once("exit", done));
+  child.kill("SIGTERM");
+  const stopped = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+  if (!stopped) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+/** Resident memory (current and peak) of a process, MB, from /proc. */
+export function memoryOf(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field) =>
+    Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN);
+  return { rssMb: kb("VmRSS") / 1024, hwmMb: kb("VmHWM") / 1024 };
+}
+
+/**
+ * Nanoseconds the process (all its threads) has spent running on a CPU and
+ * waiting in a run queue for one, from /proc/<pid>/task/<tid>/schedstat.
+ * Waiting time is contention: another process had the server's core.
+ */
+export function schedOf(pid) {
+  let run = 0;
+  let wait = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [ran, waited] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ");
+      run += Number(ran);
+      wait += Number(waited);
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return { run, wait, at: process.hrtime.bigint() };
+}
+
+/** CPU use between two schedOf samples: shares of the wall time, and µs per request. */
+export function cpuBetween(start, end, requests) {
+  const wall = Number(end.at - start.at);
+  const run = end.run - start.run;
+  return {
+    share: run / wall,
+    waitShare: (end.wait - start.wait) / wall,
+    usPerRequest: requests > 0 ? run / 1000 / requests : Number.NaN,
+  };
+}
+
+/**
+ * Starts keyward: `node <bin> serve --config RUN_DIR/<name>.yaml`, through a
+ * one-line launcher that imports `bin`, with its ports from KEYWARD_*_PORT=0.
+ * `bin` defaults to the repository's bin/keyward.js (which runs dist/); a
+ * prototype copy can be passed instead.
+ */
+export function startKeyward(
+  name,
+  { database, issuer, cacheMaxEntries = 100_000 },
+  { nodeArgs = [], bin = "bin/keyward.js" } = {},
+) {
+  // The machine is shared, and other sessions' clean-up has been seen to
+  // signal every process whose command line mentions "keyward"; so the
+  // config file and the launcher below keep that word out of ours.
+  const stem = name.replaceAll("keyward", "kw");
+  const config = join(RUN_DIR, `${stem}.yaml`);
+  // JSON is YAML. Logging at info: every deny writes its line, as in production.
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        database,
+        policy: join(ROOT, "deploy/policy.yaml"),
+        issuers: [issuer.config],
+        cache: { max_entries: cacheMaxEntries },
+        log_level: "info",
+      },
+      null,
+      2,
+    ),
+  );
+  const launcher = join(RUN_DIR, `${stem}-serve.mjs`);
+  writeFileSync(
+    launcher,
+    `await import(${JSON.stringify(pathToFileURL(resolve(ROOT, bin)).href)});\n`,
+  );
+  return startServer(name, [...nodeArgs, launcher, "serve", "--config", config], {
+    KEYWARD_LISTEN_HOST: "127.0.0.1",
+    KEYWARD_CHECK_PORT: "0",
+    KEYWARD_ADMIN_PORT: "0",
+    KEYWARD_HTTP_PORT: "0",
+  });
+}
+
+/** The no-op grpc-js baseline (bench/baseline-server.mjs); it answers allow to everything. */
+export async function startBaseline(name = "baseline", nodeArgs = []) {
+  const server = await startServer(name, [...nodeArgs, "bench/baseline-server.mjs"]);
+  return { ...server, baseline: true };
+}
