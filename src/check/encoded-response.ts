@@ -3,6 +3,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { LRUCache } from "lru-cache";
 import { CheckResponseSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { Decision } from "../pipeline/decision.js";
+import type { Identity } from "../pipeline/identity.js";
 import type { RequestView } from "../pipeline/request-view.js";
 import { type CheckResponderOptions, createCheckResponder } from "./response.js";
 
@@ -40,33 +41,56 @@ export function createEncodedCheckResponder(
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 
+  const build = (decision: Decision, view: RequestView): Template | false => {
+    const bytes = encode({ ...decision, decisionId: placeholder }, view);
+    const offsets: number[] = [];
+    for (let at = bytes.indexOf(marker); at !== -1; at = bytes.indexOf(marker, at + 1)) {
+      offsets.push(at);
+    }
+    return offsets.length === (decision.allow ? 1 : 2) ? { bytes, offsets } : false;
+  };
+
+  // The common allow (no spoofed headers) finds its template by the identity
+  // object itself: verified identities are cached, so the same object comes
+  // back for the same credential, and no key string need be built.
+  const byIdentity = new WeakMap<Identity, Template | false>();
+
   return (decision, view) => {
     if (decision.decisionId.length !== DECISION_ID_LENGTH) return encode(decision, view);
-    const key = decision.allow
-      ? JSON.stringify([
-          decision.identity.kind,
-          decision.identity.subject,
-          decision.identity.keyId,
-          decision.identity.tenant,
-          decision.identity.scopes,
-          decision.identity.expiresAt ?? null,
-          view.spoofedHeaders,
-        ])
-      : JSON.stringify([decision.code, decision.requiredScopes ?? null]);
-    let template = templates.get(key);
-    if (template === undefined) {
-      const bytes = encode({ ...decision, decisionId: placeholder }, view);
-      const offsets: number[] = [];
-      for (let at = bytes.indexOf(marker); at !== -1; at = bytes.indexOf(marker, at + 1))
-        offsets.push(at);
-      template = offsets.length === (decision.allow ? 1 : 2) ? { bytes, offsets } : false;
-      templates.set(key, template);
+    let template: Template | false | undefined;
+    if (decision.allow && view.spoofedHeaders.length === 0) {
+      template = byIdentity.get(decision.identity);
+      if (template === undefined) {
+        template = build(decision, view);
+        byIdentity.set(decision.identity, template);
+      }
+    } else {
+      const key = decision.allow
+        ? JSON.stringify([
+            decision.identity.kind,
+            decision.identity.subject,
+            decision.identity.keyId,
+            decision.identity.tenant,
+            decision.identity.scopes,
+            decision.identity.expiresAt ?? null,
+            view.spoofedHeaders,
+          ])
+        : JSON.stringify([decision.code, decision.requiredScopes ?? null]);
+      template = templates.get(key);
+      if (template === undefined) {
+        template = build(decision, view);
+        templates.set(key, template);
+      }
     }
-    if (template === false) return encode(decision, view);
-    const out = Buffer.allocUnsafe(template.bytes.length);
-    template.bytes.copy(out);
-    for (const offset of template.offsets)
-      out.write(decision.decisionId, offset, DECISION_ID_LENGTH, "latin1");
-    return out;
+    return template === false ? encode(decision, view) : fill(template, decision.decisionId);
   };
+}
+
+/** A copy of the template with the decision id written in. */
+function fill(template: Template, decisionId: string): Buffer {
+  const out = Buffer.allocUnsafe(template.bytes.length);
+  template.bytes.copy(out);
+  for (const offset of template.offsets)
+    out.write(decisionId, offset, DECISION_ID_LENGTH, "latin1");
+  return out;
 }

@@ -1,4 +1,4 @@
-import type { KeyStore } from "../keys/store.js";
+import type { KeyStore, VerifiedKey } from "../keys/store.js";
 import { readCredential } from "./credential.js";
 import { type Deny, type DenyCode, newDecisionId } from "./decision.js";
 import type { Identity } from "./identity.js";
@@ -38,6 +38,7 @@ export type Identifier = (
  */
 export function createIdentifier(options: IdentifierOptions): Identifier {
   const { store, jwt, onKeyUsed } = options;
+  const identities = new WeakMap<VerifiedKey, Identity>();
   return (authorization) => {
     const credential = readCredential(authorization);
     switch (credential.type) {
@@ -56,15 +57,22 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
         }
         const key = verdict.key;
         onKeyUsed?.(key.id);
-        return {
-          kind: key.kind,
-          subject: key.owner || key.id,
-          keyId: key.id,
-          tenant: key.tenant,
-          scopes: key.scopes,
-          expiresAt: key.expiresAt,
-          binding: key.binding,
-        };
+        // One Identity per cached verdict: the same object on every hit, which
+        // also lets the response encoder find its template without hashing.
+        let identity = identities.get(key);
+        if (identity === undefined) {
+          identity = {
+            kind: key.kind,
+            subject: key.owner || key.id,
+            keyId: key.id,
+            tenant: key.tenant,
+            scopes: key.scopes,
+            expiresAt: key.expiresAt,
+            binding: key.binding,
+          };
+          identities.set(key, identity);
+        }
+        return identity;
       }
       case "jwt": {
         if (!jwt)
