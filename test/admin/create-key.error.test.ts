@@ -1,18 +1,8 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
-import { type AdminFixture, startAdminFixture } from "../helpers/admin.js";
-
-/** The error a call was refused with; fails the test when the call succeeds. */
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to be refused, but it succeeded");
-}
+import { type AdminFixture, refusal, startAdminFixture } from "../helpers/admin.js";
 
 describe("CreateKey refuses malformed requests", () => {
   let f: AdminFixture;

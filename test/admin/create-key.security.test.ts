@@ -2,18 +2,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
-import { ADMIN_ISSUER, type AdminFixture, decide, startAdminFixture } from "../helpers/admin.js";
+import {
+  ADMIN_ISSUER,
+  type AdminFixture,
+  decide,
+  refusal,
+  startAdminFixture,
+} from "../helpers/admin.js";
 import { claims, newSigningKey, nowSeconds, signToken } from "../helpers/jwks.js";
-
-/** The error a call was refused with; fails the test when the call succeeds. */
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to be refused, but it succeeded");
-}
 
 const RUN = { experiment: "exp-1", variation: "1", run: "r-1" };
 

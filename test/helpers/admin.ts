@@ -1,4 +1,4 @@
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { EnvoyCheckClient } from "./envoy-client.js";
@@ -166,4 +166,14 @@ export async function decide(
   });
   if (response.status?.code === 0) return "allow";
   return (JSON.parse(response.denied_response?.body ?? "{}") as { error: string }).error;
+}
+
+/** The error a call was refused with; fails the test when the call succeeds. */
+export async function refusal(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (error) {
+    return ConnectError.from(error);
+  }
+  throw new Error("expected the call to be refused, but it succeeded");
 }
