@@ -1,4 +1,4 @@
-import { existsSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs";
+import { existsSync, readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs";
 import { auditInterceptor, authInterceptor, refuseOnReplica } from "./admin/interceptors.js";
 import { type AdminServer, startAdminServer } from "./admin/server.js";
 import { keyServiceRoutes, refusingKeyServiceRoutes } from "./admin/service.js";
@@ -98,6 +98,9 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
   const watched: { file: string; listener: (current: Stats, previous: Stats) => void }[] = [];
   let reloading: Promise<boolean> = Promise.resolve(true);
 
+  // Read once at start; a missing file is a one-line configuration error.
+  const tlsFiles = readTlsFiles(config);
+
   const replicationToken = (): string => {
     try {
       return readReplicationToken(config.replication.token, config.replication.token_file);
@@ -160,6 +163,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         sync = new ReplicaSync({
           primary: config.replication.primary as string,
           token: token as string,
+          ...(tlsFiles && { tls: tlsFiles }),
           db: syncDb,
           logger: logger.child({ name: "replication" }),
           ...(overrides.now ? { now: overrides.now } : {}),
@@ -316,6 +320,8 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         admin = await startAdminServer({
           host: config.listen.host,
           port: config.listen.admin,
+          ...(tlsFiles?.cert &&
+            tlsFiles.key && { tls: { cert: tlsFiles.cert, key: tlsFiles.key, ca: tlsFiles.ca } }),
           routes,
           interceptors: [
             authInterceptor(identify, audit, logger.child({ name: "admin" })),
@@ -432,4 +438,29 @@ function readiness(
     }
   }
   return { ready, degraded, checks };
+}
+
+/** The replication TLS files, read; undefined when none are configured. */
+function readTlsFiles(config: Config): { cert?: Buffer; key?: Buffer; ca?: Buffer } | undefined {
+  const tls = config.replication.tls;
+  if (!tls) return undefined;
+  const read = (field: "cert_file" | "key_file" | "ca_file"): Buffer | undefined => {
+    const file = tls[field];
+    if (!file) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new ConfigError(
+        `config: replication.tls.${field}: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`,
+      );
+    }
+  };
+  const files: { cert?: Buffer; key?: Buffer; ca?: Buffer } = {};
+  const cert = read("cert_file");
+  const key = read("key_file");
+  const ca = read("ca_file");
+  if (cert) files.cert = cert;
+  if (key) files.key = key;
+  if (ca) files.ca = ca;
+  return files;
 }

@@ -10,6 +10,7 @@ import {
 } from "node:http2";
 import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
 import { Duplex } from "node:stream";
+import { createServer as createTlsServer } from "node:tls";
 import {
   type ConnectRouter,
   createClient,
@@ -29,6 +30,11 @@ export interface AdminServerOptions {
   readonly routes: (router: ConnectRouter) => void;
   /** Applied to every call, REST routes included: authentication, then audit. */
   readonly interceptors: Interceptor[];
+  /**
+   * Serve TLS instead of cleartext (HTTP/2 and HTTP/1.1 by ALPN). With `ca`,
+   * clients must present a certificate it signed (mTLS).
+   */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca?: Buffer | undefined };
 }
 
 export interface AdminServer {
@@ -80,22 +86,40 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const http1 = createHttp1Server(handler);
   const http2 = createHttp2Server({}, handler);
   const sockets = new Set<Socket>();
-  const server = createNetServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.once("data", (first: Buffer) => {
-      socket.pause();
-      if (first.subarray(0, 3).toString("latin1") === "PRI") {
-        // node:http2 reads the socket's handle directly, so the bytes already
-        // read are replayed through a stream wrapper instead of unshift().
-        http2.emit("connection", replay(socket, first));
-      } else {
-        socket.unshift(first);
-        http1.emit("connection", socket);
-        socket.resume();
-      }
+  const tlsOptions = options.tls;
+  const server = tlsOptions
+    ? createTlsServer(
+        {
+          cert: tlsOptions.cert,
+          key: tlsOptions.key,
+          ...(tlsOptions.ca && { ca: tlsOptions.ca, requestCert: true, rejectUnauthorized: true }),
+          ALPNProtocols: ["h2", "http/1.1"],
+        },
+        (socket) => {
+          sockets.add(socket);
+          socket.once("close", () => sockets.delete(socket));
+          (socket.alpnProtocol === "h2" ? http2 : http1).emit("connection", socket);
+        },
+      )
+    : cleartextServer();
+  function cleartextServer() {
+    return createNetServer((socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      socket.once("data", (first: Buffer) => {
+        socket.pause();
+        if (first.subarray(0, 3).toString("latin1") === "PRI") {
+          // node:http2 reads the socket's handle directly, so the bytes already
+          // read are replayed through a stream wrapper instead of unshift().
+          http2.emit("connection", replay(socket, first));
+        } else {
+          socket.unshift(first);
+          http1.emit("connection", socket);
+          socket.resume();
+        }
+      });
     });
-  });
+  }
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

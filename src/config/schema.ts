@@ -70,6 +70,21 @@ export const configSchema = z
             "expected a duration such as 30s or 5m",
           )
           .optional(),
+        /**
+         * TLS for the replication stream. A primary serves its admin port with
+         * cert_file/key_file and, with ca_file, requires client certificates
+         * (mTLS); a replica verifies the primary with ca_file and presents
+         * cert_file/key_file when given. The replica's primary URL is then https://.
+         */
+        tls: z
+          .object({
+            cert_file: z.string().min(1).optional(),
+            key_file: z.string().min(1).optional(),
+            ca_file: z.string().min(1).optional(),
+          })
+          .strict()
+          .refine((t) => !t.cert_file === !t.key_file, "cert_file and key_file go together")
+          .optional(),
         /** Change-log entries a primary keeps; a replica further behind gets a snapshot. */
         retain_changes: z.number().int().positive().default(DEFAULTS.retainChanges),
       })

@@ -23,6 +23,12 @@ export interface ReplicaSyncOptions {
    * Catches a link that goes silent without closing.
    */
   readonly idleTimeoutMs?: number;
+  /** TLS for an https:// primary: the CA to trust, and a client certificate for mTLS. */
+  readonly tls?: {
+    readonly ca?: Buffer | undefined;
+    readonly cert?: Buffer | undefined;
+    readonly key?: Buffer | undefined;
+  };
 }
 
 /** What a replica knows about its own freshness (for readiness and metrics). */
@@ -120,9 +126,18 @@ export class ReplicaSync {
       const from = this.#applied() ?? 0;
       // A fresh transport (so a fresh HTTP/2 session) per attempt: after a
       // silent link the old session is dead even if its socket never closed.
+      const tls = this.#options.tls;
       const client = createClient(
         ReplicationService,
-        createGrpcTransport({ baseUrl: this.#options.primary }),
+        createGrpcTransport({
+          baseUrl: this.#options.primary,
+          ...(tls && {
+            nodeOptions: {
+              ...(tls.ca && { ca: tls.ca }),
+              ...(tls.cert && { cert: tls.cert, key: tls.key }),
+            },
+          }),
+        }),
       );
       // One controller per stream, aborted by close() or by the watchdog that
       // fires when nothing (not even a heartbeat) arrived for idleTimeoutMs.
