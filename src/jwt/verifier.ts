@@ -14,6 +14,7 @@ import {
 } from "jose";
 import { LRUCache } from "lru-cache";
 import type { Logger } from "../log.js";
+import { SCOPE_TOKEN } from "../pipeline/decision.js";
 import type { TokenResult } from "../pipeline/identify.js";
 import type { Identity } from "../pipeline/identity.js";
 import type { IssuerConfig } from "./config.js";
@@ -103,8 +104,6 @@ const MIN_TIMER_TICK_MS = 1_000;
 const FORBIDDEN_HEADER_PARAMETERS = ["jwk", "jku", "x5u", "x5c", "crit"] as const;
 /** Key types that can hold an asymmetric public key; `oct` (a shared secret) is never loaded. */
 const PUBLIC_KEY_TYPES = new Set(["RSA", "EC", "OKP"]);
-/** RFC 6749 section 3.3 scope-token: printable ASCII without space, `"` or `\`. */
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 type Failure = Extract<JwtResult, { ok: false }>;
 type LoadTrigger = "start" | "unknown kid" | "on demand" | "refresh" | "retry" | "file changed";

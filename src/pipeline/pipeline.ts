@@ -46,8 +46,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (requirement.type === "deny") {
       return deny("insufficient_scope", { reason: "no rule grants this route", ...who(identity) });
     }
-    const missing = requirement.scopes.filter((scope) => !identity.scopes.includes(scope));
-    if (missing.length > 0) {
+    // every() first: the allow path allocates nothing; the missing list is for the deny log.
+    if (!requirement.scopes.every((scope) => identity.scopes.includes(scope))) {
+      const missing = requirement.scopes.filter((scope) => !identity.scopes.includes(scope));
       return deny("insufficient_scope", {
         requiredScopes: requirement.scopes,
         reason: `missing scopes: ${missing.join(" ")}`,

@@ -1,15 +1,8 @@
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Key } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
-import { type AdminFixture, decide, startAdminFixture } from "../helpers/admin.js";
-
-/** The key in an answer; fails the test when it is missing. */
-function keyOf(response: { key?: Key | undefined }): Key {
-  if (!response.key) throw new Error("response has no key");
-  return response.key;
-}
+import { type AdminFixture, decide, keyOf, startAdminFixture } from "../helpers/admin.js";
 
 describe("RevokeKey", () => {
   let f: AdminFixture;

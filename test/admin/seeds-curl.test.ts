@@ -162,47 +162,21 @@ describe("the seeds' curl commands against a real admin port", () => {
   });
 
   it("answers errors as JSON with a code and the right status", async () => {
+    // A POST of `body` to the seed's create route as the tenant admin.
+    const post = (body: string) => [
+      "-X",
+      "POST",
+      `${CHATBOT_API}/v1/admin/keys`,
+      "-H",
+      `Authorization: Bearer ${ADMIN_JWT}`,
+      "-d",
+      body,
+    ];
     const cases: [string[], number, string][] = [
       [["-X", "POST", `${CHATBOT_API}/v1/admin/keys`, "-d", "{}"], 401, "unauthenticated"],
-      [
-        [
-          "-X",
-          "POST",
-          `${CHATBOT_API}/v1/admin/keys`,
-          "-H",
-          `Authorization: Bearer ${ADMIN_JWT}`,
-          "-d",
-          "{not json",
-        ],
-        400,
-        "invalid_argument",
-      ],
-      [
-        [
-          "-X",
-          "POST",
-          `${CHATBOT_API}/v1/admin/keys`,
-          "-H",
-          `Authorization: Bearer ${ADMIN_JWT}`,
-          "-d",
-          '{"nme":"typo"}',
-        ],
-        400,
-        "invalid_argument",
-      ],
-      [
-        [
-          "-X",
-          "POST",
-          `${CHATBOT_API}/v1/admin/keys`,
-          "-H",
-          `Authorization: Bearer ${ADMIN_JWT}`,
-          "-d",
-          '{"scopes":["keys:admin"]}',
-        ],
-        403,
-        "permission_denied",
-      ],
+      [post("{not json"), 400, "invalid_argument"],
+      [post('{"nme":"typo"}'), 400, "invalid_argument"],
+      [post('{"scopes":["keys:admin"]}'), 403, "permission_denied"],
       [
         [
           "-X",
@@ -214,19 +188,7 @@ describe("the seeds' curl commands against a real admin port", () => {
         404,
         "not_found",
       ],
-      [
-        [
-          "-X",
-          "POST",
-          `${CHATBOT_API}/v1/admin/keys`,
-          "-H",
-          `Authorization: Bearer ${ADMIN_JWT}`,
-          "-d",
-          `{"name":"${"x".repeat(70_000)}"}`,
-        ],
-        413,
-        "payload_too_large",
-      ],
+      [post(`{"name":"${"x".repeat(70_000)}"}`), 413, "payload_too_large"],
     ];
     for (const [args, status, code] of cases) {
       const answer = await curl(args);

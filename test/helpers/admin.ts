@@ -1,6 +1,6 @@
 import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
+import { type Key, KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { EnvoyCheckClient } from "./envoy-client.js";
 import {
   AUDIENCE,
@@ -176,4 +176,10 @@ export async function refusal(call: Promise<unknown>): Promise<ConnectError> {
     return ConnectError.from(error);
   }
   throw new Error("expected the call to be refused, but it succeeded");
+}
+
+/** The key in an answer; fails the test when it is missing. */
+export function keyOf(response: { key?: Key | undefined }): Key {
+  if (!response.key) throw new Error("response has no key");
+  return response.key;
 }
