@@ -13,7 +13,7 @@ import { AuditLog } from "./keys/audit.js";
 import { type Db, openDatabase } from "./keys/db.js";
 import { KeyStore } from "./keys/store.js";
 import { UsageTracker } from "./keys/usage.js";
-import { createLogger, type Logger } from "./log.js";
+import { createLogger, decisionLogger, type Logger } from "./log.js";
 import { Metrics } from "./observability/metrics.js";
 import { traced } from "./observability/tracing.js";
 import { createIdentifier, type TokenVerifier } from "./pipeline/identify.js";
@@ -225,7 +225,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
 
       check = await startCheckServer({
         pipeline: metrics.instrument(traced(pipeline, "grpc"), "grpc"),
-        logger: logger.child({ name: "check" }),
+        logger: decisionLogger(logger, "check"),
         host: config.listen.host,
         port: config.listen.check,
         prefix: config.headers.prefix,
@@ -254,7 +254,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         port: config.listen.http,
         forwardAuth: {
           pipeline: metrics.instrument(traced(pipeline, "http"), "http"),
-          logger: logger.child({ name: "http" }),
+          logger: decisionLogger(logger, "http"),
           prefix: config.headers.prefix,
           stripAuthorization: config.headers.strip_authorization,
         },
@@ -404,7 +404,10 @@ function readiness(
   let ready = true;
   let degraded = false;
   try {
-    // Reads a page of the key table: "SELECT 1" alone would not notice a corrupt file.
+    // Reads a page of the key table: "SELECT 1" alone would not notice a
+    // corrupt file. The connection's cached pages are released first, or the
+    // page could come from memory however the file changed underneath.
+    db.pragma("shrink_memory");
     db.prepare("SELECT 1 FROM keys LIMIT 1").get();
     const problem = fileProblem();
     checks.store = problem ?? "ok";
