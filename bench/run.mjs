@@ -33,6 +33,7 @@ import {
   ROOT,
   RUN_DIR,
   SERVER_CORE,
+  SHIPPED_NODE_OPTIONS,
   serverEnv,
   startBaseline,
   startKeyward,
@@ -44,7 +45,7 @@ const QUICK = process.env.BENCH_QUICK === "1";
 const PROTO_BIN = process.env.BENCH_PROTO_BIN;
 const PLAN = QUICK
   ? { durationS: 1, warmupS: 1, pairs: 1, scaleKeys: 100_000, startups: 1, jwtPool: 512 }
-  : { durationS: 5, warmupS: 1, pairs: 3, scaleKeys: 1_000_000, startups: 3, jwtPool: 2048 };
+  : { durationS: 5, warmupS: 1, pairs: 5, scaleKeys: 1_000_000, startups: 3, jwtPool: 2048 };
 /** Every saturated run: 4 connections × 16 concurrent streams, as in TOOLING.md. */
 const LOAD = { connections: 4, streams: 16 };
 
@@ -247,6 +248,7 @@ function machine() {
       .map((pkg) => `${pkg} ${version(pkg)}`)
       .join(", "),
     load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
+    nodeOptions: SHIPPED_NODE_OPTIONS,
   };
 }
 
@@ -631,7 +633,7 @@ function report(r) {
     "## Reproduce",
     "",
     "```sh",
-    "npm run bench                  # = npm run build && node bench/run.mjs (~8 min; the first run also builds the 1 M-key database, ~40 s, cached in bench/out/ until the schema changes)",
+    "npm run bench                  # = npm run build && node bench/run.mjs (~10 min; the first run also builds the 1 M-key database, ~40 s, cached in bench/out/ until the schema changes)",
     "BENCH_QUICK=1 npm run bench    # ~1.5 min smoke run (1 s runs, one B/K pair, 100 k keys, no profiles)",
     "BENCH_PROTO_BIN=bench/out/proto/bin/keyward.js npm run bench",
     "                               # adds a prototype keyward (a patched copy of bin/ + dist/, outside src/) to the same alternating rounds",
@@ -657,6 +659,7 @@ function report(r) {
     "",
     `- **Baseline**: \`bench/baseline-server.mjs\`, a no-op @grpc/grpc-js Check server that decodes each CheckRequest with @bufbuild/protobuf and keyward's generated schemas (\`dist/gen\`) and answers a constant OK CheckResponse (encoded per call). Same transport and codec as keyward, no decision.`,
     `- **keyward**: \`node bin/keyward.js serve --config <tmp>.yaml\` with ports from \`KEYWARD_*_PORT=0\`, the shipped \`deploy/policy.yaml\`, one RS256 issuer (\`jwks_file\`), ${"`log_level: info`"} (so every deny writes its log line, to a file), and a 10 000-key database.`,
+    `- **V8 options**: every server, the baseline too, runs with \`NODE_OPTIONS=${r.machine.nodeOptions}\`, the value deploy/Dockerfile (and the Kubernetes replica patch) ships keyward with, so keyward is measured as it is deployed.`,
     `- **Request**: one gRPC frame holding a CheckRequest shaped like Envoy's for \`GET /api/v1/sources\` (socket addresses, 9 headers including \`authorization: Bearer …\`; ${r.scenarios.key_allow ? "" : ""}~430 bytes). Required scopes come from the policy file (\`sources:read\`).`,
     `- **Load**: h2load closed loop, ${r.load.connections} connections × ${r.load.streams} streams, ${r.plan.warmupS} s warm-up then ${r.plan.durationS} s measured; latency percentiles computed from h2load's \`--log-file\` (per-request µs). Baseline and keyward runs alternate (B K × ${r.plan.pairs}); the table shows medians, and ratio = median keyward req/s ÷ median baseline req/s.`,
     `- **Decisions verified**: before every run the same body is sent once with an HTTP/2 gRPC client and the CheckResponse decoded (a deny is still gRPC OK); the Node load client also decodes every 64th response. A wrong decision aborts the bench with exit 1.`,

@@ -18,6 +18,13 @@ export const OUT = join(ROOT, "bench/out");
 export const RUN_DIR = join(OUT, "run");
 /** The core every server runs on; load generators use CLIENT_CORE (h2load.mjs). */
 export const SERVER_CORE = "0";
+/**
+ * The V8 options keyward ships with: deploy/Dockerfile's NODE_OPTIONS (a heap
+ * cap, bench/NOTES.md finding 3). Every server of the bench, the baseline
+ * included, runs with them, so keyward is measured as it is deployed.
+ */
+export const SHIPPED_NODE_OPTIONS =
+  /NODE_OPTIONS=(\S+)/.exec(readFileSync(join(ROOT, "deploy/Dockerfile"), "utf8"))?.[1] ?? "";
 
 const children = new Set();
 
@@ -71,7 +78,7 @@ export async function startServer(name, nodeArgs, env = {}) {
   const child = track(
     spawn("taskset", ["-c", SERVER_CORE, process.execPath, ...nodeArgs], {
       cwd: ROOT,
-      env: serverEnv(env),
+      env: serverEnv({ NODE_OPTIONS: SHIPPED_NODE_OPTIONS, ...env }),
       stdio: ["ignore", "ignore", fd],
     }),
   );

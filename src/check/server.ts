@@ -89,19 +89,23 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   const implementation: grpc.UntypedServiceImplementation = {
     Check(call: grpc.ServerUnaryCall<Incoming, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       let view: RequestView = EMPTY_VIEW;
+      let decision: Decision | Promise<Decision>;
       try {
-        if (call.request === UNDECODABLE) {
-          answer(faultDeny("undecodable CheckRequest"), view, callback);
-          return;
+        if (call.request === UNDECODABLE) decision = faultDeny("undecodable CheckRequest");
+        else {
+          view = viewOfCheckRequest(call.request, prefix);
+          decision = options.pipeline(view);
         }
-        view = viewOfCheckRequest(call.request, prefix);
-        options.pipeline(view).then(
-          (decision) => answer(decision, view, callback),
+      } catch (cause) {
+        decision = faultDeny("check handler failed", cause);
+      }
+      // Most decisions (API keys, cached JWTs) are made synchronously.
+      if (decision instanceof Promise) {
+        decision.then(
+          (made) => answer(made, view, callback),
           (cause: unknown) => answer(faultDeny("pipeline rejected", cause), view, callback),
         );
-      } catch (cause) {
-        answer(faultDeny("check handler failed", cause), view, callback);
-      }
+      } else answer(decision, view, callback);
     },
   };
 

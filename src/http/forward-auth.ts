@@ -39,16 +39,22 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
       if (!decision.allow) logDeny(log, decision, view);
       send(response, respond(decision, view));
     };
+    let problem: string | undefined;
+    let decision: Decision | Promise<Decision>;
     try {
       const described = viewOfForwardAuthRequest(request, prefix);
       view = described.view;
-      options.pipeline(view).then(
-        (decision) => answer(unjudgeable(decision, described.problem)),
+      problem = described.problem;
+      decision = options.pipeline(view);
+    } catch (cause) {
+      decision = faultDeny("forward-auth handler failed", cause);
+    }
+    if (decision instanceof Promise) {
+      decision.then(
+        (made) => answer(unjudgeable(made, problem)),
         (cause: unknown) => answer(faultDeny("pipeline rejected", cause)),
       );
-    } catch (cause) {
-      answer(faultDeny("forward-auth handler failed", cause));
-    }
+    } else answer(unjudgeable(decision, problem));
   };
 }
 

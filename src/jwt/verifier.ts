@@ -71,8 +71,11 @@ export interface JwtVerifierStats {
 
 /** Verifies bearer JWTs against the configured issuers' JWKS. */
 export interface JwtVerifier {
-  /** Never throws (fails closed with a result). */
-  verify(token: string): Promise<JwtResult>;
+  /**
+   * Never throws (fails closed with a result). A token verified before and
+   * not yet expired is answered synchronously, from the cache.
+   */
+  verify(token: string): JwtResult | Promise<JwtResult>;
   /** Fetch/load every issuer's JWKS once; resolves when all attempts finished (failures logged, not thrown). */
   start(): Promise<void>;
   /** true when every issuer's JWKS has loaded at least once. */
@@ -399,19 +402,17 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     watchFile(path, { interval: fileWatchIntervalMs, persistent: false }, state.watcher);
   }
 
-  async function verifyToken(token: string): Promise<JwtResult> {
-    // The size cap comes before anything that costs work proportional to the token.
-    if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
-      return invalid(`token empty or longer than ${MAX_TOKEN_LENGTH} characters`);
-    }
-    const at = now();
-    const cacheKey = hash("sha256", token, "base64url");
+  /** The cached verification of a token, if it has one that has not expired. */
+  function fromCache(cacheKey: string, at: number): JwtResult | undefined {
     const cached = cache.get(cacheKey);
     if (cached !== undefined && cached.expiresAt !== undefined && cached.expiresAt > at) {
       counters.cacheHits++;
       return { ok: true, identity: cached };
     }
+    return undefined;
+  }
 
+  async function verifyToken(token: string, cacheKey: string, at: number): Promise<JwtResult> {
     // Phase 1: unverified parse, only to choose the issuer and key. Nothing
     // read here is trusted until jose has checked the signature.
     const segments = token.split(".");
@@ -494,15 +495,23 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     return { ok: true, identity };
   }
 
+  // Fail closed on anything unexpected; the name only, as a message from a
+  // JSON parser could quote part of the token.
+  const failed = (error: unknown): JwtResult =>
+    invalid(`verification failed: ${error instanceof Error ? error.name : typeof error}`);
+
   return {
-    async verify(token) {
+    verify(token) {
+      // The size cap comes before anything that costs work proportional to the token.
+      if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        return invalid(`token empty or longer than ${MAX_TOKEN_LENGTH} characters`);
+      }
       try {
-        return await verifyToken(token);
+        const at = now();
+        const cacheKey = hash("sha256", token, "base64url");
+        return fromCache(cacheKey, at) ?? verifyToken(token, cacheKey, at).catch(failed);
       } catch (error) {
-        // Fail closed on anything unexpected; the name only, as a message
-        // from a JSON parser could quote part of the token.
-        const name = error instanceof Error ? error.name : typeof error;
-        return invalid(`verification failed: ${name}`);
+        return failed(error);
       }
     },
 

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Decision } from "../pipeline/decision.js";
-import type { Pipeline } from "../pipeline/pipeline.js";
+import { afterDecision, type Pipeline } from "../pipeline/pipeline.js";
 
 /** Where a decision was asked for. */
 export type Transport = "grpc" | "http";
@@ -191,11 +191,12 @@ export class Metrics {
 
   /** Wraps a pipeline so every decision it makes is counted and timed. */
   instrument(pipeline: Pipeline, transport: Transport): Pipeline {
-    return async (view) => {
+    return (view) => {
       const started = performance.now();
-      const decision = await pipeline(view);
-      this.decided(transport, decision, (performance.now() - started) / 1000);
-      return decision;
+      return afterDecision(pipeline(view), (decision) => {
+        this.decided(transport, decision, (performance.now() - started) / 1000);
+        return decision;
+      });
     };
   }
 }

@@ -1,5 +1,6 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import type { Pipeline } from "../pipeline/pipeline.js";
+import type { Decision } from "../pipeline/decision.js";
+import { afterDecision, type Pipeline } from "../pipeline/pipeline.js";
 import type { Transport } from "./metrics.js";
 
 const tracer = trace.getTracer("keyward");
@@ -13,30 +14,41 @@ const getter = {
  * Wraps a pipeline so each decision is a span (`keyward.check`) continuing
  * the W3C trace context the proxy forwarded (`traceparent`, `tracestate`).
  * Through @opentelemetry/api only: without a registered SDK every call here
- * is the API's no-op, and keyward ships no exporter of its own.
+ * is the API's no-op, and keyward ships no exporter of its own. The span is
+ * made the active one during the decision only when it records, and a
+ * synchronous decision stays synchronous.
  */
 export function traced(pipeline: Pipeline, transport: Transport): Pipeline {
   return (view) => {
-    const parent = propagation.extract(context.active(), view.traceContext ?? {}, getter);
-    return tracer.startActiveSpan(
+    const parent =
+      view.traceContext === undefined
+        ? context.active()
+        : propagation.extract(context.active(), view.traceContext, getter);
+    const span = tracer.startSpan(
       "keyward.check",
       {
         kind: SpanKind.SERVER,
         attributes: { "keyward.transport": transport, "http.request.method": view.method },
       },
       parent,
-      async (span) => {
-        try {
-          const decision = await pipeline(view);
-          span.setAttribute("keyward.decision", decision.allow ? "allow" : decision.code);
-          span.setAttribute("keyward.decision_id", decision.decisionId);
-          if (decision.allow) span.setAttribute("keyward.credential.kind", decision.identity.kind);
-          else if (decision.code === "unavailable") span.setStatus({ code: SpanStatusCode.ERROR });
-          return decision;
-        } finally {
-          span.end();
-        }
-      },
     );
+    const finish = (decision: Decision): Decision => {
+      span.setAttribute("keyward.decision", decision.allow ? "allow" : decision.code);
+      span.setAttribute("keyward.decision_id", decision.decisionId);
+      if (decision.allow) span.setAttribute("keyward.credential.kind", decision.identity.kind);
+      else if (decision.code === "unavailable") span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+      return decision;
+    };
+    let result: Decision | Promise<Decision>;
+    try {
+      result = span.isRecording()
+        ? context.with(trace.setSpan(parent, span), pipeline, undefined, view)
+        : pipeline(view);
+    } catch (error) {
+      span.end();
+      throw error;
+    }
+    return afterDecision(result, finish);
   };
 }

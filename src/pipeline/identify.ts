@@ -12,9 +12,9 @@ export type TokenResult =
       readonly reason: string;
     };
 
-/** Verifies bearer JWTs. Must never throw. */
+/** Verifies bearer JWTs. Must never throw; may answer synchronously (a cached verification). */
 export interface TokenVerifier {
-  verify(token: string): Promise<TokenResult>;
+  verify(token: string): TokenResult | Promise<TokenResult>;
 }
 
 /** Options for {@link createIdentifier}. */
@@ -77,14 +77,15 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
       case "jwt": {
         if (!jwt)
           return deny("invalid_token", { reason: "no JWT issuer is configured", kind: "jwt" });
-        return jwt
-          .verify(credential.token)
-          .then((result) =>
-            result.ok ? result.identity : deny(result.code, { reason: result.reason, kind: "jwt" }),
-          );
+        const result = jwt.verify(credential.token);
+        return result instanceof Promise ? result.then(tokenIdentity) : tokenIdentity(result);
       }
     }
   };
+}
+
+function tokenIdentity(result: TokenResult): Identity | Deny {
+  return result.ok ? result.identity : deny(result.code, { reason: result.reason, kind: "jwt" });
 }
 
 /** True when an identify result is a deny rather than an identity. */

@@ -1,5 +1,5 @@
 import type { Policy, Requirement } from "../policy/policy.js";
-import { type Decision, newDecisionId } from "./decision.js";
+import { type Decision, type Deny, newDecisionId } from "./decision.js";
 import { createIdentifier, deny, type IdentifierOptions, isDeny } from "./identify.js";
 import type { Identity } from "./identity.js";
 import { routePath } from "./path.js";
@@ -18,8 +18,20 @@ export interface PipelineOptions extends IdentifierOptions {
   readonly unavailable?: () => string | undefined;
 }
 
-/** Turns a request view into a decision. Never throws: a fault is a 503 deny. */
-export type Pipeline = (view: RequestView) => Promise<Decision>;
+/**
+ * Turns a request view into a decision. Never throws: a fault is a 503 deny.
+ * Synchronous when nothing has to be waited for (an API key, a cached JWT),
+ * so the common request allocates no promise; a promise otherwise.
+ */
+export type Pipeline = (view: RequestView) => Decision | Promise<Decision>;
+
+/** Calls `next` with the decision: at once when it is made, else when it settles. */
+export function afterDecision<T>(
+  result: Decision | Promise<Decision>,
+  next: (decision: Decision) => T,
+): T | Promise<T> {
+  return result instanceof Promise ? result.then(next) : next(result);
+}
 
 /**
  * The decision pipeline: credential → identity → route requirement →
@@ -67,17 +79,30 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     return { allow: true, decisionId: newDecisionId(), identity };
   }
 
-  return async (view) => {
+  function decide(identity: Identity | Deny, view: RequestView): Decision {
+    try {
+      return isDeny(identity) ? identity : authorize(identity, view);
+    } catch (cause) {
+      return fault(cause);
+    }
+  }
+
+  return (view) => {
     try {
       const why = options.unavailable?.();
       if (why !== undefined) return deny("unavailable", { reason: why });
-      const identity = await identify(view.authorization);
-      if (isDeny(identity)) return identity;
-      return authorize(identity, view);
+      const identity = identify(view.authorization);
+      return identity instanceof Promise
+        ? identity.then((found) => decide(found, view), fault)
+        : decide(identity, view);
     } catch (cause) {
-      return deny("unavailable", { reason: "internal error", cause });
+      return fault(cause);
     }
   };
+}
+
+function fault(cause: unknown): Decision {
+  return deny("unavailable", { reason: "internal error", cause });
 }
 
 function who(identity: Identity): { keyId: string; kind: string } {
