@@ -307,8 +307,8 @@ export class KeyStore {
   /**
    * Verifies a presented key. Order matters: the secret is checked first so
    * that only a holder of the secret learns that a key is revoked or expired;
-   * an unknown lookup is compared against a dummy hash so it answers exactly
-   * like a wrong secret.
+   * an unknown lookup is compared against a decoy row's hash (a dummy when
+   * the table is empty) so it answers exactly like a wrong secret.
    *
    * With the caches on, whether another connection has committed
    * (`PRAGMA data_version`) is read once per event-loop turn rather than once
