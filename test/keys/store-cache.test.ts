@@ -40,11 +40,16 @@ describe("KeyStore caches", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("answers a repeated wrong secret or unknown id from the refused cache, still invalid_token", () => {
+  /** A writer connection with one live key minted, and a caching store on another connection. */
+  const writerAndStore = (cacheMaxEntries: number) => {
     const file = join(dir, "keys.db");
     const writer = new KeyStore(connect(file));
-    const { secret } = writer.create({ kind: "live" });
-    const store = new KeyStore(connect(file), Date.now, 100);
+    const minted = writer.create({ kind: "live" });
+    return { writer, ...minted, store: new KeyStore(connect(file), Date.now, cacheMaxEntries) };
+  };
+
+  it("answers a repeated wrong secret or unknown id from the refused cache, still invalid_token", () => {
+    const { secret, store } = writerAndStore(100);
     const unknown = `sk_live_${"f".repeat(16)}_${"1".repeat(48)}`;
     for (const token of [wrongSecret(secret), unknown]) {
       const before = store.cacheStats();
@@ -76,10 +81,7 @@ describe("KeyStore caches", () => {
   });
 
   it("keeps refused keys from evicting verified ones: guessing cannot push a live key out", () => {
-    const file = join(dir, "keys.db");
-    const writer = new KeyStore(connect(file));
-    const { secret } = writer.create({ kind: "live" });
-    const store = new KeyStore(connect(file), Date.now, 10);
+    const { secret, store } = writerAndStore(10);
     expect(verify(store, secret).ok).toBe(true);
     for (let i = 0; i < 200; i++) {
       const guess = `sk_live_${i.toString(16).padStart(16, "0")}_${"2".repeat(48)}`;
@@ -91,10 +93,7 @@ describe("KeyStore caches", () => {
   });
 
   it("answers a revocation by another connection from the next event-loop turn on", async () => {
-    const file = join(dir, "keys.db");
-    const writer = new KeyStore(connect(file));
-    const { key, secret } = writer.create({ kind: "live" });
-    const store = new KeyStore(connect(file), Date.now, 100);
+    const { writer, key, secret, store } = writerAndStore(100);
     expect(verify(store, secret).ok).toBe(true);
     writer.revoke(key.id);
     // Same turn: the store has already read data_version in it, and a request
@@ -105,10 +104,7 @@ describe("KeyStore caches", () => {
   });
 
   it("sees a rotation committed in an earlier turn on every verification of a later one", async () => {
-    const file = join(dir, "keys.db");
-    const writer = new KeyStore(connect(file));
-    const { key, secret } = writer.create({ kind: "live" });
-    const store = new KeyStore(connect(file), Date.now, 100);
+    const { writer, key, secret, store } = writerAndStore(100);
     expect(verify(store, secret).ok).toBe(true);
     await nextTurn();
     // A rotation in a turn of its own, then a burst of verifications.
