@@ -10,6 +10,9 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream;
 }
 
+/** What a censored `authorization` value is written as. */
+const CENSOR = "[redacted]";
+
 let stampedAt = Number.NaN;
 let stamp = "";
 
@@ -43,7 +46,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       // own child narrows this: see decisionLogger.)
       redact: {
         paths: ["authorization", "*.authorization", "headers.authorization"],
-        censor: "[redacted]",
+        censor: CENSOR,
       },
     },
     options.destination ?? pino.destination(2),
@@ -60,6 +63,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 export function decisionLogger(logger: Logger, name: string): Logger {
   return logger.child(
     { name },
-    { redact: { paths: ["authorization", "err.authorization"], censor: "[redacted]" } },
+    { redact: { paths: ["authorization", "err.authorization"], censor: CENSOR } },
   );
 }

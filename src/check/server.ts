@@ -12,6 +12,7 @@ import type { Logger } from "../log.js";
 import type { Decision } from "../pipeline/decision.js";
 import { faultDeny } from "../pipeline/identify.js";
 import { logDeny } from "../pipeline/log-deny.js";
+import { type MaybePromise, whenReady } from "../pipeline/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { EMPTY_VIEW, type RequestView } from "../pipeline/request-view.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
@@ -89,7 +90,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   const implementation: grpc.UntypedServiceImplementation = {
     Check(call: grpc.ServerUnaryCall<Incoming, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
       let view: RequestView = EMPTY_VIEW;
-      let decision: Decision | Promise<Decision>;
+      let decision: MaybePromise<Decision>;
       try {
         if (call.request === UNDECODABLE) decision = faultDeny("undecodable CheckRequest");
         else {
@@ -100,12 +101,11 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
         decision = faultDeny("check handler failed", cause);
       }
       // Most decisions (API keys, cached JWTs) are made synchronously.
-      if (decision instanceof Promise) {
-        decision.then(
-          (made) => answer(made, view, callback),
-          (cause: unknown) => answer(faultDeny("pipeline rejected", cause), view, callback),
-        );
-      } else answer(decision, view, callback);
+      whenReady(
+        decision,
+        (made) => answer(made, view, callback),
+        (cause) => answer(faultDeny("pipeline rejected", cause), view, callback),
+      );
     },
   };
 

@@ -4,6 +4,7 @@ import type { Decision } from "../pipeline/decision.js";
 import { faultDeny } from "../pipeline/identify.js";
 import { DEFAULT_IDENTITY_PREFIX } from "../pipeline/identity-headers.js";
 import { logDeny } from "../pipeline/log-deny.js";
+import { type MaybePromise, whenReady } from "../pipeline/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { EMPTY_VIEW, type RequestView } from "../pipeline/request-view.js";
 import {
@@ -40,7 +41,7 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
       send(response, respond(decision, view));
     };
     let problem: string | undefined;
-    let decision: Decision | Promise<Decision>;
+    let decision: MaybePromise<Decision>;
     try {
       const described = viewOfForwardAuthRequest(request, prefix);
       view = described.view;
@@ -49,12 +50,11 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
     } catch (cause) {
       decision = faultDeny("forward-auth handler failed", cause);
     }
-    if (decision instanceof Promise) {
-      decision.then(
-        (made) => answer(unjudgeable(made, problem)),
-        (cause: unknown) => answer(faultDeny("pipeline rejected", cause)),
-      );
-    } else answer(unjudgeable(decision, problem));
+    whenReady(
+      decision,
+      (made) => answer(unjudgeable(made, problem)),
+      (cause) => answer(faultDeny("pipeline rejected", cause)),
+    );
   };
 }
 

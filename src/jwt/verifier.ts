@@ -17,6 +17,7 @@ import type { Logger } from "../log.js";
 import { SCOPE_TOKEN } from "../pipeline/decision.js";
 import type { TokenResult } from "../pipeline/identify.js";
 import type { Identity } from "../pipeline/identity.js";
+import type { MaybePromise } from "../pipeline/maybe-async.js";
 import type { IssuerConfig } from "./config.js";
 
 /** Options for {@link createJwtVerifier}. */
@@ -75,7 +76,7 @@ export interface JwtVerifier {
    * Never throws (fails closed with a result). A token verified before and
    * not yet expired is answered synchronously, from the cache.
    */
-  verify(token: string): JwtResult | Promise<JwtResult>;
+  verify(token: string): MaybePromise<JwtResult>;
   /** Fetch/load every issuer's JWKS once; resolves when all attempts finished (failures logged, not thrown). */
   start(): Promise<void>;
   /** true when every issuer's JWKS has loaded at least once. */

@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Decision } from "../pipeline/decision.js";
-import { afterDecision, type Pipeline } from "../pipeline/pipeline.js";
+import { whenReady } from "../pipeline/maybe-async.js";
+import type { Pipeline } from "../pipeline/pipeline.js";
 
 /** Where a decision was asked for. */
 export type Transport = "grpc" | "http";
@@ -85,7 +86,7 @@ export class Metrics {
     if (keyCache) {
       sampled(
         "keyward_key_cache_hits_total",
-        "API-key verifications answered from the decision cache.",
+        "API-key verifications answered from the decision cache or the refused-key cache.",
         () => keyCache().hits,
         "counter",
       );
@@ -193,7 +194,7 @@ export class Metrics {
   instrument(pipeline: Pipeline, transport: Transport): Pipeline {
     return (view) => {
       const started = performance.now();
-      return afterDecision(pipeline(view), (decision) => {
+      return whenReady(pipeline(view), (decision) => {
         this.decided(transport, decision, (performance.now() - started) / 1000);
         return decision;
       });

@@ -1,6 +1,7 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Decision } from "../pipeline/decision.js";
-import { afterDecision, type Pipeline } from "../pipeline/pipeline.js";
+import { type MaybePromise, whenReady } from "../pipeline/maybe-async.js";
+import type { Pipeline } from "../pipeline/pipeline.js";
 import type { Transport } from "./metrics.js";
 
 const tracer = trace.getTracer("keyward");
@@ -40,15 +41,18 @@ export function traced(pipeline: Pipeline, transport: Transport): Pipeline {
       span.end();
       return decision;
     };
-    let result: Decision | Promise<Decision>;
+    const fail = (cause: unknown): never => {
+      span.end();
+      throw cause;
+    };
+    let result: MaybePromise<Decision>;
     try {
       result = span.isRecording()
         ? context.with(trace.setSpan(parent, span), pipeline, undefined, view)
         : pipeline(view);
-    } catch (error) {
-      span.end();
-      throw error;
+    } catch (cause) {
+      return fail(cause);
     }
-    return afterDecision(result, finish);
+    return whenReady(result, finish, fail);
   };
 }

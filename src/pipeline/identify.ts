@@ -2,6 +2,7 @@ import type { KeyStore, VerifiedKey } from "../keys/store.js";
 import { readCredential } from "./credential.js";
 import { type Deny, type DenyCode, newDecisionId } from "./decision.js";
 import type { Identity } from "./identity.js";
+import { type MaybePromise, whenReady } from "./maybe-async.js";
 
 /** The result of verifying a JWT (implemented by src/jwt). */
 export type TokenResult =
@@ -14,7 +15,7 @@ export type TokenResult =
 
 /** Verifies bearer JWTs. Must never throw; may answer synchronously (a cached verification). */
 export interface TokenVerifier {
-  verify(token: string): TokenResult | Promise<TokenResult>;
+  verify(token: string): MaybePromise<TokenResult>;
 }
 
 /** Options for {@link createIdentifier}. */
@@ -77,8 +78,7 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
       case "jwt": {
         if (!jwt)
           return deny("invalid_token", { reason: "no JWT issuer is configured", kind: "jwt" });
-        const result = jwt.verify(credential.token);
-        return result instanceof Promise ? result.then(tokenIdentity) : tokenIdentity(result);
+        return whenReady(jwt.verify(credential.token), tokenIdentity);
       }
     }
   };

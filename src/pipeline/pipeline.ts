@@ -2,6 +2,7 @@ import type { Policy, Requirement } from "../policy/policy.js";
 import { type Decision, type Deny, newDecisionId } from "./decision.js";
 import { createIdentifier, deny, type IdentifierOptions, isDeny } from "./identify.js";
 import type { Identity } from "./identity.js";
+import { type MaybePromise, whenReady } from "./maybe-async.js";
 import { routePath } from "./path.js";
 import type { RequestView } from "./request-view.js";
 
@@ -21,17 +22,10 @@ export interface PipelineOptions extends IdentifierOptions {
 /**
  * Turns a request view into a decision. Never throws: a fault is a 503 deny.
  * Synchronous when nothing has to be waited for (an API key, a cached JWT),
- * so the common request allocates no promise; a promise otherwise.
+ * so the common request allocates no promise; a promise otherwise (read it
+ * with `whenReady`, maybe-async.ts).
  */
-export type Pipeline = (view: RequestView) => Decision | Promise<Decision>;
-
-/** Calls `next` with the decision: at once when it is made, else when it settles. */
-export function afterDecision<T>(
-  result: Decision | Promise<Decision>,
-  next: (decision: Decision) => T,
-): T | Promise<T> {
-  return result instanceof Promise ? result.then(next) : next(result);
-}
+export type Pipeline = (view: RequestView) => MaybePromise<Decision>;
 
 /**
  * The decision pipeline: credential → identity → route requirement →
@@ -91,10 +85,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     try {
       const why = options.unavailable?.();
       if (why !== undefined) return deny("unavailable", { reason: why });
-      const identity = identify(view.authorization);
-      return identity instanceof Promise
-        ? identity.then((found) => decide(found, view), fault)
-        : decide(identity, view);
+      return whenReady(identify(view.authorization), (found) => decide(found, view), fault);
     } catch (cause) {
       return fault(cause);
     }

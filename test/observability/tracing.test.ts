@@ -6,6 +6,9 @@ import {
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { traced } from "../../src/observability/tracing.js";
+import { deny } from "../../src/pipeline/identify.js";
+import { EMPTY_VIEW } from "../../src/pipeline/request-view.js";
 import { EnvoyCheckClient } from "../helpers/envoy-client.js";
 import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 
@@ -54,5 +57,20 @@ describe("tracing", () => {
       "missing_credential",
     ]);
     expect(spans[0]?.attributes["keyward.credential.kind"]).toBe("live");
+  });
+
+  it("ends the span of an asynchronous decision, and of one that fails", async () => {
+    exporter.reset();
+    const slow = traced(async () => {
+      await new Promise((done) => setTimeout(done, 5));
+      return deny("unavailable", { reason: "test" });
+    }, "grpc");
+    const decision = await slow(EMPTY_VIEW);
+    expect(decision).toMatchObject({ allow: false, code: "unavailable" });
+    const broken = traced(() => Promise.reject(new Error("boom")), "grpc");
+    await expect(broken(EMPTY_VIEW)).rejects.toThrow("boom");
+    const spans = exporter.getFinishedSpans().filter((s) => s.name === "keyward.check");
+    expect(spans).toHaveLength(2);
+    expect(spans[0]?.status.code).toBe(2); // ERROR: an unavailable decision
   });
 });
