@@ -50,7 +50,7 @@ try {
         streams: 16,
         durationS: 3,
         warmupS: 0,
-        logFile: join(RUN_DIR, "heap-cap.log"),
+        logFile: join(RUN_DIR, "heap-cap-h2load.log"),
       },
       track,
       () => {},

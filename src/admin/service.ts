@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { LRUCache } from "lru-cache";
+import { boundedCache } from "../bounded-cache.js";
 import {
   type CreateKeyRequest,
   CreateKeyRequestSchema,
@@ -56,7 +56,7 @@ const IDEMPOTENT_REPLAY_MS = 10 * 60_000;
 export function keyServiceRoutes(options: KeyServiceOptions) {
   const { store, db } = options;
   const now = options.now ?? Date.now;
-  const replays = new LRUCache<string, string>({ max: 10_000, ttl: IDEMPOTENT_REPLAY_MS });
+  const replays = boundedCache<string, string>(10_000, { ttl: IDEMPOTENT_REPLAY_MS });
   const findIdempotent = db.prepare<[string, string], { request_hash: Buffer; key_id: string }>(
     "SELECT request_hash, key_id FROM idempotency WHERE actor = ? AND idem_key = ?",
   );

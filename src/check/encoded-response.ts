@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
-import { LRUCache } from "lru-cache";
+import { boundedCache } from "../bounded-cache.js";
 import { CheckResponseSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { Decision } from "../pipeline/decision.js";
 import type { Identity } from "../pipeline/identity.js";
@@ -34,7 +34,7 @@ export function createEncodedCheckResponder(
   // Random per process, so a client cannot plant it in a claim on purpose.
   const placeholder = randomUUID();
   const marker = Buffer.from(placeholder, "latin1");
-  const templates = new LRUCache<string, Template | false>({ max: maxEntries });
+  const templates = boundedCache<string, Template | false>(maxEntries);
 
   const encode = (decision: Decision, view: RequestView): Buffer => {
     const bytes = toBinary(CheckResponseSchema, respond(decision, view));

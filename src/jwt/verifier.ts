@@ -12,7 +12,7 @@ import {
   jwtVerify,
   type LocalJWKSet,
 } from "jose";
-import { LRUCache } from "lru-cache";
+import { boundedCache } from "../bounded-cache.js";
 import type { Logger } from "../log.js";
 import { SCOPE_TOKEN } from "../pipeline/decision.js";
 import type { TokenResult } from "../pipeline/identify.js";
@@ -246,10 +246,12 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
 
   // Keyed by the token's SHA-256 so the cache never holds a bearer token;
   // per-entry ttl ends each entry at the token's exp.
-  const cache = new LRUCache<string, Identity>({
-    max: options.cacheMaxEntries ?? DEFAULT_CACHE_MAX_ENTRIES,
-    perf: { now },
-  });
+  const cache = boundedCache<string, Identity>(
+    options.cacheMaxEntries ?? DEFAULT_CACHE_MAX_ENTRIES,
+    {
+      perf: { now },
+    },
+  );
 
   const issuers = new Map<string, IssuerState>();
   for (const config of options.issuers) {

@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { LRUCache } from "lru-cache";
+import type { LRUCache } from "lru-cache";
+import { boundedCache } from "../bounded-cache.js";
 import { SCOPE_TOKEN } from "../pipeline/decision.js";
 import type { CredentialKind, KeyKind, RunBinding } from "../pipeline/identity.js";
 import type { Db } from "./db.js";
@@ -152,11 +153,9 @@ export class KeyStore {
   constructor(db: Db, now: () => number = Date.now, cacheMaxEntries = 0) {
     this.#db = db;
     this.#now = now;
-    this.#cache = cacheMaxEntries > 0 ? new LRUCache({ max: cacheMaxEntries }) : undefined;
+    this.#cache = cacheMaxEntries > 0 ? boundedCache(cacheMaxEntries) : undefined;
     this.#refused =
-      cacheMaxEntries > 0
-        ? new LRUCache({ max: Math.max(1, Math.floor(cacheMaxEntries / 10)) })
-        : undefined;
+      cacheMaxEntries > 0 ? boundedCache(Math.max(1, Math.floor(cacheMaxEntries / 10))) : undefined;
     this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.#hashByLookup = db
       .prepare<[string, number, Buffer], Buffer>(
