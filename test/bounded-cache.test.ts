@@ -29,8 +29,8 @@ describe("boundedCache", () => {
   });
 
   it("allocates with use, not for its bound up front", () => {
-    // lru-cache's `max` would allocate two arrays of a million slots (16 MB
-    // of heap) here before the first entry.
+    // With lru-cache's `max`, each of these would allocate two arrays of a
+    // million slots (16 MB of heap) before its first entry.
     const before = process.memoryUsage().heapUsed;
     const caches = [
       boundedCache<string, number>(1_000_000),
