@@ -383,7 +383,7 @@ async function main() {
 
   // Latency at half of keyward's saturated rate, same offered rate for the
   // baseline: once with one stream per connection, once with the scenario's
-  // streams. In --rps mode h2load releases each connection's due requests
+  // streams. In --rps mode h2load starts each connection's due requests
   // together, up to its stream limit, so with 16 streams the tail is mostly
   // the time to drain its own bursts (bench/NOTES.md, third round).
   for (const scenario of scenarios) {

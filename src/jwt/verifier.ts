@@ -246,12 +246,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
 
   // Keyed by the token's SHA-256 so the cache never holds a bearer token;
   // per-entry ttl ends each entry at the token's exp.
-  const cache = boundedCache<string, Identity>(
-    options.cacheMaxEntries ?? DEFAULT_CACHE_MAX_ENTRIES,
-    {
-      perf: { now },
-    },
-  );
+  const cacheMaxEntries = options.cacheMaxEntries ?? DEFAULT_CACHE_MAX_ENTRIES;
+  const cache = boundedCache<string, Identity>(cacheMaxEntries, { perf: { now } });
 
   const issuers = new Map<string, IssuerState>();
   for (const config of options.issuers) {
