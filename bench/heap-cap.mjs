@@ -6,8 +6,9 @@
 //   node bench/heap-cap.mjs jwt --max-old-space-size=96
 //   node bench/heap-cap.mjs jwt --max-old-space-size=4096
 //
-// keyward starts as in `npm run bench` (core 0, the Dockerfile's NODE_OPTIONS,
-// 10 k-key database); flags given here come after NODE_OPTIONS and win. Run
+// keyward starts as in `npm run bench` (core 0, the Dockerfile's NODE_OPTIONS
+// and ENTRYPOINT node flags, 10 k-key database); flags given here come after
+// both and win (`--heap-growing-percent=0` undoes the shipped growth setting). Run
 // `npm run build` first (and `npm run bench` once, which builds the database).
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";

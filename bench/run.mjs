@@ -33,6 +33,7 @@ import {
   ROOT,
   RUN_DIR,
   SERVER_CORE,
+  SHIPPED_NODE_FLAGS,
   SHIPPED_NODE_OPTIONS,
   serverEnv,
   startBaseline,
@@ -43,6 +44,9 @@ import { median } from "./stats.mjs";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const PROTO_BIN = process.env.BENCH_PROTO_BIN;
+/** Node flags for the prototype, after the shipped ones (e.g. `--heap-growing-percent=0` undoes one). */
+const PROTO_NODE_ARGS = (process.env.BENCH_PROTO_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+const WITH_PROTO = PROTO_BIN !== undefined || PROTO_NODE_ARGS.length > 0;
 const PLAN = QUICK
   ? { durationS: 1, warmupS: 1, pairs: 1, scaleKeys: 100_000, startups: 1, jwtPool: 512 }
   : { durationS: 5, warmupS: 1, pairs: 5, scaleKeys: 1_000_000, startups: 3, jwtPool: 2048 };
@@ -249,6 +253,7 @@ function machine() {
       .join(", "),
     load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
     nodeOptions: SHIPPED_NODE_OPTIONS,
+    nodeFlags: SHIPPED_NODE_FLAGS.join(" "),
   };
 }
 
@@ -331,19 +336,28 @@ async function main() {
   const keyward = await keywardFrom("keyward", { database: small.file, issuer });
   log(`baseline :${baseline.port}, keyward :${keyward.port} (pid ${keyward.pid})`);
   results.adminPort = keyward.ports.admin;
-  results.proto = PROTO_BIN;
+  results.proto = WITH_PROTO
+    ? `${PROTO_BIN ?? "this build"}${PROTO_NODE_ARGS.length > 0 ? ` with \`${PROTO_NODE_ARGS.join(" ")}\`` : ""}`
+    : undefined;
   results.command = [
     QUICK ? "BENCH_QUICK=1" : "",
     process.env.BENCH_PROFILE ? `BENCH_PROFILE=${process.env.BENCH_PROFILE}` : "",
     PROTO_BIN ? `BENCH_PROTO_BIN=${PROTO_BIN}` : "",
+    PROTO_NODE_ARGS.length > 0 ? `BENCH_PROTO_NODE_ARGS='${PROTO_NODE_ARGS.join(" ")}'` : "",
     "npm run bench",
   ]
     .filter(Boolean)
     .join(" ");
-  // BENCH_PROTO_BIN: a prototype keyward (e.g. a patched copy of dist/ with
-  // its own bin/keyward.js, outside src/) measured in the same rounds.
-  const proto = PROTO_BIN
-    ? await startKeyward("keyward-proto", { database: small.file, issuer }, { bin: PROTO_BIN })
+  // BENCH_PROTO_BIN / BENCH_PROTO_NODE_ARGS: a prototype keyward (a patched
+  // copy of dist/ with its own bin/keyward.js, outside src/; or this build
+  // with other node flags) measured in the same rounds.
+  const protoFrom = (name, options, nodeArgs = []) =>
+    startKeyward(name, options, {
+      bin: PROTO_BIN ?? bin,
+      nodeArgs: [...PROTO_NODE_ARGS, ...nodeArgs],
+    });
+  const proto = WITH_PROTO
+    ? await protoFrom("keyward-proto", { database: small.file, issuer })
     : undefined;
   const mainServers = proto ? [baseline, keyward, proto] : [baseline, keyward];
   for (const server of mainServers.slice(1)) {
@@ -564,7 +578,7 @@ async function main() {
       ["key_allow", "baseline"],
       ["key_allow", "keyward"],
       ["wrong_secret", "keyward"],
-      ...(PROTO_BIN
+      ...(WITH_PROTO
         ? [
             ["key_allow", "prototype"],
             ["wrong_secret", "prototype"],
@@ -582,7 +596,7 @@ async function main() {
         who === "baseline"
           ? await startBaseline("baseline-profile", nodeArgs)
           : who === "prototype"
-            ? await startKeyward("keyward-proto-profile", options, { bin: PROTO_BIN, nodeArgs })
+            ? await protoFrom("keyward-proto-profile", options, nodeArgs)
             : await keywardFrom("keyward-profile", options, { nodeArgs });
       const result = await measureH2load(server, scenario);
       await server.stop();
@@ -643,6 +657,8 @@ function report(r) {
     "BENCH_QUICK=1 npm run bench    # ~1.5 min smoke run (1 s runs, one B/K pair, 100 k keys, no profiles)",
     "BENCH_PROTO_BIN=bench/out/proto/bin/keyward.js npm run bench",
     "                               # adds a prototype keyward (a patched copy of bin/ + dist/, outside src/) to the same alternating rounds",
+    "BENCH_PROTO_NODE_ARGS=--heap-growing-percent=0 npm run bench",
+    "                               # the prototype is this build with other node flags (these come after the shipped ones)",
     "node bench/profile.mjs bench/out/profiles/key_allow-keyward/*.cpuprofile   # self-time summary of a profile",
     "```",
     "",
@@ -665,7 +681,7 @@ function report(r) {
     "",
     `- **Baseline**: \`bench/baseline-server.mjs\`, a no-op @grpc/grpc-js Check server that decodes each CheckRequest with @bufbuild/protobuf and keyward's generated schemas (\`dist/gen\`) and answers a constant OK CheckResponse (encoded per call). Same transport and codec as keyward, no decision.`,
     `- **keyward**: \`node bin/keyward.js serve --config <tmp>.yaml\` with ports from \`KEYWARD_*_PORT=0\`, the shipped \`deploy/policy.yaml\`, one RS256 issuer (\`jwks_file\`), ${"`log_level: info`"} (so every deny writes its log line, to a file), and a 10 000-key database.`,
-    `- **V8 options**: every server, the baseline too, runs with \`NODE_OPTIONS=${r.machine.nodeOptions}\`, the value deploy/Dockerfile (and the Kubernetes replica patch) ships keyward with, so keyward is measured as it is deployed.`,
+    `- **V8 options**: every server, the baseline too, runs as \`node ${r.machine.nodeFlags ?? ""} …\` with \`NODE_OPTIONS=${r.machine.nodeOptions}\`: the flags of deploy/Dockerfile's ENTRYPOINT (and of \`npm start\`) and its NODE_OPTIONS (also in the Kubernetes replica patch), so keyward is measured as it is deployed and the baseline under the same V8.${r.proto ? ` The prototype (P) is ${r.proto}.` : ""}`,
     `- **Request**: one gRPC frame holding a CheckRequest shaped like Envoy's for \`GET /api/v1/sources\` (socket addresses, 9 headers including \`authorization: Bearer …\`; ${r.scenarios.key_allow ? "" : ""}~430 bytes). Required scopes come from the policy file (\`sources:read\`).`,
     `- **Load**: h2load closed loop, ${r.load.connections} connections × ${r.load.streams} streams, ${r.plan.warmupS} s warm-up then ${r.plan.durationS} s measured; latency percentiles computed from h2load's \`--log-file\` (per-request µs). Baseline and keyward runs alternate (B K × ${r.plan.pairs}); the table shows medians, and ratio = median keyward req/s ÷ median baseline req/s.`,
     `- **Decisions verified**: before every run the same body is sent once with an HTTP/2 gRPC client and the CheckResponse decoded (a deny is still gRPC OK); the Node load client also decodes every 64th response. A wrong decision aborts the bench with exit 1.`,

@@ -18,13 +18,18 @@ export const OUT = join(ROOT, "bench/out");
 export const RUN_DIR = join(OUT, "run");
 /** The core every server runs on; load generators use CLIENT_CORE (h2load.mjs). */
 export const SERVER_CORE = "0";
+const DOCKERFILE = readFileSync(join(ROOT, "deploy/Dockerfile"), "utf8");
 /**
  * The V8 options keyward ships with: deploy/Dockerfile's NODE_OPTIONS (a heap
- * cap, bench/NOTES.md finding 3). Every server of the bench, the baseline
- * included, runs with them, so keyward is measured as it is deployed.
+ * cap, bench/NOTES.md finding 3) and the node flags of its ENTRYPOINT (how
+ * fast that capped heap grows, NOTES fourth round). Every server of the
+ * bench, the baseline included, runs with both, so keyward is measured as it
+ * is deployed and the baseline under the same V8.
  */
-export const SHIPPED_NODE_OPTIONS =
-  /NODE_OPTIONS=(\S+)/.exec(readFileSync(join(ROOT, "deploy/Dockerfile"), "utf8"))?.[1] ?? "";
+export const SHIPPED_NODE_OPTIONS = /NODE_OPTIONS=(\S+)/.exec(DOCKERFILE)?.[1] ?? "";
+export const SHIPPED_NODE_FLAGS = JSON.parse(
+  /^ENTRYPOINT (.*)$/m.exec(DOCKERFILE)?.[1] ?? "[]",
+).filter((word) => word.startsWith("--"));
 
 const children = new Set();
 
@@ -64,7 +69,8 @@ export function serverEnv(extra = {}) {
 }
 
 /**
- * Spawns `node ...nodeArgs` pinned to the server core, its stderr (JSON log
+ * Spawns `node <shipped flags> ...nodeArgs` (so a flag in nodeArgs wins)
+ * pinned to the server core, its stderr (JSON log
  * lines) appended to RUN_DIR/<name>.log, and waits for its "... started"
  * line. Start-up time is that line's own timestamp minus the moment of
  * spawning.
@@ -76,7 +82,7 @@ export async function startServer(name, nodeArgs, env = {}) {
   const fd = openSync(logFile, "a");
   const spawnedAt = Date.now();
   const child = track(
-    spawn("taskset", ["-c", SERVER_CORE, process.execPath, ...nodeArgs], {
+    spawn("taskset", ["-c", SERVER_CORE, process.execPath, ...SHIPPED_NODE_FLAGS, ...nodeArgs], {
       cwd: ROOT,
       env: serverEnv({ NODE_OPTIONS: SHIPPED_NODE_OPTIONS, ...env }),
       stdio: ["ignore", "ignore", fd],

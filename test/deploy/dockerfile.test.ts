@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -104,10 +105,26 @@ describe("deploy/Dockerfile", () => {
       PORTS.admin,
       PORTS.http,
     ]);
-    expect(JSON.parse(one(runtime, "ENTRYPOINT"))).toEqual(["keyward", "serve"]);
+    const [node, ...rest] = JSON.parse(one(runtime, "ENTRYPOINT")) as string[];
+    const flags = rest.filter((word) => word.startsWith("--"));
+    expect([node, ...rest.slice(flags.length)]).toEqual(["node", "/app/bin/keyward.js", "serve"]);
+    // The CLI inside the container (`kubectl exec … keyward keys list`).
     expect(all(runtime, "RUN").join(" ")).toContain(
       "ln -s /app/bin/keyward.js /usr/local/bin/keyward",
     );
+    expect(posix.resolve(one(runtime, "WORKDIR"), "bin/keyward.js")).toBe("/app/bin/keyward.js");
+  });
+
+  it("starts node with flags this Node accepts, the ones `npm start` uses too", () => {
+    const [, ...rest] = JSON.parse(one(runtime, "ENTRYPOINT")) as string[];
+    const flags = rest.filter((word) => word.startsWith("--"));
+    expect(flags).toContain("--heap-growing-percent=100");
+    // Node exits 9 ("bad option") on a flag it does not know.
+    const run = spawnSync(process.execPath, [...flags, "-e", "0"], { encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    const start = JSON.parse(readFileSync("package.json", "utf8")).scripts.start as string;
+    expect(start).toBe(`node ${flags.join(" ")} bin/keyward.js serve`);
   });
 
   it("bakes in a default config that keyward's loader accepts, with paths that exist in the image", () => {
