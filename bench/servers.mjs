@@ -27,9 +27,12 @@ const DOCKERFILE = readFileSync(join(ROOT, "deploy/Dockerfile"), "utf8");
  * is deployed and the baseline under the same V8.
  */
 export const SHIPPED_NODE_OPTIONS = /NODE_OPTIONS=(\S+)/.exec(DOCKERFILE)?.[1] ?? "";
-export const SHIPPED_NODE_FLAGS = JSON.parse(
-  /^ENTRYPOINT (.*)$/m.exec(DOCKERFILE)?.[1] ?? "[]",
-).filter((word) => word.startsWith("--"));
+const ENTRYPOINT = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(DOCKERFILE)?.[1] ?? "[]");
+/** node's own flags: the ENTRYPOINT's words between `node` and the script. */
+export const SHIPPED_NODE_FLAGS = ENTRYPOINT.slice(
+  1,
+  ENTRYPOINT.findIndex((word, i) => i > 0 && !word.startsWith("--")),
+);
 
 const children = new Set();
 

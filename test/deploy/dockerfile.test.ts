@@ -49,6 +49,10 @@ const runtime = stages.at(-1) as Stage;
 const all = (stage: Stage, keyword: string) =>
   stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
 const one = (stage: Stage, keyword: string) => all(stage, keyword).at(-1) ?? "";
+/** The runtime stage's ENTRYPOINT words; node's own flags are those before the script. */
+const entrypoint = JSON.parse(one(runtime, "ENTRYPOINT")) as string[];
+const scriptAt = entrypoint.findIndex((word, i) => i > 0 && !word.startsWith("--"));
+const nodeFlags = entrypoint.slice(1, scriptAt);
 /** COPY sources and destination; `--from=stage` when copied from a stage. */
 const copies = (stage: Stage) =>
   all(stage, "COPY").map((args) => {
@@ -105,9 +109,11 @@ describe("deploy/Dockerfile", () => {
       PORTS.admin,
       PORTS.http,
     ]);
-    const [node, ...rest] = JSON.parse(one(runtime, "ENTRYPOINT")) as string[];
-    const flags = rest.filter((word) => word.startsWith("--"));
-    expect([node, ...rest.slice(flags.length)]).toEqual(["node", "/app/bin/keyward.js", "serve"]);
+    expect([entrypoint[0], ...entrypoint.slice(scriptAt)]).toEqual([
+      "node",
+      "/app/bin/keyward.js",
+      "serve",
+    ]);
     // The CLI inside the container (`kubectl exec … keyward keys list`).
     expect(all(runtime, "RUN").join(" ")).toContain(
       "ln -s /app/bin/keyward.js /usr/local/bin/keyward",
@@ -117,15 +123,13 @@ describe("deploy/Dockerfile", () => {
   });
 
   it("starts node with flags this Node accepts, the ones `npm start` uses too", () => {
-    const [, ...rest] = JSON.parse(one(runtime, "ENTRYPOINT")) as string[];
-    const flags = rest.filter((word) => word.startsWith("--"));
-    expect(flags).toContain("--heap-growing-percent=100");
+    expect(nodeFlags).toContain("--heap-growing-percent=100");
     // Node exits 9 ("bad option") on a flag it does not know.
-    const run = spawnSync(process.execPath, [...flags, "-e", "0"], { encoding: "utf8" });
+    const run = spawnSync(process.execPath, [...nodeFlags, "-e", "0"], { encoding: "utf8" });
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     const start = JSON.parse(readFileSync("package.json", "utf8")).scripts.start as string;
-    expect(start).toBe(`node ${flags.join(" ")} bin/keyward.js serve`);
+    expect(start).toBe(`node ${nodeFlags.join(" ")} bin/keyward.js serve`);
   });
 
   it("bakes in a default config that keyward's loader accepts, with paths that exist in the image", () => {
