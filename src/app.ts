@@ -1,14 +1,17 @@
-import { existsSync, readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs";
+import { readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs";
+import { AggregatorRegistry } from "prom-client";
 import { auditInterceptor, authInterceptor, refuseOnReplica } from "./admin/interceptors.js";
 import { type AdminServer, startAdminServer } from "./admin/server.js";
 import { keyServiceRoutes, refusingKeyServiceRoutes } from "./admin/service.js";
-import { type CheckServer, startCheckServer } from "./check/server.js";
+import { startConfiguredCheckServer } from "./check/configured.js";
+import type { CheckServer } from "./check/server.js";
 import { ConfigError } from "./config/errors.js";
 import { type Config, durationMs } from "./config/schema.js";
+import { DecisionConfig, NO_JWT_STATS } from "./decision-config.js";
 import { file_keyward_admin_v1_admin } from "./gen/keyward/admin/v1/admin_pb.js";
 import { file_keyward_replication_v1_replication } from "./gen/keyward/replication/v1/replication_pb.js";
 import { type HttpServer, type Readiness, startHttpServer } from "./http/server.js";
-import { createJwtVerifier, type JwtVerifier } from "./jwt/verifier.js";
+import type { JwtVerifier } from "./jwt/verifier.js";
 import { AuditLog } from "./keys/audit.js";
 import { type Db, openDatabase } from "./keys/db.js";
 import { KeyStore } from "./keys/store.js";
@@ -16,14 +19,14 @@ import { UsageTracker } from "./keys/usage.js";
 import { createLogger, decisionLogger, type Logger } from "./log.js";
 import { Metrics } from "./observability/metrics.js";
 import { traced } from "./observability/tracing.js";
-import { createIdentifier, type TokenVerifier } from "./pipeline/identify.js";
+import { createIdentifier } from "./pipeline/identify.js";
 import { createPipeline } from "./pipeline/pipeline.js";
-import { EMPTY_POLICY, loadPolicyFile, type Policy } from "./policy/policy.js";
 import { reflectionRoutes } from "./reflection/routes.js";
 import { CommitNotifier } from "./replication/notifier.js";
 import { compactChanges, replicationRoutes } from "./replication/primary.js";
 import { ReplicaSync } from "./replication/replica.js";
 import { readReplicationToken } from "./replication/token.js";
+import { CheckWorkers } from "./workers/pool.js";
 
 /** What tests (and embedders) may replace in {@link createKeyward}. */
 export interface KeywardOverrides {
@@ -64,16 +67,6 @@ export interface Keyward {
   close(): Promise<void>;
 }
 
-/** The parts of the configuration that reload without a restart. */
-interface Reloadable {
-  readonly policy: Policy;
-  readonly jwt: JwtVerifier | undefined;
-}
-
-const NO_ISSUER: TokenVerifier = {
-  verify: async () => ({ ok: false, code: "invalid_token", reason: "no JWT issuer is configured" }),
-};
-
 /**
  * The composition root: builds every part from a validated config, in the
  * order data flows (store → policy → JWT → pipeline → transports).
@@ -82,15 +75,14 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
   const logger = overrides.logger ?? createLogger({ level: config.log_level });
   const now = overrides.now ?? Date.now;
   // Fail fast on a bad policy file: before any port is opened.
-  const initialPolicy = readPolicy(config);
-
-  let current: Reloadable = { policy: initialPolicy, jwt: undefined };
+  const decisions = DecisionConfig.prepare(config, logger, overrides.now);
   let db: Db | undefined;
   let adminDb: Db | undefined;
   let syncDb: Db | undefined;
   let usage: UsageTracker | undefined;
   let admin: AdminServer | undefined;
   let check: CheckServer | undefined;
+  let workers: CheckWorkers | undefined;
   let http: HttpServer | undefined;
   let sync: ReplicaSync | undefined;
   let notifier: CommitNotifier | undefined;
@@ -109,38 +101,16 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
     }
   };
 
-  async function startVerifier(next: Config): Promise<JwtVerifier | undefined> {
-    if (next.issuers.length === 0) return undefined;
-    const verifier = createJwtVerifier({
-      issuers: next.issuers,
-      logger,
-      cacheMaxEntries: next.cache.max_entries,
-      ...(overrides.now ? { now: overrides.now } : {}),
-    });
-    await verifier.start();
-    return verifier;
-  }
-
   async function reloadOnce(): Promise<boolean> {
     const log = logger.child({ name: "reload" });
     let next: Config = config;
-    let verifier: JwtVerifier | undefined;
     try {
       if (overrides.reloadConfig) next = overrides.reloadConfig();
-      const policy = readPolicy(next);
-      const issuersChanged = JSON.stringify(next.issuers) !== JSON.stringify(config.issuers);
-      verifier = issuersChanged ? await startVerifier(next) : current.jwt;
-      const previous = current;
-      // One assignment: the pipeline sees the old pair or the new pair, never a mix.
-      current = { policy, jwt: verifier };
-      if (issuersChanged) {
-        previous.jwt?.close();
-        config = { ...config, issuers: next.issuers };
-      }
+      if (await decisions.reload(next)) config = { ...config, issuers: next.issuers };
+      await workers?.reload(next);
       log.info({ policy: next.policy, issuers: next.issuers.length }, "configuration reloaded");
       return true;
     } catch (error) {
-      if (verifier && verifier !== current.jwt) verifier.close();
       log.error(
         { error: (error as Error).message },
         "reload refused; the previous configuration stays in force",
@@ -181,7 +151,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         usage = usageTracker;
         onKeyUsed = (id) => usageTracker.used(id);
       }
-      current = { policy: initialPolicy, jwt: await startVerifier(config) };
+      await decisions.start(config);
 
       const replica = sync;
       const staleness = config.replication.max_staleness
@@ -202,36 +172,32 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
             return undefined;
           }
         : undefined;
-      const jwt: TokenVerifier = { verify: (token) => (current.jwt ?? NO_ISSUER).verify(token) };
+      const jwt = decisions.jwt;
       const pipeline = createPipeline({
         store,
-        policy: () => current.policy,
+        policy: () => decisions.policy,
         jwt,
         onKeyUsed,
         unavailable,
       });
       const metrics = new Metrics({
         keyCache: () => store.cacheStats(),
-        jwt: () =>
-          current.jwt?.stats() ?? {
-            verifications: 0,
-            cacheHits: 0,
-            jwksFetches: 0,
-            jwksFailures: 0,
-          },
+        jwt: () => decisions.verifier?.stats() ?? NO_JWT_STATS,
         ...(replica && { replica: () => replica.status() }),
         now,
       });
 
-      check = await startCheckServer({
-        pipeline: metrics.instrument(traced(pipeline, "grpc"), "grpc"),
-        logger: decisionLogger(logger, "check"),
-        host: config.listen.host,
-        port: config.listen.check,
-        prefix: config.headers.prefix,
-        stripAuthorization: config.headers.strip_authorization,
-        responseCacheEntries: config.cache.max_entries,
-      });
+      let checkPort: number;
+      if (config.workers > 1) {
+        // Check is served by worker processes on the shared port; this
+        // process keeps the admin API, the HTTP port and replication.
+        workers = new CheckWorkers(config, logger);
+        checkPort = await workers.start();
+      } else {
+        check = await startConfiguredCheckServer(config, pipeline, metrics, logger);
+        checkPort = check.port;
+      }
+      const pool = workers;
       const openDb = db;
       // The database file must stay the one that was opened: if it is removed
       // or replaced underneath, writes would go to a file nobody will read.
@@ -260,9 +226,34 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         },
         metrics: async () => ({
           contentType: metrics.registry.contentType,
-          body: await metrics.registry.metrics(),
+          body: pool
+            ? // Each worker's counters and this process's, summed per series.
+              await AggregatorRegistry.aggregate([
+                await metrics.registry.getMetricsAsJSON(),
+                ...(await pool.metrics()),
+              ]).metrics()
+            : await metrics.registry.metrics(),
         }),
-        readiness: () => readiness(openDb, fileProblem, current.jwt, replica, unavailable, now),
+        readiness: () => {
+          const state = readiness(
+            openDb,
+            fileProblem,
+            decisions.verifier,
+            replica,
+            unavailable,
+            now,
+          );
+          if (!pool) return state;
+          const { listening, expected } = pool.status();
+          return {
+            ...state,
+            ready: state.ready && listening === expected,
+            checks: {
+              ...state.checks,
+              workers: `${listening} of ${expected} check workers listening`,
+            },
+          };
+        },
       });
 
       if (config.role === "replica") {
@@ -348,8 +339,11 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         watched.push({ file, listener });
       }
 
-      const ports = { check: check.port, admin: admin.port, http: http.port };
-      logger.info({ role: config.role, database: config.database, ports }, "keyward started");
+      const ports = { check: checkPort, admin: admin.port, http: http.port };
+      logger.info(
+        { role: config.role, database: config.database, ports, workers: config.workers },
+        "keyward started",
+      );
       return ports;
     },
     reload() {
@@ -360,35 +354,20 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
     async close() {
       for (const { file, listener } of watched) unwatchFile(file, listener);
       await check?.close();
+      await workers?.close();
       await admin?.close();
       await http?.close();
       await sync?.close();
       if (compaction) clearInterval(compaction);
       notifier?.close();
       usage?.close();
-      current.jwt?.close();
+      decisions.close();
       adminDb?.close();
       syncDb?.close();
       db?.close();
       logger.info("keyward stopped");
     },
   };
-}
-
-/** Reads the configured policy file; a missing or bad file is a one-line ConfigError. */
-function readPolicy(config: Config): Policy {
-  const policyFile = config.policy || undefined;
-  if (!policyFile) return EMPTY_POLICY;
-  if (!existsSync(policyFile)) {
-    throw new ConfigError(
-      `config: policy: file ${policyFile} does not exist (set policy: null for none)`,
-    );
-  }
-  try {
-    return loadPolicyFile(policyFile);
-  } catch (error) {
-    throw new ConfigError(`config: policy: ${(error as Error).message}`);
-  }
 }
 
 /** `/readyz`: store readable, every JWKS loaded, a replica synced and within its staleness bound. */

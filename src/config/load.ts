@@ -13,6 +13,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   KEYWARD_HTTP_PORT: ["listen", "http"],
   KEYWARD_POLICY: ["policy"],
   KEYWARD_LOG_LEVEL: ["log_level"],
+  KEYWARD_WORKERS: ["workers"],
   KEYWARD_REPLICATION_PRIMARY: ["replication", "primary"],
   KEYWARD_REPLICATION_TOKEN: ["replication", "token"],
 };
@@ -88,6 +89,11 @@ function checkContradictions(config: Config): Config {
     throw new ConfigError(
       `config: replication.token_file: a ${config.role} needs the replication token (token_file or KEYWARD_REPLICATION_TOKEN)`,
     );
+  }
+  if (config.role === "replica" && config.workers > 1) {
+    // A replica's Check reads its sync state (snapshot, staleness) in the
+    // process that streams from the primary.
+    throw new ConfigError("config: workers: a replica serves Check in one process (workers: 1)");
   }
   return config;
 }

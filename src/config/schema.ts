@@ -17,16 +17,16 @@ export const DEFAULTS = {
   headerPrefix: "x-auth-",
   cacheMaxEntries: 100_000,
   logLevel: "info",
+  workers: 1,
   keyTtl: "90d",
   retainChanges: 100_000,
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
 // so that "" or "true" is an error rather than silently port 0 or 1.
-const port = z.preprocess(
-  (value) => (typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value),
-  z.number().int().min(0).max(65535),
-);
+const digits = (value: unknown) =>
+  typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+const port = z.preprocess(digits, z.number().int().min(0).max(65535));
 
 export const configSchema = z
   .object({
@@ -107,6 +107,13 @@ export const configSchema = z
       .object({ max_entries: z.number().int().positive().default(DEFAULTS.cacheMaxEntries) })
       .strict()
       .prefault({}),
+    /**
+     * Processes serving Check on the one Check port (node:cluster): 1 serves
+     * it in the main process; more fork that many Check workers, which read
+     * the same SQLite file, while the admin API, the HTTP port and
+     * replication stay in the main process.
+     */
+    workers: z.preprocess(digits, z.number().int().min(1).max(64)).default(DEFAULTS.workers),
     log_level: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default(DEFAULTS.logLevel),

@@ -61,6 +61,14 @@ describe("configuration", () => {
     ["YAML that does not parse", "listen: [\n", /config .*yaml: /],
     ["a list at the top level", "- a\n", /top level must be a mapping/],
     ["a replica without a primary", "role: replica\n", /replication\.primary: required/],
+    ["no Check worker", "workers: 0\n", /workers: /],
+    ["more workers than the bound", "workers: 65\n", /workers: /],
+    ["a fractional worker count", "workers: 1.5\n", /workers: /],
+    [
+      "a replica with several workers",
+      "role: replica\nreplication:\n  primary: http://p:9192\n  token: t\nworkers: 2\n",
+      /workers: a replica serves Check in one process/,
+    ],
   ])("stops with one line naming the field for %s", (_label, text, pattern) => {
     expect(failure(() => loadConfig({ file: file(text), env: {} }))).toMatch(pattern);
   });
@@ -68,6 +76,17 @@ describe("configuration", () => {
   it("names the environment variable when a bad value came from it", () => {
     const message = failure(() => loadConfig({ env: { KEYWARD_HTTP_PORT: "http" } }));
     expect(message).toMatch(/KEYWARD_HTTP_PORT → listen\.http: /);
+  });
+
+  it("takes the number of Check workers from the file or KEYWARD_WORKERS (default 1)", () => {
+    expect(loadConfig({ env: {} }).workers).toBe(1);
+    expect(loadConfig({ file: file("workers: 3\n"), env: {} }).workers).toBe(3);
+    expect(loadConfig({ file: file("workers: 3\n"), env: { KEYWARD_WORKERS: "2" } }).workers).toBe(
+      2,
+    );
+    expect(failure(() => loadConfig({ env: { KEYWARD_WORKERS: "two" } }))).toMatch(
+      /KEYWARD_WORKERS → workers: /,
+    );
   });
 
   it("reports a missing config file", () => {

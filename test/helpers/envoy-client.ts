@@ -65,9 +65,17 @@ export interface CheckInput {
 export class EnvoyCheckClient {
   readonly #client: grpc.Client & Record<string, grpc.MethodDefinition<unknown, unknown>>;
 
-  constructor(port: number) {
+  /**
+   * @param ownConnection open a connection of this client's own; by default
+   *   grpc-js shares one between clients of the same port.
+   */
+  constructor(port: number, { ownConnection = false } = {}) {
     const Ctor = loaded.envoy.service.auth.v3.Authorization;
-    this.#client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as never;
+    this.#client = new Ctor(
+      `127.0.0.1:${port}`,
+      grpc.credentials.createInsecure(),
+      ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {},
+    ) as never;
   }
 
   check(input: CheckInput): Promise<EnvoyCheckResponse> {

@@ -1,0 +1,87 @@
+import { startConfiguredCheckServer } from "../check/configured.js";
+import type { CheckServer } from "../check/server.js";
+import type { Config } from "../config/schema.js";
+import { DecisionConfig, NO_JWT_STATS } from "../decision-config.js";
+import { type Db, openDatabase } from "../keys/db.js";
+import { KeyStore } from "../keys/store.js";
+import { UsageTracker } from "../keys/usage.js";
+import type { Logger } from "../log.js";
+import { Metrics } from "../observability/metrics.js";
+import { createPipeline } from "../pipeline/pipeline.js";
+import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js";
+
+/**
+ * One Check worker (`workers` > 1): the decision side of keyward and nothing
+ * else. It opens the SQLite file itself (reads never wait for the main
+ * process's writes, WAL) and sees the admin API's commits the way the
+ * single-process Check does, through `PRAGMA data_version`, so a revoked key
+ * is refused here on the next request. The main process hands it every
+ * reloaded configuration and asks it for its metrics.
+ *
+ * Resolves once the worker listens; it exits on a `close` message, on
+ * SIGTERM or SIGINT (after draining), or when the main process goes away.
+ */
+export async function runCheckWorker(config: Config, logger: Logger): Promise<void> {
+  const send = (message: FromWorker) => process.send?.(message);
+  let db: Db | undefined;
+  let usage: UsageTracker | undefined;
+  let check: CheckServer | undefined;
+  const decisions = DecisionConfig.prepare(config, logger);
+
+  let closing = false;
+  const shutdown = async (why: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ why }, "check worker draining");
+    await check?.close();
+    usage?.close();
+    decisions.close();
+    db?.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  // The IPC channel closes when the main process exits, however it exits.
+  process.on("disconnect", () => void shutdown("the main process is gone"));
+
+  db = openDatabase(config.database, { busyTimeoutMs: 50 });
+  const store = new KeyStore(db, Date.now, config.cache.max_entries);
+  const tracker = new UsageTracker(store, (error) =>
+    logger.warn({ err: error }, "could not record key usage"),
+  );
+  usage = tracker;
+  await decisions.start(config);
+  const pipeline = createPipeline({
+    store,
+    policy: () => decisions.policy,
+    jwt: decisions.jwt,
+    onKeyUsed: (id) => tracker.used(id),
+  });
+  const metrics = new Metrics({
+    keyCache: () => store.cacheStats(),
+    jwt: () => decisions.verifier?.stats() ?? NO_JWT_STATS,
+  });
+
+  process.on("message", (message: unknown) => {
+    if (!isProtocolMessage(message)) return;
+    const request = message as ToWorker;
+    if (request.kw === "reload") {
+      decisions.reload(request.config).then(
+        () => send({ kw: "reloaded", id: request.id }),
+        (error: Error) => {
+          logger.error({ error: error.message }, "reload refused by a check worker");
+          send({ kw: "reloaded", id: request.id, error: error.message });
+        },
+      );
+    } else if (request.kw === "metrics") {
+      metrics.registry
+        .getMetricsAsJSON()
+        .then((samples) => send({ kw: "metrics", id: request.id, metrics: samples }));
+    } else if (request.kw === "close") {
+      void shutdown("the main process is stopping");
+    }
+  });
+
+  check = await startConfiguredCheckServer(config, pipeline, metrics, logger);
+  send({ kw: "listening", port: check.port });
+}
