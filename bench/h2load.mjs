@@ -53,7 +53,8 @@ export function h2loadCommand(options) {
 /**
  * One h2load run, pinned to the client core. Resolves with req/s over the
  * measured period (after warm-up), request counts and per-request latencies
- * (µs, from --log-file). `track` registers the child for clean-up;
+ * (µs, from --log-file), and h2load's own CPU over the measured period as a
+ * share of one core (`clientCpu`). `track` registers the child for clean-up;
  * `onPhase("start" | "end")` is called when the measured period starts and ends.
  */
 export function runH2load(options, track, onPhase) {
@@ -69,10 +70,12 @@ export function runH2load(options, track, onPhase) {
       // h2load announces the end of warm-up and of the measured period.
       if (!phases.measuring && out.includes("Warm-up phase is over")) {
         phases.measuring = true;
+        phases.start = cpuTicks(child.pid);
         onPhase?.("start");
       }
       if (!phases.done && out.includes("Main benchmark duration is over")) {
         phases.done = true;
+        phases.end = cpuTicks(child.pid);
         onPhase?.("end");
       }
     });
@@ -104,9 +107,33 @@ export function runH2load(options, track, onPhase) {
         errored: Number(counts[6]),
         latency: latencySummary(latencies),
         latencies,
+        clientCpu:
+          phases.start && phases.end
+            ? (phases.end.ticks - phases.start.ticks) /
+              TICKS_PER_SECOND /
+              ((phases.end.at - phases.start.at) / 1000)
+            : Number.NaN,
       });
     });
   });
+}
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these. */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * The process's CPU time (user + system, ticks), which unlike the per-thread
+ * schedstat keeps the time of threads that have exited, and the wall clock.
+ */
+function cpuTicks(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which may hold spaces: state is field 3.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ticks: Number(fields[11]) + Number(fields[12]), at: performance.now() };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Column 3 of h2load's log: µs from request start to end of response; status -1 = failed. */

@@ -584,6 +584,35 @@ async function main() {
     log(`  admin CreateKey: ${results.create.admin.perSecond.toFixed(0)} keys/s`);
   }
 
+  // Multi-core: saturated key allow against keyward with one Check worker
+  // and with two (`workers: 2`), alternating, each allowed both cores. The
+  // host has two, so h2load stays on core 1 and shares it with the second
+  // worker; its own CPU is reported beside the figures.
+  const bothCores = `${SERVER_CORE},${CLIENT_CORE}`;
+  log(`workers: key allow, one Check worker vs two, servers on cores ${bothCores}`);
+  const options = { database: small.file, issuer };
+  const oneWorker = await keywardFrom("keyward-1-worker", options, { cores: bothCores });
+  const twoWorkers = await keywardFrom(
+    "keyward-2-workers",
+    { ...options, workers: 2 },
+    { cores: bothCores },
+  );
+  for (const server of [oneWorker, twoWorkers]) await measureH2load(server, scenarios[0]);
+  const workerRuns = await alternate([oneWorker, twoWorkers], (server) =>
+    measureH2load(server, scenarios[0]),
+  );
+  results.workers = {
+    cores: bothCores,
+    one: summarize(workerRuns[oneWorker.name]),
+    two: summarize(workerRuns[twoWorkers.name]),
+    runs: {
+      one: workerRuns[oneWorker.name].map((r) => Math.round(r.rps)),
+      two: workerRuns[twoWorkers.name].map((r) => Math.round(r.rps)),
+    },
+  };
+  await oneWorker.stop();
+  await twoWorkers.stop();
+
   // Where the time goes: CPU profiles under the same saturated load, of the
   // baseline and keyward (and the prototype), each in a fresh process.
   if (!QUICK || process.env.BENCH_PROFILE === "1") {
@@ -641,6 +670,27 @@ async function main() {
 }
 
 // ------------------------------------------------------------------- report
+
+/** Key allow with one Check worker and with two (`workers: 2`). */
+function workersSection(r) {
+  if (!r.workers) return [];
+  const { one, two } = r.workers;
+  const row = (label, s) =>
+    `| ${label} | ${num(s.rps)} | ${s.cpuUs.toFixed(0)} | ${pct(s.cpuShare)} | ${lat(s)} | ${pct(s.clientCpu)} |`;
+  return [
+    "## Check workers (multi-core)",
+    "",
+    `Saturated key allow (h2load, ${r.load.connections} connections × ${r.load.streams} streams, on core ${CLIENT_CORE}) against keyward with one Check worker and with two (\`workers: 2\`: node:cluster, the main process hands connections out in turn), each allowed cores ${r.workers.cores}, alternating (${r.plan.pairs} pairs, medians). This host has two cores, so the second worker shares its core with h2load.`,
+    "",
+    "| Check workers | req/s | server CPU µs/req (every process) | server CPU, share of one core | p50 / p99 / p99.9 ms | h2load CPU, share of one core |",
+    "|---|---:|---:|---:|---|---:|",
+    row("1", one),
+    row("2", two),
+    "",
+    `Scaling from one worker to two: **${(two.rps / one.rps).toFixed(2)}×** req/s (per-run req/s: one ${r.workers.runs.one.join(", ")} · two ${r.workers.runs.two.join(", ")}).`,
+    "",
+  ];
+}
 
 const ms = (us) => (us / 1000).toFixed(2);
 const pct = (x) => `${(x * 100).toFixed(1)} %`;
@@ -821,6 +871,7 @@ function report(r) {
     `- \`KeyStore.create\` on a fresh database with keyward's pragmas (WAL, \`synchronous=FULL\`, one transaction and fsync per key), core 0: **${num(r.create.store.perSecond)} keys/s** (${num(r.create.store.created)} in ${r.plan.durationS} s).`,
     `- \`keyward keys create --db FILE --json\` (one process per key, as an operator runs it): ${r.create.cli.msEach.toFixed(0)} ms each (${(1000 / r.create.cli.msEach).toFixed(1)} keys/s), dominated by Node start-up.`,
     "",
+    ...workersSection(r),
     "## Replication propagation",
     "",
     "Measured by `npx vitest run test/replication` (a primary and three replicas as real processes; 100 revocations, time from RevokeKey returning to each replica's Check answering key_revoked): see the analysis below.",

@@ -73,19 +73,19 @@ export function serverEnv(extra = {}) {
 
 /**
  * Spawns `node <shipped flags> ...nodeArgs` (so a flag in nodeArgs wins)
- * pinned to the server core, its stderr (JSON log
+ * pinned to the server core (or to `cores`), its stderr (JSON log
  * lines) appended to RUN_DIR/<name>.log, and waits for its "... started"
  * line. Start-up time is that line's own timestamp minus the moment of
  * spawning.
  */
-export async function startServer(name, nodeArgs, env = {}) {
+export async function startServer(name, nodeArgs, env = {}, cores = SERVER_CORE) {
   const logFile = join(RUN_DIR, `${name}.log`);
   closeSync(openSync(logFile, "w"));
   // O_APPEND, so the file can be truncated between runs while the server writes.
   const fd = openSync(logFile, "a");
   const spawnedAt = Date.now();
   const child = track(
-    spawn("taskset", ["-c", SERVER_CORE, process.execPath, ...SHIPPED_NODE_FLAGS, ...nodeArgs], {
+    spawn("taskset", ["-c", cores, process.execPath, ...SHIPPED_NODE_FLAGS, ...nodeArgs], {
       cwd: ROOT,
       env: serverEnv({ NODE_OPTIONS: SHIPPED_NODE_OPTIONS, ...env }),
       stdio: ["ignore", "ignore", fd],
@@ -144,20 +144,35 @@ export function memoryOf(pid) {
 }
 
 /**
- * Nanoseconds the process (all its threads) has spent running on a CPU and
- * waiting in a run queue for one, from /proc/<pid>/task/<tid>/schedstat.
+ * Nanoseconds the process and its children (all their threads) have spent
+ * running on a CPU and waiting in a run queue for one, from
+ * /proc/<pid>/task/<tid>/schedstat.
  * Waiting time is contention: another process had the server's core.
  */
 export function schedOf(pid) {
   let run = 0;
   let wait = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+  // The process and its children (keyward's Check workers, with `workers`).
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    let tids = [];
     try {
-      const [ran, waited] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ");
-      run += Number(ran);
-      wait += Number(waited);
+      tids = readdirSync(`/proc/${pids[i]}/task`);
     } catch {
-      // the thread exited meanwhile
+      continue; // the process exited meanwhile
+    }
+    for (const tid of tids) {
+      try {
+        const [ran, waited] = readFileSync(`/proc/${pids[i]}/task/${tid}/schedstat`, "utf8").split(
+          " ",
+        );
+        run += Number(ran);
+        wait += Number(waited);
+        const children = readFileSync(`/proc/${pids[i]}/task/${tid}/children`, "utf8");
+        for (const child of children.split(" ").filter(Boolean)) pids.push(Number(child));
+      } catch {
+        // the thread exited meanwhile
+      }
     }
   }
   return { run, wait, at: process.hrtime.bigint() };
@@ -182,8 +197,8 @@ export function cpuBetween(start, end, requests) {
  */
 export function startKeyward(
   name,
-  { database, issuer, cacheMaxEntries = 100_000 },
-  { nodeArgs = [], bin = "bin/keyward.js" } = {},
+  { database, issuer, cacheMaxEntries = 100_000, workers = 1 },
+  { nodeArgs = [], bin = "bin/keyward.js", cores = SERVER_CORE } = {},
 ) {
   // The machine is shared, and other sessions' clean-up has been seen to
   // signal every process whose command line mentions "keyward"; so the
@@ -200,6 +215,8 @@ export function startKeyward(
         issuers: [issuer.config],
         cache: { max_entries: cacheMaxEntries },
         log_level: "info",
+        // Only when asked for: a prototype build may predate the field.
+        ...(workers !== 1 && { workers }),
       },
       null,
       2,
@@ -210,12 +227,17 @@ export function startKeyward(
     launcher,
     `await import(${JSON.stringify(pathToFileURL(resolve(ROOT, bin)).href)});\n`,
   );
-  return startServer(name, [...nodeArgs, launcher, "serve", "--config", config], {
-    KEYWARD_LISTEN_HOST: "127.0.0.1",
-    KEYWARD_CHECK_PORT: "0",
-    KEYWARD_ADMIN_PORT: "0",
-    KEYWARD_HTTP_PORT: "0",
-  });
+  return startServer(
+    name,
+    [...nodeArgs, launcher, "serve", "--config", config],
+    {
+      KEYWARD_LISTEN_HOST: "127.0.0.1",
+      KEYWARD_CHECK_PORT: "0",
+      KEYWARD_ADMIN_PORT: "0",
+      KEYWARD_HTTP_PORT: "0",
+    },
+    cores,
+  );
 }
 
 /** The no-op grpc-js baseline (bench/baseline-server.mjs); it answers allow to everything. */
