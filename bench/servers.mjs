@@ -112,6 +112,8 @@ export async function startServer(name, nodeArgs, env = {}, cores = SERVER_CORE)
         logFile,
         clearLog: () => truncateSync(logFile, 0),
         memory: () => memoryOf(child.pid),
+        /** Peak RSS of each process of the server, MB (main first). */
+        peaks: () => processTree(child.pid).map((pid) => memoryOf(pid).hwmMb),
         sched: () => schedOf(child.pid),
         stop: () => stopServer(child),
       };
@@ -143,16 +145,8 @@ export function memoryOf(pid) {
   return { rssMb: kb("VmRSS") / 1024, hwmMb: kb("VmHWM") / 1024 };
 }
 
-/**
- * Nanoseconds the process and its children (all their threads) have spent
- * running on a CPU and waiting in a run queue for one, from
- * /proc/<pid>/task/<tid>/schedstat.
- * Waiting time is contention: another process had the server's core.
- */
-export function schedOf(pid) {
-  let run = 0;
-  let wait = 0;
-  // The process and its children (keyward's Check workers, with `workers`).
+/** The process and its children (keyward's Check workers), by pid. */
+export function processTree(pid) {
   const pids = [pid];
   for (let i = 0; i < pids.length; i++) {
     let tids = [];
@@ -163,13 +157,39 @@ export function schedOf(pid) {
     }
     for (const tid of tids) {
       try {
-        const [ran, waited] = readFileSync(`/proc/${pids[i]}/task/${tid}/schedstat`, "utf8").split(
+        const children = readFileSync(`/proc/${pids[i]}/task/${tid}/children`, "utf8");
+        for (const child of children.split(" ").filter(Boolean)) pids.push(Number(child));
+      } catch {
+        // the thread exited meanwhile
+      }
+    }
+  }
+  return pids;
+}
+
+/**
+ * Nanoseconds the process and its children (all their threads) have spent
+ * running on a CPU and waiting in a run queue for one, from
+ * /proc/<pid>/task/<tid>/schedstat.
+ * Waiting time is contention: another process had the server's core.
+ */
+export function schedOf(pid) {
+  let run = 0;
+  let wait = 0;
+  for (const member of processTree(pid)) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${member}/task`);
+    } catch {
+      continue; // the process exited meanwhile
+    }
+    for (const tid of tids) {
+      try {
+        const [ran, waited] = readFileSync(`/proc/${member}/task/${tid}/schedstat`, "utf8").split(
           " ",
         );
         run += Number(ran);
         wait += Number(waited);
-        const children = readFileSync(`/proc/${pids[i]}/task/${tid}/children`, "utf8");
-        for (const child of children.split(" ").filter(Boolean)) pids.push(Number(child));
       } catch {
         // the thread exited meanwhile
       }
