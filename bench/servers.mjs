@@ -217,7 +217,7 @@ export function cpuBetween(start, end, requests) {
  */
 export function startKeyward(
   name,
-  { database, issuer, cacheMaxEntries = 100_000, workers = 1 },
+  { database, issuer, cacheMaxEntries = 100_000, workers = 1, config: extra = {} },
   { nodeArgs = [], bin = "bin/keyward.js", cores = SERVER_CORE } = {},
 ) {
   // The machine is shared, and other sessions' clean-up has been seen to
@@ -237,6 +237,7 @@ export function startKeyward(
         log_level: "info",
         // Only when asked for: a prototype build may predate the field.
         ...(workers !== 1 && { workers }),
+        ...extra,
       },
       null,
       2,

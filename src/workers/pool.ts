@@ -40,6 +40,8 @@ export class CheckWorkers {
   readonly #pending = new Map<number, Pending>();
   readonly #respawns = new Set<NodeJS.Timeout>();
   #nextId = 0;
+  /** Set once every worker of the first start listens: from then on, a worker that exits is replaced. */
+  #started = false;
   #closing = false;
 
   constructor(
@@ -54,6 +56,7 @@ export class CheckWorkers {
       const ports = await Promise.all(
         Array.from({ length: this.config.workers }, (_, slot) => this.#fork(slot + 1)),
       );
+      this.#started = true;
       return ports[0] as number;
     } catch (error) {
       await this.close();
@@ -90,7 +93,7 @@ export class CheckWorkers {
     this.#respawns.clear();
     await Promise.all(
       [...this.#slots.values()].map(
-        ({ worker }) =>
+        ({ worker, listening }) =>
           new Promise<void>((resolve) => {
             if (worker.isDead()) return resolve();
             const force = setTimeout(() => worker.kill("SIGKILL"), CLOSE_TIMEOUT_MS);
@@ -98,7 +101,10 @@ export class CheckWorkers {
               clearTimeout(force);
               resolve();
             });
-            send(worker, { kw: "close" });
+            // One still starting may not hear messages yet; it stops on SIGTERM
+            // (nothing to drain) as a listening one does on this message.
+            if (listening) send(worker, { kw: "close" });
+            else worker.process.kill("SIGTERM");
           }),
       ),
     );
@@ -139,7 +145,9 @@ export class CheckWorkers {
             ),
           );
         }
-        if (this.#closing) return;
+        // A worker that never listened during the first start fails that
+        // start (the caller reports it); any other exit is replaced.
+        if (this.#closing || (!this.#started && !entry.listening)) return;
         this.logger.error(
           { worker: slot, code, signal, ...(failure && { error: failure }) },
           "check worker exited; starting another",
