@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,10 +38,14 @@ async function within(ms: number, probe: () => Promise<boolean>): Promise<number
   return undefined;
 }
 
-/** The Check worker processes of a main process. */
+/** The Check worker processes of a main process (its children, from /proc). */
 function workerPids(main: number): number[] {
-  const out = spawnSync("pgrep", ["-P", String(main)], { encoding: "utf8" }).stdout;
-  return out.split("\n").filter(Boolean).map(Number);
+  return readdirSync(`/proc/${main}/task`).flatMap((tid) =>
+    readFileSync(`/proc/${main}/task/${tid}/children`, "utf8")
+      .split(" ")
+      .filter(Boolean)
+      .map(Number),
+  );
 }
 
 function alive(pid: number): boolean {
