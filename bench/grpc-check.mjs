@@ -90,11 +90,12 @@ export function decisionOf(body) {
   return error;
 }
 
-/** Sends one Check over a fresh HTTP/2 connection and returns its decision. */
-export function checkOnce(port, body) {
+/**
+ * Sends one Check on an open HTTP/2 session and resolves with its decision;
+ * rejects unless the gRPC status is 0 (a deny is still OK with a decision).
+ */
+export function checkOn(session, body) {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
-    session.on("error", reject);
     const stream = session.request({
       ":method": "POST",
       ":path": CHECK_PATH,
@@ -109,7 +110,6 @@ export function checkOnce(port, body) {
     });
     stream.on("error", reject);
     stream.on("end", () => {
-      session.close();
       if (grpcStatus !== "0") {
         reject(new Error(`gRPC status ${grpcStatus} (expected 0 with a decision in the body)`));
         return;
@@ -122,4 +122,13 @@ export function checkOnce(port, body) {
     });
     stream.end(body);
   });
+}
+
+/** Sends one Check over a fresh HTTP/2 connection and returns its decision. */
+export function checkOnce(port, body) {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  return new Promise((resolve, reject) => {
+    session.on("error", reject);
+    checkOn(session, body).then(resolve, reject);
+  }).finally(() => session.close());
 }

@@ -12,7 +12,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyService } from "../dist/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../dist/keys/db.js";
 import { KeyStore } from "../dist/keys/store.js";
-import { CHECK_PATH, checkRequestBody, decisionOf } from "./grpc-check.mjs";
+import { checkOn, checkRequestBody } from "./grpc-check.mjs";
 import { RUN_DIR, sleep } from "./servers.mjs";
 import { latencySummary } from "./stats.mjs";
 
@@ -22,27 +22,8 @@ const GIVE_UP_MS = 5000;
 /** A Check sender over one HTTP/2 connection: `decide(body)` resolves with the decision. */
 function checkSession(port) {
   const session = http2.connect(`http://127.0.0.1:${port}`);
-  const decide = (body) =>
-    new Promise((resolve, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": CHECK_PATH,
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      const chunks = [];
-      stream.on("data", (chunk) => chunks.push(chunk));
-      stream.on("error", reject);
-      stream.on("end", () => {
-        try {
-          resolve(decisionOf(Buffer.concat(chunks)));
-        } catch (error) {
-          reject(error);
-        }
-      });
-      stream.end(body);
-    });
-  return { decide, close: () => session.close() };
+  session.on("error", () => undefined); // each request rejects on its own
+  return { decide: (body) => checkOn(session, body), close: () => session.close() };
 }
 
 /**

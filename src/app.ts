@@ -107,9 +107,6 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
     try {
       if (overrides.reloadConfig) next = overrides.reloadConfig();
       if (await decisions.reload(next)) config = { ...config, issuers: next.issuers };
-      await workers?.reload(next);
-      log.info({ policy: next.policy, issuers: next.issuers.length }, "configuration reloaded");
-      return true;
     } catch (error) {
       log.error(
         { error: (error as Error).message },
@@ -117,6 +114,18 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
       );
       return false;
     }
+    try {
+      await workers?.reload(next);
+    } catch (error) {
+      // This process has taken it; a worker that could not keeps what it had.
+      log.error(
+        { error: (error as Error).message },
+        "reload refused by a check worker, which keeps its previous configuration",
+      );
+      return false;
+    }
+    log.info({ policy: next.policy, issuers: next.issuers.length }, "configuration reloaded");
+    return true;
   }
 
   return {
