@@ -996,6 +996,8 @@ function report(r) {
     "| target | measured | |",
     "|---|---|---|",
     ...targets,
+    "",
+    'One run decides these verdicts. How often each target has been met over all the full runs, and why a miss happens (the profile below and the analysis), is under "Where the targets stand" in the analysis (bench/NOTES.md).',
   );
 
   if (r.profiles) {
