@@ -75,7 +75,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
   const logger = overrides.logger ?? createLogger({ level: config.log_level });
   const now = overrides.now ?? Date.now;
   // Fail fast on a bad policy file: before any port is opened.
-  const decisions = DecisionConfig.prepare(config, logger, overrides.now);
+  const decisions = new DecisionConfig(config, logger, overrides.now);
   let db: Db | undefined;
   let adminDb: Db | undefined;
   let syncDb: Db | undefined;
@@ -160,7 +160,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         usage = usageTracker;
         onKeyUsed = (id) => usageTracker.used(id);
       }
-      await decisions.start(config);
+      await decisions.start();
 
       const replica = sync;
       const staleness = config.replication.max_staleness

@@ -21,31 +21,33 @@ export const NO_JWT_STATS = { verifications: 0, cacheHits: 0, jwksFetches: 0, jw
  */
 export class DecisionConfig {
   #current: { readonly policy: Policy; readonly jwt: JwtVerifier | undefined };
-  #issuers: string;
+  /** The configuration whose issuers are in force. */
+  #config: Config;
 
   /** Reads what the pipeline calls for every JWT; follows reloads. */
   readonly jwt: TokenVerifier = {
     verify: (token) => (this.#current.jwt ?? NO_ISSUER).verify(token),
   };
 
-  private constructor(
+  /**
+   * Reads the policy file now, so that a bad one (a ConfigError) stops
+   * start-up before any port opens; the issuers start with {@link start}.
+   */
+  constructor(
     config: Config,
     private readonly logger: Logger,
-    private readonly now: (() => number) | undefined,
+    private readonly now?: () => number,
   ) {
-    // Fail fast on a bad policy file: before any port is opened.
     this.#current = { policy: readPolicy(config), jwt: undefined };
-    this.#issuers = JSON.stringify(config.issuers);
-  }
-
-  /** Reads the policy file (a bad one is a ConfigError); the issuers start with {@link start}. */
-  static prepare(config: Config, logger: Logger, now?: () => number): DecisionConfig {
-    return new DecisionConfig(config, logger, now);
+    this.#config = config;
   }
 
   /** Starts the configured issuers' verifier (first JWKS fetch included). */
-  async start(config: Config): Promise<void> {
-    this.#current = { policy: this.#current.policy, jwt: await this.#startVerifier(config) };
+  async start(): Promise<void> {
+    this.#current = {
+      policy: this.#current.policy,
+      jwt: await this.#startVerifier(this.#config),
+    };
   }
 
   get policy(): Policy {
@@ -63,15 +65,14 @@ export class DecisionConfig {
    */
   async reload(next: Config): Promise<boolean> {
     const policy = readPolicy(next);
-    const issuers = JSON.stringify(next.issuers);
-    const issuersChanged = issuers !== this.#issuers;
+    const issuersChanged = JSON.stringify(next.issuers) !== JSON.stringify(this.#config.issuers);
     const verifier = issuersChanged ? await this.#startVerifier(next) : this.#current.jwt;
     const previous = this.#current;
     // One assignment: the pipeline sees the old pair or the new pair, never a mix.
     this.#current = { policy, jwt: verifier };
     if (issuersChanged) {
       previous.jwt?.close();
-      this.#issuers = issuers;
+      this.#config = next;
     }
     return issuersChanged;
   }

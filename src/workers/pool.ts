@@ -8,7 +8,7 @@ import { type FromWorker, isProtocolMessage, type MetricsJson, type ToWorker } f
 const ENTRY = fileURLToPath(new URL("./entry.js", import.meta.url));
 
 /** How long a worker that exited waits before it is replaced. */
-export const RESPAWN_DELAY_MS = 1000;
+const RESPAWN_DELAY_MS = 1000;
 /** How long a reload or a metrics scrape waits for a worker's answer. */
 const ANSWER_TIMEOUT_MS = 10_000;
 /** How long a worker may take to listen (its first JWKS fetch included) before it is killed. */
@@ -19,10 +19,6 @@ const CLOSE_TIMEOUT_MS = 10_000;
 interface Slot {
   worker: Worker;
   listening: boolean;
-}
-
-interface Pending {
-  readonly resolve: (message: FromWorker) => void;
 }
 
 /**
@@ -37,7 +33,8 @@ interface Pending {
  */
 export class CheckWorkers {
   readonly #slots = new Map<number, Slot>();
-  readonly #pending = new Map<number, Pending>();
+  /** Answers awaited from workers, by request id. */
+  readonly #pending = new Map<number, (answer: FromWorker) => void>();
   readonly #respawns = new Set<NodeJS.Timeout>();
   #nextId = 0;
   /** Set once every worker of the first start listens: from then on, a worker that exits is replaced. */
@@ -132,7 +129,7 @@ export class CheckWorkers {
         } else if (answer.kw === "failed") {
           failure = answer.message;
         } else {
-          this.#pending.get(answer.id)?.resolve(answer);
+          this.#pending.get(answer.id)?.(answer);
         }
       });
       worker.once("exit", (code, signal) => {
@@ -182,7 +179,7 @@ export class CheckWorkers {
             const gone = () => done(undefined);
             const timer = setTimeout(gone, ANSWER_TIMEOUT_MS);
             worker.once("exit", gone);
-            this.#pending.set(id, { resolve: done });
+            this.#pending.set(id, done);
             send(worker, request(id));
           }),
       ),

@@ -2,7 +2,7 @@ import { startConfiguredCheckServer } from "../check/configured.js";
 import type { CheckServer } from "../check/server.js";
 import type { Config } from "../config/schema.js";
 import { DecisionConfig, NO_JWT_STATS } from "../decision-config.js";
-import { type Db, openDatabase } from "../keys/db.js";
+import { openDatabase } from "../keys/db.js";
 import { KeyStore } from "../keys/store.js";
 import { UsageTracker } from "../keys/usage.js";
 import type { Logger } from "../log.js";
@@ -23,10 +23,13 @@ import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js
  */
 export async function runCheckWorker(config: Config, logger: Logger): Promise<void> {
   const send = (message: FromWorker) => process.send?.(message);
-  let db: Db | undefined;
-  let usage: UsageTracker | undefined;
+  const decisions = new DecisionConfig(config, logger);
+  const db = openDatabase(config.database, { busyTimeoutMs: 50 });
+  const store = new KeyStore(db, Date.now, config.cache.max_entries);
+  const usage = new UsageTracker(store, (error) =>
+    logger.warn({ err: error }, "could not record key usage"),
+  );
   let check: CheckServer | undefined;
-  const decisions = DecisionConfig.prepare(config, logger);
 
   let closing = false;
   const shutdown = async (why: string) => {
@@ -34,9 +37,9 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
     closing = true;
     logger.info({ why }, "check worker draining");
     await check?.close();
-    usage?.close();
+    usage.close();
     decisions.close();
-    db?.close();
+    db.close();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
@@ -44,18 +47,12 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
   // The IPC channel closes when the main process exits, however it exits.
   process.on("disconnect", () => void shutdown("the main process is gone"));
 
-  db = openDatabase(config.database, { busyTimeoutMs: 50 });
-  const store = new KeyStore(db, Date.now, config.cache.max_entries);
-  const tracker = new UsageTracker(store, (error) =>
-    logger.warn({ err: error }, "could not record key usage"),
-  );
-  usage = tracker;
-  await decisions.start(config);
+  await decisions.start();
   const pipeline = createPipeline({
     store,
     policy: () => decisions.policy,
     jwt: decisions.jwt,
-    onKeyUsed: (id) => tracker.used(id),
+    onKeyUsed: (id) => usage.used(id),
   });
   const metrics = new Metrics({
     keyCache: () => store.cacheStats(),
