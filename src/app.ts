@@ -286,6 +286,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           store: adminStore,
           db: adminDb,
           defaultTtlMs: durationMs(config.keys.default_ttl) as number,
+          knownScopes: () => decisions.knownScopes,
           ...(overrides.now ? { now: overrides.now } : {}),
         });
         const commits = config.role === "primary" ? new CommitNotifier(adminDb) : undefined;

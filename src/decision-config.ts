@@ -23,6 +23,8 @@ export class DecisionConfig {
   #current: { readonly policy: Policy; readonly jwt: JwtVerifier | undefined };
   /** The configuration whose issuers are in force. */
   #config: Config;
+  /** The scopes the policy in force names, and the config's `scopes:`. */
+  #knownScopes: ReadonlySet<string>;
 
   /** Reads what the pipeline calls for every JWT; follows reloads. */
   readonly jwt: TokenVerifier = {
@@ -40,6 +42,7 @@ export class DecisionConfig {
   ) {
     this.#current = { policy: readPolicy(config), jwt: undefined };
     this.#config = config;
+    this.#knownScopes = knownScopes(this.#current.policy, config);
   }
 
   /** Starts the configured issuers' verifier (first JWKS fetch included). */
@@ -52,6 +55,11 @@ export class DecisionConfig {
 
   get policy(): Policy {
     return this.#current.policy;
+  }
+
+  /** Every scope the policy in force names, and the config's `scopes:` (follows reloads). */
+  get knownScopes(): ReadonlySet<string> {
+    return this.#knownScopes;
   }
 
   /** The running JWT verifier, if any issuer is configured. */
@@ -70,6 +78,7 @@ export class DecisionConfig {
     const previous = this.#current;
     // One assignment: the pipeline sees the old pair or the new pair, never a mix.
     this.#current = { policy, jwt: verifier };
+    this.#knownScopes = knownScopes(policy, next);
     if (issuersChanged) {
       previous.jwt?.close();
       this.#config = next;
@@ -97,6 +106,10 @@ export class DecisionConfig {
     }
     return verifier;
   }
+}
+
+function knownScopes(policy: Policy, config: Config): ReadonlySet<string> {
+  return new Set([...policy.scopes, ...config.scopes]);
 }
 
 /** Reads the configured policy file; a missing or bad file is a one-line ConfigError. */

@@ -23,6 +23,8 @@ export interface Principal {
   readonly researcher: boolean;
   /** Holds keys:provision: mints worker keys bound to a run. */
   readonly provisioner: boolean;
+  /** Bound to a run (a worker key): may do nothing on the admin API, whatever its scopes. */
+  readonly runBound: boolean;
 }
 
 /** Where the authentication interceptor leaves the caller for the handlers. */
@@ -32,15 +34,21 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 
 export function principalOf(identity: Identity): Principal {
   const jwt = identity.kind === "jwt";
+  // A credential bound to a run lives on a provisioned machine for that run
+  // only. Worker keys never hold keys:* scopes; one that does (written by an
+  // older version, or by hand) still gets no admin capability at all.
+  const runBound = identity.binding !== undefined;
+  const admits = !runBound;
   return {
     // Subjects are unique per issuer only, so the issuer is part of the actor.
     actor: jwt ? `jwt:${identity.issuer ?? ""}#${identity.subject}` : `key:${identity.keyId}`,
     identity,
-    superuser: identity.scopes.includes(SCOPE_ADMIN),
+    superuser: admits && identity.scopes.includes(SCOPE_ADMIN),
     // A tenant administrator without a tenant would administer nothing.
-    tenantAdmin: jwt && identity.role === "admin" && identity.tenant !== "",
-    researcher: jwt && identity.role !== "admin",
-    provisioner: identity.scopes.includes(SCOPE_PROVISION),
+    tenantAdmin: admits && jwt && identity.role === "admin" && identity.tenant !== "",
+    researcher: admits && jwt && identity.role !== "admin",
+    provisioner: admits && identity.scopes.includes(SCOPE_PROVISION),
+    runBound,
   };
 }
 
@@ -50,18 +58,23 @@ const RESEARCHER_KINDS: readonly KeyKind[] = ["user", "agent"];
 const TENANT_ADMIN_KINDS: readonly KeyKind[] = ["live", "agent"];
 
 /**
- * Whether the principal may see (and so manage) a key. A key it may not see
- * is answered exactly like a key that does not exist (404), so that ids of
- * other tenants cannot be probed.
+ * Whether the principal may see a key (GetKey, ListKeys). A key it may not
+ * see is answered exactly like a key that does not exist (404), so that ids
+ * of other tenants cannot be probed. Managing a key it sees takes more: see
+ * {@link mintRefusal}.
  */
 export function canSee(principal: Principal, key: KeyRecord): boolean {
   if (principal.superuser) return true;
   const { identity } = principal;
   if (principal.tenantAdmin && key.tenant === identity.tenant && key.kind !== "user") return true;
+  // A subject is unique within its issuer only, and a key's owner records no
+  // issuer: an owner match counts inside the researcher's own tenant only
+  // (researchers' keys are minted in their token's tenant, "" without one).
   if (
     principal.researcher &&
     RESEARCHER_KINDS.includes(key.kind) &&
-    key.owner === identity.subject
+    key.owner === identity.subject &&
+    key.tenant === identity.tenant
   ) {
     return true;
   }
@@ -79,26 +92,71 @@ export function mintableKinds(principal: Principal): readonly KeyKind[] {
   return [...kinds];
 }
 
+/** What the minting rules look at in a key, whether it exists yet or not. */
+export interface MintTarget {
+  readonly kind: KeyKind;
+  readonly tenant: string;
+  readonly scopes: readonly string[];
+  /**
+   * Checked for calls that hand out a secret (create, rotate): the secret
+   * acts as its owner upstream (x-auth-subject). Left out for calls that
+   * only destroy one (revoke, end a run).
+   */
+  readonly owner?: string;
+}
+
 /**
- * Nobody grants a scope they do not hold, except keys:admin. Throws
- * permission_denied naming the first scope out of reach.
+ * The minting rules, in one place: why the principal could not mint a key of
+ * this kind, tenant, scopes (and owner, when given) right now, or undefined
+ * when it could. Creating uses it, and so does every call that hands out or
+ * destroys a secret (rotate, revoke, end a run): holding a key's id is no
+ * authority over it. The reason names the field at fault (permission_denied).
  */
-export function assertGrantable(principal: Principal, scopes: readonly string[]): void {
-  if (principal.superuser) return;
-  const beyond = scopes.find((scope) => !principal.identity.scopes.includes(scope));
+export function mintRefusal(principal: Principal, key: MintTarget): string | undefined {
+  if (principal.superuser) return undefined;
+  const { identity } = principal;
+  if (!mintableKinds(principal).includes(key.kind)) {
+    return `kind: the caller may not mint ${key.kind} keys`;
+  }
+  if (key.tenant !== identity.tenant)
+    return "tenant: the caller may not mint keys for another tenant";
+  const beyond = key.scopes.find((scope) => !identity.scopes.includes(scope));
   if (beyond !== undefined) {
+    return `scopes: cannot grant scope "${beyond}": the caller does not hold it`;
+  }
+  // Only keys:admin names an arbitrary owner. A key without one announces
+  // its own id as subject, which impersonates nobody.
+  if (key.owner !== undefined && key.owner !== "" && key.owner !== identity.subject) {
+    return "owner: only keys:admin may name another owner; the caller mints keys for itself only";
+  }
+  return undefined;
+}
+
+/** Throws permission_denied with {@link mintRefusal}'s reason, if any. */
+export function assertCouldMint(principal: Principal, key: MintTarget): void {
+  const refusal = mintRefusal(principal, key);
+  if (refusal !== undefined) throw new ConnectError(refusal, Code.PermissionDenied);
+}
+
+/**
+ * Throws permission_denied unless the principal holds some admin capability
+ * at all; `doing` completes "the caller may not …".
+ */
+export function assertAdministrator(principal: Principal, doing: string): void {
+  if (principal.runBound) {
     throw new ConnectError(
-      `cannot grant scope "${beyond}": the caller does not hold it`,
+      "a credential bound to a run cannot administer keys",
       Code.PermissionDenied,
     );
   }
-}
-
-/** True when the principal holds any admin capability at all. */
-export function mayAdminister(principal: Principal): boolean {
-  return (
-    principal.superuser || principal.tenantAdmin || principal.researcher || principal.provisioner
-  );
+  if (
+    !principal.superuser &&
+    !principal.tenantAdmin &&
+    !principal.researcher &&
+    !principal.provisioner
+  ) {
+    throw new ConnectError(`the caller may not ${doing}`, Code.PermissionDenied);
+  }
 }
 
 /** The principal the authentication interceptor attached; its absence is a wiring bug, so fail closed. */

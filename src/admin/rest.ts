@@ -5,6 +5,7 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
 import { formatZodError } from "../config/errors.js";
 import type { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import { identityTextProblem } from "../keys/input.js";
 import { codeName } from "./codes.js";
 import { protoKeyToJson } from "./convert.js";
 
@@ -23,18 +24,28 @@ const isoTime = z.iso.datetime({
   message: "expected an ISO 8601 time such as 2025-01-01T00:00:00Z",
 });
 const scopes = z.array(z.string()).default([]);
+/**
+ * A name, description, owner or tenant: the identity rule (keys/input.ts).
+ * Checked here as well as in the service because JSON can carry what the
+ * in-process call cannot: an unpaired surrogate would reach the service as
+ * U+FFFD, silently changed instead of refused.
+ */
+const identityText = z.string().superRefine((value, context) => {
+  const problem = identityTextProblem(value);
+  if (problem) context.addIssue({ code: "custom", message: problem });
+});
 
 // The seeds' request bodies, strictly: an unknown field is a 400 naming it,
 // not silently ignored.
 const adminCreateBody = z
   .object({
-    name: z.string().max(200).default(""),
-    description: z.string().max(200).optional(),
+    name: identityText.default(""),
+    description: identityText.optional(),
     scopes,
     expiresAt: isoTime.optional(),
     kind: z.string().optional(),
-    tenant: z.string().optional(),
-    owner: z.string().optional(),
+    tenant: identityText.optional(),
+    owner: identityText.optional(),
     binding: z
       .object({ experiment: z.string(), variation: z.string(), run: z.string() })
       .strict()
@@ -45,8 +56,8 @@ const adminCreateBody = z
 
 const apiKeysCreateBody = z
   .object({
-    description: z.string().max(200).default(""),
-    name: z.string().max(200).optional(),
+    description: identityText.default(""),
+    name: identityText.optional(),
     scopes,
     expiresAt: isoTime.optional(),
     kind: z.enum(["user", "agent"]).optional(),
@@ -67,20 +78,32 @@ const STATUS: Partial<Record<Code, number>> = {
   [Code.Unimplemented]: 501,
 };
 
+/** The in-process KeyService clients the REST routes call. */
+export interface RestClients {
+  /** For the admin routes (`/v1/admin/keys`, `/api/v1/admin/keys`). */
+  readonly admin: Client<typeof KeyService>;
+  /** For `/api-keys`: its calls are marked as made through the Chronicle endpoint. */
+  readonly chronicle: Client<typeof KeyService>;
+}
+
+/** A request body that is not JSON (415): the REST routes read JSON only. */
+class UnsupportedMediaType extends Error {}
+
 /**
  * The seeds' REST calls, verbatim, on the admin port. Each route turns its
- * JSON into a KeyService call through `client` (an in-process transport that
- * runs the same interceptors: authentication and audit), then turns the
+ * JSON into a KeyService call through an in-process client (a transport
+ * that runs the same interceptors: authentication and audit), then turns the
  * answer back into the seeds' response shape. Returns false when no route
  * matches, so the caller can answer 404.
  */
-export function createRestHandler(client: Client<typeof KeyService>) {
+export function createRestHandler(clients: RestClients) {
   return async (req: Request, res: Response): Promise<boolean> => {
     const url = new URL(req.url ?? "/", "http://admin");
     const path = url.pathname.replace(/\/+$/, "");
     const method = req.method ?? "GET";
     const route = matchRoute(method, path);
     if (!route) return false;
+    const client = path.startsWith("/api-keys") ? clients.chronicle : clients.admin;
     const headers: Record<string, string> = {};
     if (typeof req.headers.authorization === "string")
       headers.authorization = req.headers.authorization;
@@ -94,6 +117,10 @@ export function createRestHandler(client: Client<typeof KeyService>) {
       });
       sendJson(res, status, answer);
     } catch (error) {
+      if (error instanceof UnsupportedMediaType) {
+        sendJson(res, 415, { error: "unsupported_media_type", message: error.message });
+        return true;
+      }
       const e = ConnectError.from(error);
       sendJson(res, STATUS[e.code] ?? 500, {
         error: codeName(e.code),
@@ -241,7 +268,16 @@ function missing(): never {
   throw new ConnectError("response without a key", Code.Internal);
 }
 
-/** Reads a JSON body of at most MAX_ADMIN_BODY_BYTES; 413 beyond, 400 when it does not parse. */
+/**
+ * Reads a JSON body of at most MAX_ADMIN_BODY_BYTES: 413 beyond, 400 when
+ * JSON that does not parse, 415 when it is not JSON at all. A body-less
+ * request (the seeds' rotate) needs no content-type. A body must be labelled
+ * application/json, except that one sent without a label, or with curl's
+ * default label for `-d` (application/x-www-form-urlencoded: the Chronicle
+ * seed's command sends its JSON so), is read as JSON when it is JSON; a real
+ * form or any other type is refused. Bearer credentials make these routes
+ * no target for cross-site forms, so this is about clear errors, not CSRF.
+ */
 async function readJson(req: Request): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -257,9 +293,15 @@ async function readJson(req: Request): Promise<unknown> {
   }
   const text = Buffer.concat(chunks).toString("utf8");
   if (text.trim() === "") return {};
+  const type = req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
+  const labelled = type === "application/json";
+  if (!labelled && type !== undefined && type !== "application/x-www-form-urlencoded") {
+    throw new UnsupportedMediaType(`request body must be application/json, not ${type}`);
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch {
+    if (!labelled) throw new UnsupportedMediaType("request body must be application/json");
     throw new ConnectError("request body is not valid JSON", Code.InvalidArgument);
   }
 }

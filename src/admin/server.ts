@@ -20,6 +20,7 @@ import {
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
+import { chronicleEndpoint } from "./service.js";
 
 /** Options for {@link startAdminServer}. */
 export interface AdminServerOptions {
@@ -50,9 +51,18 @@ export interface AdminServer {
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { routes, interceptors } = options;
-  const rest = createRestHandler(
-    createClient(KeyService, createRouterTransport(routes, { router: { interceptors } })),
-  );
+  // The REST routes call the same services in-process, through the same
+  // interceptors; POST /api-keys goes through a client whose calls are
+  // marked as made through the Chronicle endpoint.
+  const inProcess = (marks: Interceptor[]) =>
+    createClient(
+      KeyService,
+      createRouterTransport(routes, { router: { interceptors: [...marks, ...interceptors] } }),
+    );
+  const rest = createRestHandler({
+    admin: inProcess([]),
+    chronicle: inProcess([chronicleEndpoint]),
+  });
   const adapter = connectNodeAdapter({
     routes,
     interceptors,

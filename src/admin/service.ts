@@ -1,7 +1,14 @@
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextKey,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { boundedCache } from "../bounded-cache.js";
 import {
   type CreateKeyRequest,
@@ -11,24 +18,19 @@ import {
 } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { Db } from "../keys/db.js";
 import { KEY_KINDS } from "../keys/format.js";
-import {
-  type CreateKeyInput,
-  KeyInputError,
-  type KeyRecord,
-  type KeyStore,
-  type ListKeysFilter,
-  type PageCursor,
-} from "../keys/store.js";
+import { type CreateKeyInput, KeyInputError, validateKeyInput } from "../keys/input.js";
+import type { KeyRecord, KeyStore, ListKeysFilter, PageCursor } from "../keys/store.js";
 import type { KeyKind } from "../pipeline/identity.js";
 import { keyToProto } from "./convert.js";
 import {
-  assertGrantable,
+  assertAdministrator,
+  assertCouldMint,
   canSee,
-  mayAdminister,
-  mintableKinds,
   type Principal,
   principalKey,
   requirePrincipal,
+  SCOPE_ADMIN,
+  SCOPE_PROVISION,
 } from "./principal.js";
 
 /** Options for {@link keyServiceRoutes}. */
@@ -38,8 +40,31 @@ export interface KeyServiceOptions {
   readonly db: Db;
   /** Lifetime given to user and agent keys created without expiresAt. */
   readonly defaultTtlMs: number;
+  /**
+   * Scopes keyward knows besides keys:admin and keys:provision: those the
+   * policy in force names and the config's `scopes:`. Read on every call, so
+   * a reload is followed. A key naming any other scope is refused.
+   */
+  readonly knownScopes: () => ReadonlySet<string>;
   readonly now?: () => number;
 }
+
+/**
+ * Set on calls that arrive through `POST /api-keys`, the Chronicle endpoint
+ * (seed 000): they mint user keys (researchers) or agent keys (everyone
+ * else), never live or worker keys, whoever calls.
+ */
+export const chronicleEndpointKey = createContextKey(false, {
+  description: "keyward: call made through POST /api-keys",
+});
+
+/** Marks every call it sees as made through the Chronicle endpoint (see {@link chronicleEndpointKey}). */
+export const chronicleEndpoint: Interceptor = (next) => (req) => {
+  req.contextValues.set(chronicleEndpointKey, true);
+  return next(req);
+};
+
+const CHRONICLE_KINDS: readonly string[] = ["user", "agent"];
 
 const MAX_PAGE_SIZE = 1000;
 const KEY_ID = /^[0-9a-f]{16}$/;
@@ -64,11 +89,9 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
     "INSERT INTO idempotency (actor, idem_key, request_hash, key_id, created_at) VALUES (?, ?, ?, ?, ?)",
   );
 
-  /** A key the caller may manage, or not_found: never "exists but not yours". */
+  /** A key the caller may see, or not_found: never "exists but not yours". */
   function visibleKey(principal: Principal, id: string): KeyRecord {
-    if (!mayAdminister(principal)) {
-      throw new ConnectError("the caller may not manage keys", Code.PermissionDenied);
-    }
+    assertAdministrator(principal, "manage keys");
     // Only a well-formed id is echoed: a pasted secret must not come back in an error.
     const key = KEY_ID.test(id) ? store.get(id) : undefined;
     if (!key || !canSee(principal, key)) {
@@ -80,54 +103,71 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
     return key;
   }
 
-  function createInput(principal: Principal, request: CreateKeyRequest): CreateKeyInput {
+  /** Refuses (invalid_argument) a scope keyward does not know: a typo would mint a useless key. */
+  function assertKnownScopes(scopes: readonly string[]): void {
+    const known = options.knownScopes();
+    const unknown = scopes.find(
+      (scope) => scope !== SCOPE_ADMIN && scope !== SCOPE_PROVISION && !known.has(scope),
+    );
+    if (unknown !== undefined) {
+      throw new ConnectError(
+        `scopes: ${JSON.stringify(unknown)} is not a scope keyward knows (known: the policy's scopes, the config's scopes: list, ${SCOPE_ADMIN}, ${SCOPE_PROVISION})`,
+        Code.InvalidArgument,
+      );
+    }
+  }
+
+  /**
+   * The key a create asks for, with the caller's defaults filled in, or a
+   * refusal: first what no key may be (invalid_argument), then what this
+   * caller may not mint (permission_denied).
+   */
+  function createInput(
+    principal: Principal,
+    request: CreateKeyRequest,
+    chronicle: boolean,
+  ): CreateKeyInput {
+    assertAdministrator(principal, "mint keys");
     const { identity } = principal;
-    const kind = (request.kind ||
-      (principal.researcher && !principal.superuser ? "user" : "live")) as KeyKind;
+    const ownKind = principal.researcher && !principal.superuser ? "user" : undefined;
+    const kind = (request.kind || ownKind || (chronicle ? "agent" : "live")) as KeyKind;
+    if (chronicle && !CHRONICLE_KINDS.includes(kind)) {
+      throw new ConnectError(
+        `kind: POST /api-keys mints user or agent keys only, not ${JSON.stringify(kind)}`,
+        Code.InvalidArgument,
+      );
+    }
     if (!KEY_KINDS.includes(kind)) {
       throw new ConnectError(`kind must be one of ${KEY_KINDS.join(", ")}`, Code.InvalidArgument);
     }
-    if (!mintableKinds(principal).includes(kind)) {
-      throw new ConnectError(`the caller may not mint ${kind} keys`, Code.PermissionDenied);
-    }
-    let tenant = request.tenant;
-    let owner = request.owner;
-    if (!principal.superuser) {
-      // Everyone but keys:admin acts inside their own tenant, and a
-      // researcher only for themself.
-      if (tenant && tenant !== identity.tenant) {
-        throw new ConnectError("cannot create keys for another tenant", Code.PermissionDenied);
-      }
-      tenant = identity.tenant;
-      const mintsForSelf =
-        principal.researcher && (kind === "user" || kind === "agent") && !principal.tenantAdmin;
-      if (mintsForSelf && owner && owner !== identity.subject) {
-        throw new ConnectError("a researcher mints keys for itself only", Code.PermissionDenied);
-      }
-      if (mintsForSelf) owner = identity.subject;
-    }
-    assertGrantable(principal, request.scopes);
+    // Everyone but keys:admin acts in its own tenant and as itself, unless
+    // it asks otherwise, which the minting rules below refuse.
+    const tenant = request.tenant || (principal.superuser ? "" : identity.tenant);
+    const owner = request.owner || (principal.superuser ? "" : identity.subject);
     let expiresAt = request.expiresAt ? timestampMs(request.expiresAt) : undefined;
     if (expiresAt === undefined && (kind === "user" || kind === "agent"))
       expiresAt = now() + options.defaultTtlMs;
-    // An expiresAt in the past is accepted: the key is born expired and
-    // Check answers key_expired (the seed's own example date is in the past).
     const binding = request.binding;
-    return {
+    const input: CreateKeyInput = {
       kind,
       name: request.name,
-      tenant: tenant || "",
-      owner: owner || (principal.superuser ? "" : identity.subject),
+      tenant,
+      owner,
       scopes: request.scopes,
       expiresAt,
       binding: binding
         ? { experiment: binding.experiment, variation: binding.variation, run: binding.run }
         : undefined,
     };
+    guardInput(() => validateKeyInput(input, now()));
+    assertKnownScopes(request.scopes);
+    assertCouldMint(principal, { kind, tenant, owner, scopes: request.scopes });
+    return input;
   }
 
   /** The store filter for a caller's ListKeys; undefined when it may see none of what it asks for. */
   function listFilter(principal: Principal, request: ListKeysRequest): ListKeysFilter | undefined {
+    assertAdministrator(principal, "list keys");
     if (request.kind && !KEY_KINDS.includes(request.kind as KeyKind)) {
       throw new ConnectError(`kind must be one of ${KEY_KINDS.join(", ")}`, Code.InvalidArgument);
     }
@@ -156,8 +196,8 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
     }
     if (principal.researcher) {
       const kinds: KeyKind[] = ["user", "agent"];
-      return asks("owner", identity.subject) && kindIn(kinds)
-        ? { ...filter, owner: identity.subject, kinds }
+      return asks("owner", identity.subject) && asks("tenant", identity.tenant) && kindIn(kinds)
+        ? { ...filter, owner: identity.subject, tenant: identity.tenant, kinds }
         : undefined;
     }
     if (principal.provisioner) {
@@ -174,7 +214,7 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
     router.service(KeyService, {
       createKey(request, context) {
         const caller = principal(context);
-        const input = guardInput(() => createInput(caller, request));
+        const input = createInput(caller, request, context.values.get(chronicleEndpointKey));
         if (!request.idempotencyKey) return mint(() => store.create(input));
 
         // Idempotent create: the same caller retrying the same request with
@@ -210,20 +250,25 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
       rotateKey(request, context) {
         const caller = principal(context);
         const key = visibleKey(caller, request.id);
-        // A new secret carries the key's scopes: only someone who could grant
-        // them may mint it (a researcher cannot rotate its way to wider scopes).
-        assertGrantable(caller, key.scopes);
         if (key.status === "revoked") {
           throw new ConnectError(
             `key ${key.id} is revoked and cannot be rotated`,
             Code.FailedPrecondition,
           );
         }
+        // A new secret is a new key in all but its id: it obeys the minting
+        // rules, owner included (the secret acts as its owner upstream).
+        assertKnownScopes(key.scopes);
+        assertCouldMint(caller, key);
         return mint(() => store.rotate(key.id) ?? notFound(key.id));
       },
 
       revokeKey(request, context) {
-        const key = visibleKey(principal(context), request.id);
+        const caller = principal(context);
+        const key = visibleKey(caller, request.id);
+        // Destroying a secret takes the authority to mint it (owner aside:
+        // any admin of the tenant may stop a key, whoever it acts as).
+        assertCouldMint(caller, { kind: key.kind, tenant: key.tenant, scopes: key.scopes });
         return { key: keyToProto(store.revoke(key.id) ?? notFound(key.id)) };
       },
 
@@ -259,10 +304,14 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
             Code.InvalidArgument,
           );
         }
-        if (!caller.superuser && !caller.provisioner && !caller.tenantAdmin) {
-          throw new ConnectError("the caller may not end runs", Code.PermissionDenied);
-        }
+        assertAdministrator(caller, "end runs");
         const tenant = caller.superuser ? undefined : caller.identity.tenant;
+        // Ending a run destroys every worker secret of it: the caller must be
+        // able to mint worker keys here at all, and each of these. All or none.
+        assertCouldMint(caller, { kind: "worker", tenant: caller.identity.tenant, scopes: [] });
+        for (const key of store.runKeys(binding, tenant)) {
+          assertCouldMint(caller, { kind: key.kind, tenant: key.tenant, scopes: key.scopes });
+        }
         return { keys: store.revokeRun(binding, tenant).map(keyToProto) };
       },
     });

@@ -4,13 +4,14 @@ import { durationMs } from "../config/duration.js";
 import { AuditLog } from "../keys/audit.js";
 import { type Db, openDatabase } from "../keys/db.js";
 import { KEY_KINDS } from "../keys/format.js";
-import { type KeyJson, keyToJson } from "../keys/json.js";
 import {
   type CreateKeyInput,
   KeyInputError,
-  KeyStore,
-  type ListKeysFilter,
-} from "../keys/store.js";
+  type KeyInputField,
+  validateKeyInput,
+} from "../keys/input.js";
+import { type KeyJson, keyToJson } from "../keys/json.js";
+import { KeyStore, type ListKeysFilter } from "../keys/store.js";
 import type { KeyKind, RunBinding } from "../pipeline/identity.js";
 import { UsageError } from "./errors.js";
 
@@ -274,7 +275,7 @@ function createInput(options: CreateOptions): CreateKeyInput {
       "--experiment, --variation and --run: only worker keys are bound to a run",
     );
   }
-  return {
+  const input: CreateKeyInput = {
     kind,
     name: options.name,
     tenant: options.tenant,
@@ -293,7 +294,28 @@ function createInput(options: CreateOptions): CreateKeyInput {
           }
         : undefined,
   };
+  // The rule the store and the admin API apply, checked here in both modes
+  // so that the message names the flag.
+  try {
+    validateKeyInput(input, Date.now());
+  } catch (error) {
+    if (!(error instanceof KeyInputError) || !error.field) throw error;
+    const flag = error.field === "expiresAt" && options.ttl ? "--ttl" : FLAGS[error.field];
+    throw new UsageError(`${flag}: ${error.problem}`);
+  }
+  return input;
 }
+
+/** The `keys create` flag behind each field of a key's input. */
+const FLAGS: Record<KeyInputField, string> = {
+  kind: "--kind",
+  name: "--name",
+  tenant: "--tenant",
+  owner: "--owner",
+  scopes: "--scopes",
+  expiresAt: "--expires-at",
+  binding: "--experiment, --variation and --run",
+};
 
 /** Works on the file directly; every change is audited in its own transaction, as the admin API does. */
 function localBackend(file: string): KeyBackend {

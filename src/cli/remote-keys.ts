@@ -1,5 +1,5 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type Client, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { codeName } from "../admin/codes.js";
 import { protoKeyToJson } from "../admin/convert.js";
@@ -90,13 +90,19 @@ function mustHaveKey<T>(key: T | undefined): T {
   return key;
 }
 
-/** Admin API refusals become one-line CLI errors: "<code>: <message>". */
+/**
+ * Admin API refusals become one-line CLI errors: "<code>: <message>". An
+ * invalid_argument is a flag value the server refused (a scope it does not
+ * know, say): a usage error, exit 2, like one the CLI spots itself.
+ */
 async function readable<T>(call: Promise<T>): Promise<T> {
   try {
     return await call;
   } catch (error) {
-    if (error instanceof ConnectError)
-      throw new Error(`${codeName(error.code)}: ${error.rawMessage}`);
+    if (error instanceof ConnectError) {
+      const message = `${codeName(error.code)}: ${error.rawMessage}`;
+      throw error.code === Code.InvalidArgument ? new UsageError(message) : new Error(message);
+    }
     throw error;
   }
 }

@@ -4,6 +4,7 @@ import { durationMs } from "./duration.js";
 export { durationMs };
 
 import { issuersSchema } from "../jwt/config.js";
+import { scopeList } from "../policy/policy.js";
 
 /** Defaults of the embedded single-process setup (DESIGN "Configuration"). */
 export const DEFAULTS = {
@@ -103,6 +104,11 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Scopes no policy rule names but keys may hold, because the upstream
+     * checks them itself; the admin API refuses any other unknown scope.
+     */
+    scopes: scopeList.default([]),
     cache: z
       .object({ max_entries: z.number().int().positive().default(DEFAULTS.cacheMaxEntries) })
       .strict()

@@ -1,10 +1,12 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { LRUCache } from "lru-cache";
 import { boundedCache } from "../bounded-cache.js";
-import { SCOPE_TOKEN } from "../pipeline/decision.js";
 import type { CredentialKind, KeyKind, RunBinding } from "../pipeline/identity.js";
 import type { Db } from "./db.js";
 import { hashKey, keyDigest, keyLookup, mintKey, newKeyId, type ParsedKey } from "./format.js";
+import { type CreateKeyInput, KeyInputError, validateKeyInput } from "./input.js";
+
+export { type CreateKeyInput, KeyInputError } from "./input.js";
 
 /** A key as the admin surfaces show it. Holds no secret and no hash. */
 export interface KeyRecord {
@@ -22,18 +24,6 @@ export interface KeyRecord {
   readonly expiresAt: number | undefined;
   readonly revokedAt: number | undefined;
   readonly lastUsedAt: number | undefined;
-}
-
-export interface CreateKeyInput {
-  readonly kind: KeyKind;
-  readonly name?: string;
-  readonly tenant?: string;
-  readonly owner?: string;
-  readonly scopes?: readonly string[];
-  /** Epoch ms; undefined: never expires. */
-  readonly expiresAt?: number | undefined;
-  /** Required for worker keys, forbidden for others. */
-  readonly binding?: RunBinding | undefined;
 }
 
 /** A key together with its plaintext; returned once, by create and rotate only. */
@@ -77,9 +67,6 @@ export interface VerifiedKey {
   readonly expiresAt: number | undefined;
   readonly binding: RunBinding | undefined;
 }
-
-/** A malformed input to a store call (unknown kind, missing binding, ...). */
-export class KeyInputError extends Error {}
 
 interface KeyRow {
   id: string;
@@ -190,7 +177,7 @@ export class KeyStore {
 
   /** Mints a key; the returned secret is never stored or shown again. */
   create(input: CreateKeyInput): MintedKey {
-    validateInput(input);
+    validateKeyInput(input);
     const id = newKeyId();
     const secret = mintKey(input.kind, id);
     this.#insert.run({
@@ -220,7 +207,7 @@ export class KeyStore {
       .transaction((): MintedKey | undefined => {
         const row = this.#byId.get(id);
         if (!row) return undefined;
-        if (row.status === "revoked") throw new KeyInputError(`key ${id} is revoked`);
+        if (row.status === "revoked") throw new KeyInputError(undefined, `key ${id} is revoked`);
         const secret = mintKey(row.kind, row.id);
         this.#setHash.run(hashKey(secret), this.#now(), id);
         return { key: this.#mustGet(id), secret };
@@ -276,18 +263,24 @@ export class KeyStore {
       .map((row) => this.#toRecord(row));
   }
 
+  /** The active keys bound to the run (of `tenant` only, when given). */
+  runKeys(binding: RunBinding, tenant?: string): KeyRecord[] {
+    return this.#db
+      .prepare<[string, string, string], KeyRow>(
+        "SELECT * FROM keys WHERE experiment = ? AND variation = ? AND run = ? AND status = 'active'",
+      )
+      .all(binding.experiment, binding.variation, binding.run)
+      .filter((row) => tenant === undefined || row.tenant === tenant)
+      .map((row) => this.#toRecord(row));
+  }
+
   /** Revokes every active key bound to the run; returns the keys it revoked. */
   revokeRun(binding: RunBinding, tenant?: string): KeyRecord[] {
     return this.#db
       .transaction(() => {
-        const rows = this.#db
-          .prepare<[string, string, string], KeyRow>(
-            "SELECT * FROM keys WHERE experiment = ? AND variation = ? AND run = ? AND status = 'active'",
-          )
-          .all(binding.experiment, binding.variation, binding.run)
-          .filter((row) => tenant === undefined || row.tenant === tenant);
-        for (const row of rows) this.#revoke.run(this.#now(), row.id);
-        return rows.map((row) => this.#mustGet(row.id));
+        const keys = this.runKeys(binding, tenant);
+        for (const key of keys) this.#revoke.run(this.#now(), key.id);
+        return keys.map((key) => this.#mustGet(key.id));
       })
       .immediate();
   }
@@ -406,27 +399,6 @@ export class KeyStore {
       revokedAt: row.revoked_at ?? undefined,
       lastUsedAt: row.last_used_at ?? undefined,
     };
-  }
-}
-
-function validateInput(input: CreateKeyInput): void {
-  for (const scope of input.scopes ?? []) {
-    if (!SCOPE_TOKEN.test(scope)) throw new KeyInputError(`invalid scope ${JSON.stringify(scope)}`);
-  }
-  if (input.kind === "worker") {
-    const b = input.binding;
-    if (!b?.experiment || !b.variation || !b.run) {
-      throw new KeyInputError("a worker key needs an experiment, a variation and a run");
-    }
-    for (const part of [b.experiment, b.variation, b.run]) {
-      if (part.includes("/"))
-        throw new KeyInputError(`run binding part ${JSON.stringify(part)} contains "/"`);
-    }
-  } else if (input.binding) {
-    throw new KeyInputError(`only worker keys are bound to a run, not ${input.kind} keys`);
-  }
-  if (input.expiresAt !== undefined && !Number.isFinite(input.expiresAt)) {
-    throw new KeyInputError("expiresAt is not a valid time");
   }
 }
 

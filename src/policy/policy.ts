@@ -7,7 +7,8 @@ import { SCOPE_TOKEN } from "../pipeline/decision.js";
 import type { RunBinding } from "../pipeline/identity.js";
 import { compileTemplate, DEFAULT_WORKER_RUN_PATH } from "./template.js";
 
-const scopeList = z.array(
+/** A list of scope tokens (RFC 6749), as the policy and the config's `scopes:` write them. */
+export const scopeList = z.array(
   z
     .string()
     .regex(
@@ -53,6 +54,8 @@ export interface Policy {
   requirementFor(method: string, path: string): Requirement;
   /** True when `path` lies under the worker's own run. */
   withinRun(binding: RunBinding, path: string): boolean;
+  /** Every scope a rule names (the admin API mints no scope outside these and the config's). */
+  readonly scopes: ReadonlySet<string>;
 }
 
 const DENY: Requirement = { type: "deny" };
@@ -81,6 +84,7 @@ export function compilePolicy(doc: PolicyDocument): Policy {
   const fallback = doc.default === "authenticated" ? ANY : DENY;
 
   return {
+    scopes: new Set(doc.rules.flatMap((rule) => rule.scopes)),
     requirementFor(method, path) {
       for (const rule of rules) {
         if (rule.methods !== "*" && !rule.methods.has(method)) continue;

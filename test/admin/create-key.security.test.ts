@@ -2,11 +2,13 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
+import { KeyStore } from "../../src/keys/store.js";
 import {
   ADMIN_ISSUER,
   type AdminFixture,
   decide,
   refusal,
+  rest,
   startAdminFixture,
 } from "../helpers/admin.js";
 import { claims, newSigningKey, nowSeconds, signToken } from "../helpers/jwks.js";
@@ -97,6 +99,32 @@ describe("CreateKey only mints what the caller may grant", () => {
       expect(worker.code).toBe(Code.PermissionDenied);
     });
 
+    // The owner becomes x-auth-subject upstream: naming someone else's
+    // subject would mint a key announced as that person.
+    it("cannot name another owner: 403 naming the field, and nothing is minted", async () => {
+      const token = await f.adminJwt("acme");
+      for (const kind of ["live", "agent"]) {
+        const error = await refusal(f.client(token).createKey({ kind, owner: "auth0|ada" }));
+        expect(error.code).toBe(Code.PermissionDenied);
+        expect(error.rawMessage).toMatch(/^owner: only keys:admin may name another owner/);
+      }
+      const answer = await rest(f, "POST", "/v1/admin/keys", {
+        token,
+        body: { name: "impostor", owner: "auth0|ada" },
+      });
+      expect([answer.status, answer.body.error]).toEqual([403, "permission_denied"]);
+      expect(answer.body.message).toMatch(/^owner: /);
+      const owners = (await f.client(f.rootToken).listKeys({ owner: "auth0|ada" })).keys;
+      expect(owners).toEqual([]);
+    });
+
+    it("may name itself as the owner, which is the default anyway", async () => {
+      const admin = f.client(await f.adminJwt("acme"));
+      const named = await admin.createKey({ kind: "agent", owner: "admin|acme" });
+      expect(named.key?.owner).toBe("admin|acme");
+      expect((await admin.createKey({ kind: "agent" })).key?.owner).toBe("admin|acme");
+    });
+
     it("cannot mint keys in another tenant", async () => {
       const admin = f.client(await f.adminJwt("acme"));
       const error = await refusal(admin.createKey({ kind: "live", tenant: "globex" }));
@@ -119,7 +147,7 @@ describe("CreateKey only mints what the caller may grant", () => {
       for (const kind of ["user", "agent"]) {
         const error = await refusal(researcher.createKey({ kind, owner: "auth0|ada" }));
         expect(error.code).toBe(Code.PermissionDenied);
-        expect(error.rawMessage).toMatch(/for itself only/);
+        expect(error.rawMessage).toMatch(/^owner: .*for itself only/);
       }
     });
 
@@ -195,10 +223,24 @@ describe("CreateKey only mints what the caller may grant", () => {
 
     it("only grants worker keys scopes it holds itself", async () => {
       const client = f.client(provisioner);
-      for (const scopes of [["runs:apply"], ["keys:admin"], ["runs:read", "items:write"]]) {
+      for (const scopes of [["runs:apply"], ["runs:read", "items:write"]]) {
         const error = await refusal(client.createKey({ kind: "worker", binding: RUN, scopes }));
         expect(error.code).toBe(Code.PermissionDenied);
       }
+      // keys:* on a worker key is refused whoever asks, before who asks matters.
+      const error = await refusal(
+        client.createKey({ kind: "worker", binding: RUN, scopes: ["keys:provision"] }),
+      );
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage).toMatch(/^scopes: a worker key cannot hold "keys:provision"/);
+    });
+
+    it("cannot name another owner for the worker keys it mints", async () => {
+      const error = await refusal(
+        f.client(provisioner).createKey({ kind: "worker", binding: RUN, owner: "auth0|ada" }),
+      );
+      expect(error.code).toBe(Code.PermissionDenied);
+      expect(error.rawMessage).toMatch(/^owner: /);
     });
 
     it("only mints worker keys in its own tenant", async () => {
@@ -206,6 +248,49 @@ describe("CreateKey only mints what the caller may grant", () => {
         f.client(provisioner).createKey({ kind: "worker", binding: RUN, tenant: "globex" }),
       );
       expect(error.code).toBe(Code.PermissionDenied);
+    });
+  });
+
+  describe("a credential bound to a run", () => {
+    // Worker keys never hold keys:* scopes; this one was written by an older
+    // version that allowed it (the row is edited directly, as it would be on
+    // disk), and the admin API must still refuse everything it asks.
+    let worker: { id: string; secret: string };
+    let sibling: { id: string; secret: string };
+    const RUN_PATH = "/experiments/exp-1/variations/1/runs/r-1";
+    beforeAll(async () => {
+      const store = new KeyStore(db);
+      const mint = () => store.create({ kind: "worker", tenant: "acme", binding: RUN });
+      const own = mint();
+      const other = mint();
+      worker = { id: own.key.id, secret: own.secret };
+      sibling = { id: other.key.id, secret: other.secret };
+      db.prepare("UPDATE keys SET scopes = 'keys:admin keys:provision' WHERE id = ?").run(
+        worker.id,
+      );
+    });
+
+    it("is refused every admin call, on its own run too, with PermissionDenied", async () => {
+      const client = f.client(worker.secret);
+      const calls: [string, () => Promise<unknown>][] = [
+        ["CreateKey", () => client.createKey({ kind: "worker", binding: RUN })],
+        ["CreateKey live", () => client.createKey({ kind: "live", scopes: ["keys:admin"] })],
+        ["ListKeys", () => client.listKeys({})],
+        ["GetKey", () => client.getKey({ id: worker.id })],
+        ["RotateKey own", () => client.rotateKey({ id: worker.id })],
+        ["RotateKey sibling", () => client.rotateKey({ id: sibling.id })],
+        ["RevokeKey", () => client.revokeKey({ id: sibling.id })],
+        ["RevokeRunKeys", () => client.revokeRunKeys({ binding: RUN })],
+      ];
+      for (const [name, call] of calls) {
+        const error = await refusal(call());
+        expect(error.code, name).toBe(Code.PermissionDenied);
+        expect(error.rawMessage, name).toMatch(/bound to a run/);
+      }
+      const answer = await rest(f, "GET", "/v1/admin/keys", { token: worker.secret });
+      expect(answer.status).toBe(403);
+      expect(await decide(f.check, worker.secret, RUN_PATH)).toBe("allow");
+      expect(await decide(f.check, sibling.secret, RUN_PATH)).toBe("allow");
     });
   });
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Key, KeyService, ListKeysRequest } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
+import { KeyStore } from "../../src/keys/store.js";
 import { type AdminFixture, startAdminFixture } from "../helpers/admin.js";
 
 /** Every key a filter matches, following nextPageToken to the end. */
@@ -90,7 +91,13 @@ describe("ListKeys", () => {
       await mint("live", { kind: "live", owner: "ops" });
       await mint("revoked", { kind: "live", owner: "ops" });
       await root.revokeKey({ id: keysOf.revoked ?? "" });
-      await mint("expired", { kind: "live", expiresAt: timestampFromMs(Date.now() - 1_000) });
+      // The admin API refuses an expiry already past; the row is written as
+      // a key whose expiry has since passed would be.
+      keysOf.expired = new KeyStore(db).create({
+        kind: "live",
+        tenant: "filters",
+        expiresAt: Date.now() - 1_000,
+      }).key.id;
       await mint("agent", { kind: "agent", owner: "auth0|ada" });
       await mint("worker1", { kind: "worker", binding: run1 });
       await mint("worker1b", { kind: "worker", binding: run1 });

@@ -71,11 +71,26 @@ describe("ListKeys lists only what the caller manages", () => {
 
   it("shows a researcher its own keys only, whatever owner it asks for", async () => {
     const ada = await f.researcherJwt("auth0|ada");
-    expect(await listed(ada)).toEqual(labels("adaUser", "adaAgent", "acmeUser"));
+    expect(await listed(ada)).toEqual(labels("adaUser", "adaAgent"));
     const bob = await f.researcherJwt("auth0|bob");
     expect(await listed(bob)).toEqual(labels("bobUser"));
     expect(await listed(bob, { owner: "auth0|ada" })).toEqual([]);
     expect(await listed(bob, { tenant: "acme" })).toEqual([]);
+  });
+
+  // A subject is only unique within its issuer and tenant: acme's key owned
+  // by "auth0|ada" is not the key of a researcher "auth0|ada" outside acme.
+  it("never shows or hands a researcher another tenant's key through an owner match", async () => {
+    const outside = f.client(await f.researcherJwt("auth0|ada"));
+    const member = f.client(await f.researcherJwt("auth0|ada", undefined, { org_id: "acme" }));
+    const ids = async (client: typeof outside) =>
+      (await client.listKeys({})).keys.map((key) => key.id).sort();
+    expect(await ids(outside)).not.toContain(id.acmeUser);
+    expect(await ids(member)).toEqual(labels("acmeUser"));
+    expect((await outside.listKeys({ owner: "auth0|ada", tenant: "acme" })).keys).toEqual([]);
+    expect((await refusal(outside.getKey({ id: id.acmeUser as string }))).code).toBe(Code.NotFound);
+    expect((await refusal(member.getKey({ id: id.adaUser as string }))).code).toBe(Code.NotFound);
+    expect((await member.getKey({ id: id.acmeUser as string })).key?.tenant).toBe("acme");
   });
 
   it("shows a keys:provision key the worker keys of its tenant only", async () => {

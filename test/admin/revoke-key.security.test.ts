@@ -7,6 +7,7 @@ import {
   type AdminFixture,
   decide,
   refusal,
+  rest,
   startAdminFixture,
 } from "../helpers/admin.js";
 import { claims, newSigningKey, nowSeconds, signToken } from "../helpers/jwks.js";
@@ -81,6 +82,51 @@ describe("RevokeKey only revokes keys the caller manages", () => {
     const error = await refusal(f.client(provisioner.secret).revokeKey({ id: acme.id }));
     expect(error.code).toBe(Code.NotFound);
     expect(await decide(f.check, acme.secret)).toBe("allow");
+  });
+
+  // Revocation destroys a secret: the caller must be able to mint such a key.
+  it("does not let a tenant admin without keys:provision revoke a worker key of its tenant", async () => {
+    const run = { experiment: "exp-1", variation: "1", run: "r-1" };
+    const worker = await f
+      .client(f.rootToken)
+      .createKey({ kind: "worker", tenant: "acme", binding: run });
+    const error = await refusal(
+      f.client(await f.adminJwt("acme")).revokeKey({ id: worker.key?.id ?? "" }),
+    );
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(error.rawMessage).toMatch(/may not mint worker keys/);
+    expect(await decide(f.check, worker.secret, "/experiments/exp-1/variations/1/runs/r-1")).toBe(
+      "allow",
+    );
+  });
+
+  it("does not let a tenant admin revoke a key with a scope its token does not carry", async () => {
+    const wide = await f.client(f.rootToken).createKey({
+      kind: "live",
+      tenant: "acme",
+      scopes: ["sources:read", "runs:apply"],
+    });
+    const narrow = f.client(await f.adminJwt("acme", ["sources:read"]));
+    const error = await refusal(narrow.revokeKey({ id: wide.key?.id ?? "" }));
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(error.rawMessage).toMatch(/"runs:apply"/);
+    expect(await decide(f.check, wide.secret)).toBe("allow");
+  });
+
+  it("does not let a researcher revoke another tenant's key through an owner match", async () => {
+    const globex = await f.client(f.rootToken).createKey({
+      kind: "agent",
+      tenant: "globex",
+      owner: "auth0|ada",
+      scopes: ["sources:read"],
+    });
+    const ada = f.client(await f.researcherJwt("auth0|ada", ["sources:read"]));
+    expect((await refusal(ada.revokeKey({ id: globex.key?.id ?? "" }))).code).toBe(Code.NotFound);
+    const viaChronicle = await rest(f, "DELETE", `/api-keys/${globex.key?.id}`, {
+      token: await f.researcherJwt("auth0|ada", ["sources:read"]),
+    });
+    expect(viaChronicle.status).toBe(404);
+    expect(await decide(f.check, globex.secret)).toBe("allow");
   });
 
   it("refuses a data-plane key with PermissionDenied, even for its own id", async () => {

@@ -85,10 +85,11 @@ describe("RevokeRunKeys", () => {
     expect(await decide(f.check, key.secret, pathOf(run))).toBe("key_revoked");
   });
 
-  it("lets a tenant admin end a run of its tenant", async () => {
+  it("lets a tenant admin holding keys:provision end a run of its tenant", async () => {
     const run = { experiment: "exp-5", variation: "1", run: "r-1" };
     const key = await worker(run, "acme");
-    const answer = await f.client(await f.adminJwt("acme")).revokeRunKeys({ binding: run });
+    const admin = await f.adminJwt("acme", ["keys:provision"]);
+    const answer = await f.client(admin).revokeRunKeys({ binding: run });
     expect(answer.keys.map((k) => k.id)).toEqual([key.id]);
     expect(await decide(f.check, key.secret, pathOf(run))).toBe("key_revoked");
   });
@@ -105,7 +106,7 @@ describe("RevokeRunKeys", () => {
     const run = { experiment: "exp-7", variation: "1", run: "r-1" };
     const a = await worker(run, "audited");
     const b = await worker(run, "audited");
-    await f.client(await f.adminJwt("audited")).revokeRunKeys({ binding: run });
+    await f.client(await f.adminJwt("audited", ["keys:provision"])).revokeRunKeys({ binding: run });
     for (const key of [a, b]) {
       expect(audit.list({ keyId: key.id })[0]).toMatchObject({
         actor: expect.stringMatching(/^jwt:https:\/\/[^#]+#admin\|audited$/),

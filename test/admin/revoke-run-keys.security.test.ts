@@ -73,9 +73,42 @@ describe("RevokeRunKeys ends only runs the caller manages", () => {
   });
 
   it("lets a tenant admin end the run in its own tenant only", async () => {
-    const outsider = f.client(await f.adminJwt("initech"));
+    const outsider = f.client(await f.adminJwt("initech", ["keys:provision"]));
     expect((await outsider.revokeRunKeys({ binding: run })).keys).toEqual([]);
     await bothStillWork();
+  });
+
+  // Ending a run destroys worker secrets: only a caller that could mint
+  // those worker keys may (DESIGN: revoking requires the minting rules).
+  it("refuses a tenant admin without keys:provision, revoking nothing", async () => {
+    const admin = f.client(await f.adminJwt("acme"));
+    const error = await refusal(admin.revokeRunKeys({ binding: run }));
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(error.rawMessage).toMatch(/may not mint worker keys/);
+    await bothStillWork();
+  });
+
+  it("refuses a provisioner that could not grant a worker's scopes, revoking none of the run", async () => {
+    const other = { experiment: "exp-2", variation: "1", run: "r-1" };
+    const root = f.client(f.rootToken);
+    const plain = await root.createKey({ kind: "worker", tenant: "acme", binding: other });
+    const wide = await root.createKey({
+      kind: "worker",
+      tenant: "acme",
+      binding: other,
+      scopes: ["runs:apply"],
+    });
+    const provisioner = await root.createKey({
+      kind: "live",
+      tenant: "acme",
+      scopes: ["keys:provision", "runs:read"],
+    });
+    const error = await refusal(f.client(provisioner.secret).revokeRunKeys({ binding: other }));
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(error.rawMessage).toMatch(/"runs:apply"/);
+    const path = "/experiments/exp-2/variations/1/runs/r-1";
+    expect(await decide(f.check, plain.secret, path)).toBe("allow");
+    expect(await decide(f.check, wide.secret, path)).toBe("allow");
   });
 
   it("lets a keys:provision key end the run in its own tenant only", async () => {

@@ -2,6 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
+import { KeyStore } from "../../src/keys/store.js";
 import { type AdminFixture, decide, refusal, startAdminFixture } from "../helpers/admin.js";
 
 describe("RotateKey refuses what cannot be rotated", () => {
@@ -41,6 +42,19 @@ describe("RotateKey refuses what cannot be rotated", () => {
     expect(error.rawMessage).toMatch(/revoked and cannot be rotated/);
     expect((await root.getKey({ id })).key?.status).toBe("revoked");
     expect(await decide(f.check, created.secret)).toBe("key_revoked");
+  });
+
+  // A key minted on the box (keys create --db) or before a policy change may
+  // hold a scope keyward no longer knows: a new secret for it is refused
+  // like a create naming that scope; revoking it still works.
+  it("refuses to rotate a key holding a scope keyward does not know, naming the scope", async () => {
+    const legacy = new KeyStore(db).create({ kind: "live", scopes: ["sources:read", "legacy:x"] });
+    const root = f.client(f.rootToken);
+    const error = await refusal(root.rotateKey({ id: legacy.key.id }));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toMatch(/^scopes: "legacy:x" is not a scope keyward knows/);
+    expect(await decide(f.check, legacy.secret)).toBe("allow");
+    expect((await root.revokeKey({ id: legacy.key.id })).key?.status).toBe("revoked");
   });
 
   it("audits a refused rotation with the requested id and its error code", async () => {

@@ -88,7 +88,7 @@ describe("RotateKey only hands out secrets of keys the caller manages", () => {
   // an administrator made for it may be wider; rotating it must not hand
   // the researcher a secret with scopes it does not hold.
   it("does not hand a researcher, by rotation, a key with scopes it does not hold", async () => {
-    const agent = await f.client(await f.adminJwt("acme")).createKey({
+    const agent = await f.client(f.rootToken).createKey({
       kind: "agent",
       owner: "auth0|ada",
       scopes: ["sources:read", "sources:write", "items:write"],
@@ -97,6 +97,85 @@ describe("RotateKey only hands out secrets of keys the caller manages", () => {
     const error = await refusal(ada.rotateKey({ id: agent.key?.id ?? "" }));
     expect([Code.NotFound, Code.PermissionDenied]).toContain(error.code);
     expect(await decide(f.check, agent.secret)).toBe("allow");
+  });
+
+  // Rotation hands out a secret: it obeys the minting rules.
+  describe("obeys the minting rules", () => {
+    const RUN = { experiment: "exp-1", variation: "1", run: "r-1" };
+    const RUN_PATH = "/experiments/exp-1/variations/1/runs/r-1";
+
+    it("does not let a tenant admin without keys:provision rotate (and so obtain) a worker key", async () => {
+      const worker = await f
+        .client(f.rootToken)
+        .createKey({ kind: "worker", tenant: "acme", binding: RUN });
+      const admin = f.client(await f.adminJwt("acme"));
+      // It may see the key, so the refusal says why instead of hiding it.
+      expect((await admin.getKey({ id: worker.key?.id ?? "" })).key?.kind).toBe("worker");
+      const error = await refusal(admin.rotateKey({ id: worker.key?.id ?? "" }));
+      expect(error.code).toBe(Code.PermissionDenied);
+      expect(error.rawMessage).toMatch(/may not mint worker keys/);
+      expect(await decide(f.check, worker.secret, RUN_PATH)).toBe("allow");
+      // With keys:provision it could mint that worker key, so it may rotate it.
+      const provisioning = f.client(await f.adminJwt("acme", ["keys:provision"]));
+      const rotated = await provisioning.rotateKey({ id: worker.key?.id ?? "" });
+      expect(await decide(f.check, rotated.secret, RUN_PATH)).toBe("allow");
+    });
+
+    it("does not let a tenant admin rotate a key with a scope its token does not carry", async () => {
+      const wide = await f.client(f.rootToken).createKey({
+        kind: "live",
+        tenant: "acme",
+        scopes: ["sources:read", "items:write"],
+      });
+      const narrow = f.client(await f.adminJwt("acme", ["sources:read"]));
+      const error = await refusal(narrow.rotateKey({ id: wide.key?.id ?? "" }));
+      expect(error.code).toBe(Code.PermissionDenied);
+      expect(error.rawMessage).toMatch(/"items:write"/);
+      expect(await decide(f.check, wide.secret)).toBe("allow");
+    });
+
+    // The new secret would act as the owner upstream (x-auth-subject).
+    it("does not let a tenant admin rotate (and so obtain) a key owned by someone else", async () => {
+      const agent = await f.client(f.rootToken).createKey({
+        kind: "agent",
+        tenant: "acme",
+        owner: "auth0|ada",
+        scopes: ["sources:read"],
+      });
+      const admin = f.client(await f.adminJwt("acme"));
+      const error = await refusal(admin.rotateKey({ id: agent.key?.id ?? "" }));
+      expect(error.code).toBe(Code.PermissionDenied);
+      expect(error.rawMessage).toMatch(/^owner: /);
+      expect(await decide(f.check, agent.secret)).toBe("allow");
+    });
+
+    it("lets a tenant admin rotate an ownerless key of its tenant (its subject is its id)", async () => {
+      const ownerless = await f.client(f.rootToken).createKey({
+        kind: "live",
+        tenant: "acme",
+        scopes: ["sources:read"],
+      });
+      expect(ownerless.key?.owner).toBe("");
+      const rotated = await f
+        .client(await f.adminJwt("acme"))
+        .rotateKey({ id: ownerless.key?.id ?? "" });
+      expect(await decide(f.check, rotated.secret)).toBe("allow");
+    });
+  });
+
+  // A researcher's subject may equal the owner of a key in a tenant it does
+  // not belong to (subjects are chosen by other issuers, other tenants).
+  it("does not let a researcher rotate another tenant's key through an owner match", async () => {
+    const globex = await f.client(f.rootToken).createKey({
+      kind: "agent",
+      tenant: "globex",
+      owner: "auth0|ada",
+      scopes: ["sources:read"],
+    });
+    const ada = f.client(await f.researcherJwt("auth0|ada", ["sources:read"]));
+    const error = await refusal(ada.rotateKey({ id: globex.key?.id ?? "" }));
+    expect(error.code).toBe(Code.NotFound);
+    expect(await decide(f.check, globex.secret)).toBe("allow");
   });
 
   it("refuses a data-plane key with PermissionDenied, even for its own id", async () => {

@@ -56,20 +56,32 @@ describe("the seeds' curl commands against a real admin port", () => {
     );
   });
 
-  it("auto-expires a key created with the seed's expiresAt", async () => {
-    const { status, body } = await curl([
-      "-X",
-      "POST",
-      `${CHATBOT_API}/v1/admin/keys`,
-      "-H",
-      `Authorization: Bearer ${ADMIN_JWT}`,
-      "-H",
-      "Content-Type: application/json",
-      "-d",
-      '{"name":"old importer","scopes":["sources:read"],"expiresAt":"2025-01-01T00:00:00Z"}',
-    ]);
+  // The seed's own example date (2025-01-01) has passed: a key born expired
+  // is refused with 400 naming expiresAt, and a future date auto-expires.
+  it("auto-expires a key created with an expiresAt, and refuses one already past", async () => {
+    const create = (expiresAt: string) =>
+      curl([
+        "-X",
+        "POST",
+        `${CHATBOT_API}/v1/admin/keys`,
+        "-H",
+        `Authorization: Bearer ${ADMIN_JWT}`,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        `{"name":"old importer","scopes":["sources:read"],"expiresAt":"${expiresAt}"}`,
+      ]);
+    const past = await create("2025-01-01T00:00:00Z");
+    expect([past.status, past.body.error]).toEqual([400, "invalid_argument"]);
+    expect(past.body.message).toMatch(/^expiresAt: 2025-01-01T00:00:00.000Z is already past/);
+
+    const at = new Date(Math.ceil(Date.now() / 1000) * 1000 + 2_000);
+    const { status, body } = await create(at.toISOString().replace(".000Z", "Z"));
     expect(status).toBe(201);
-    expect((body.key as Record<string, unknown>).expiresAt).toBe("2025-01-01T00:00:00.000Z");
+    expect((body.key as Record<string, unknown>).expiresAt).toBe(at.toISOString());
+    expect(await decide(f.check, body.secret as string)).toBe("allow");
+    // Waits on the condition (the expiry passing), not on a fixed delay.
+    while (Date.now() <= at.getTime()) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await decide(f.check, body.secret as string)).toBe("key_expired");
   });
 
@@ -163,12 +175,14 @@ describe("the seeds' curl commands against a real admin port", () => {
 
   it("answers errors as JSON with a code and the right status", async () => {
     // A POST of `body` to the seed's create route as the tenant admin.
-    const post = (body: string) => [
+    const post = (body: string, contentType = "application/json") => [
       "-X",
       "POST",
       `${CHATBOT_API}/v1/admin/keys`,
       "-H",
       `Authorization: Bearer ${ADMIN_JWT}`,
+      "-H",
+      `Content-Type: ${contentType}`,
       "-d",
       body,
     ];
@@ -177,6 +191,8 @@ describe("the seeds' curl commands against a real admin port", () => {
       [post("{not json"), 400, "invalid_argument"],
       [post('{"nme":"typo"}'), 400, "invalid_argument"],
       [post('{"scopes":["keys:admin"]}'), 403, "permission_denied"],
+      [post('{"scopes":["sources:reed"]}'), 400, "invalid_argument"],
+      [post('{"name":"x"}', "text/plain"), 415, "unsupported_media_type"],
       [
         [
           "-X",

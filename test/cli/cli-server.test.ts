@@ -151,6 +151,30 @@ describe("keyward keys --server (through the admin API) and the first-run story"
     expect(missing.stderr).toMatch(/--token: required/);
   });
 
+  it("refuses a bad flag value with exit 2 and one line, whether the CLI or the server spots it", () => {
+    const cases: [string[], RegExp][] = [
+      [["--owner", "ada\nx"], /^keyward: --owner: contains a control character \(U\+000A\)$/],
+      [["--tenant", "a".repeat(257)], /^keyward: --tenant: is longer than 256 characters$/],
+      [["--expires-at", "2020-01-01T00:00:00Z"], /^keyward: --expires-at: .* is already past/],
+      // Only the server knows the policy's scopes.
+      [
+        ["--scopes", "sources:read,sorces:write"],
+        /^keyward: invalid_argument: scopes: "sorces:write" is not a scope keyward knows/,
+      ],
+    ];
+    const count = () =>
+      JSON.parse(keyward(["keys", "list", ...remote, "--limit", "100000", "--json"]).stdout).keys
+        .length;
+    const before = count();
+    for (const [flags, pattern] of cases) {
+      const out = keyward(["keys", "create", ...remote, "--kind", "live", ...flags]);
+      expect(out.code, flags.join(" ")).toBe(2);
+      expect(out.stderr.trim().split("\n")).toHaveLength(1);
+      expect(out.stderr.trim()).toMatch(pattern);
+    }
+    expect(count()).toBe(before);
+  });
+
   it("keeps an audit trail of every admin action, without secrets", () => {
     const out = keyward(["audit", "list", "--db", db, "--json"]);
     expect(out.code, out.stderr).toBe(0);

@@ -75,6 +75,7 @@ describe("keyward keys (local database) and serve, as child processes", () => {
   });
 
   it("denies an expired key with 401 key_expired", async () => {
+    const expiresAt = new Date(Date.now() + 3_000).toISOString();
     const created = keyward([
       "keys",
       "create",
@@ -85,13 +86,17 @@ describe("keyward keys (local database) and serve, as child processes", () => {
       "--scopes",
       "sources:read",
       "--expires-at",
-      "2020-01-01T00:00:00Z",
+      expiresAt,
       "--json",
     ]);
     expect(created.code, created.stderr).toBe(0);
     const { secret, key } = JSON.parse(created.stdout);
-    expect(key.status).toBe("expired");
+    expect(key.expiresAt).toBe(expiresAt);
+    // Waits on the condition (the expiry passing), not on a fixed delay.
+    while (Date.now() <= Date.parse(expiresAt)) await new Promise((r) => setTimeout(r, 50));
     expect(denial(await check(secret)).body.error).toBe("key_expired");
+    const got = JSON.parse(keyward(["keys", "get", key.id, "--db", db, "--json"]).stdout);
+    expect(got.key.status).toBe("expired");
   });
 
   it("rotates a key: same id, the old secret fails, the new one works", async () => {
@@ -182,13 +187,53 @@ describe("keyward CLI errors", () => {
     ],
     [["keys", "create", "--db", db, "--kind", "worker", "--run", "1"], /all three are required/],
     [["keys", "create", "--db", db, "--kind", "live", "--scopes", "a b"], /invalid scope "a b"/],
+    [
+      ["keys", "create", "--db", db, "--kind", "live", "--owner", "ada\nx-auth-tenant: globex"],
+      /^keyward: --owner: contains a control character \(U\+000A\)$/,
+    ],
+    [
+      ["keys", "create", "--db", db, "--kind", "live", "--tenant", "acme\u2028"],
+      /^keyward: --tenant: contains a line or paragraph separator \(U\+2028\)$/,
+    ],
+    [
+      ["keys", "create", "--db", db, "--kind", "live", "--name", "n".repeat(257)],
+      /^keyward: --name: is longer than 256 characters$/,
+    ],
+    [
+      ["keys", "create", "--db", db, "--kind", "agent", "--expires-at", "2020-01-01T00:00:00Z"],
+      /^keyward: --expires-at: 2020-01-01T00:00:00.000Z is already past/,
+    ],
+    [
+      [
+        "keys",
+        "create",
+        "--db",
+        db,
+        "--kind",
+        "worker",
+        "--experiment",
+        "e1",
+        "--variation",
+        "1",
+        "--run",
+        "1",
+        "--scopes",
+        "runs:read,keys:provision",
+      ],
+      /^keyward: --scopes: a worker key cannot hold "keys:provision"/,
+    ],
     [["keys", "create", "--db", db], /required option '--kind <kind>' not specified/],
     [["nonsense"], /unknown command 'nonsense'/],
   ])("exits 2 with one line for %j", (args, pattern) => {
+    const list = () => keyward(["keys", "list", "--db", db, "--limit", "100000", "--json"]).stdout;
+    const creates = args[1] === "create";
+    const before = creates ? list() : "";
     const out = keyward(args);
     expect(out.code).toBe(2);
     expect(out.stderr.trim().split("\n")).toHaveLength(1);
-    expect(out.stderr).toMatch(pattern);
+    expect(out.stderr.trim()).toMatch(pattern);
+    // A refused create mints nothing.
+    if (creates) expect(list()).toBe(before);
   });
 
   it("exits 1 naming the key when it does not exist", () => {

@@ -64,6 +64,8 @@ describe("configuration", () => {
     ["no Check worker", "workers: 0\n", /workers: /],
     ["more workers than the bound", "workers: 65\n", /workers: /],
     ["a fractional worker count", "workers: 1.5\n", /workers: /],
+    ["a scope with a space", "scopes: [reports:read, 'a b']\n", /scopes\.1: a scope is printable/],
+    ["scopes that are not a list", "scopes: reports:read\n", /scopes: /],
     [
       "a replica with several workers",
       "role: replica\nreplication:\n  primary: http://p:9192\n  token: t\nworkers: 2\n",
@@ -71,6 +73,12 @@ describe("configuration", () => {
     ],
   ])("stops with one line naming the field for %s", (_label, text, pattern) => {
     expect(failure(() => loadConfig({ file: file(text), env: {} }))).toMatch(pattern);
+  });
+
+  it("reads the known scopes beside the policy's from scopes: (none by default)", () => {
+    expect(loadConfig({ env: {} }).scopes).toEqual([]);
+    const config = loadConfig({ file: file("scopes: [reports:read]\n"), env: {} });
+    expect(config.scopes).toEqual(["reports:read"]);
   });
 
   it("names the environment variable when a bad value came from it", () => {

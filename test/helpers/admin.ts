@@ -152,6 +152,41 @@ function headerInterceptor(headers: Record<string, string>): Interceptor {
   };
 }
 
+/** A REST answer of the admin port: its status and its JSON body ({} when there is none). */
+export interface RestAnswer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+/**
+ * Calls a REST route of the admin port with fetch. `body` is sent as given
+ * (a string) or as JSON (anything else), labelled `contentType`
+ * (application/json by default; null sends no content-type).
+ */
+export async function rest(
+  f: AdminFixture,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; contentType?: string | null } = {},
+): Promise<RestAnswer> {
+  const headers: Record<string, string> = {};
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  const contentType = options.contentType === undefined ? "application/json" : options.contentType;
+  let body: string | undefined;
+  if (options.body !== undefined) {
+    body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+    if (contentType !== null) headers["content-type"] = contentType;
+  }
+  // fetch labels a string body text/plain unless told otherwise; a Blob without a type sends none.
+  const sent = body !== undefined && contentType === null ? new Blob([body]) : body;
+  const response = await fetch(`${f.adminUrl}${path}`, { method, headers, body: sent });
+  const text = await response.text();
+  return {
+    status: response.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+  };
+}
+
 /** Calls Check for a GET of `path` with `token` and returns "allow" or the deny code. */
 export async function decide(
   check: EnvoyCheckClient,
