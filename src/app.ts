@@ -1,6 +1,7 @@
 import { readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs";
 import { AggregatorRegistry } from "prom-client";
 import { auditInterceptor, authInterceptor, refuseOnReplica } from "./admin/interceptors.js";
+import { SCOPE_ADMIN, SCOPE_PROVISION } from "./admin/principal.js";
 import { type AdminServer, startAdminServer } from "./admin/server.js";
 import { keyServiceRoutes, refusingKeyServiceRoutes } from "./admin/service.js";
 import { startConfiguredCheckServer } from "./check/configured.js";
@@ -286,6 +287,11 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           store: adminStore,
           db: adminDb,
           defaultTtlMs: durationMs(config.keys.default_ttl) as number,
+          audit,
+          // Minimal known scopes (the policy's and the two admin scopes);
+          // the config's `scopes:` list joins them where it exists.
+          knownScopes: () => [...decisions.policy.scopes, SCOPE_ADMIN, SCOPE_PROVISION],
+          role: config.role,
           ...(overrides.now ? { now: overrides.now } : {}),
         });
         const commits = config.role === "primary" ? new CommitNotifier(adminDb) : undefined;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { boundedCache } from "../bounded-cache.js";
 import {
@@ -9,6 +9,7 @@ import {
   KeyService,
   type ListKeysRequest,
 } from "../gen/keyward/admin/v1/admin_pb.js";
+import type { AuditEntry, AuditLog } from "../keys/audit.js";
 import type { Db } from "../keys/db.js";
 import { KEY_KINDS } from "../keys/format.js";
 import {
@@ -29,6 +30,8 @@ import {
   type Principal,
   principalKey,
   requirePrincipal,
+  SCOPE_ADMIN,
+  SCOPE_PROVISION,
 } from "./principal.js";
 
 /** Options for {@link keyServiceRoutes}. */
@@ -38,12 +41,23 @@ export interface KeyServiceOptions {
   readonly db: Db;
   /** Lifetime given to user and agent keys created without expiresAt. */
   readonly defaultTtlMs: number;
+  /** The audit trail ListAuditEvents reads (the audit interceptor writes it). */
+  readonly audit: AuditLog;
+  /**
+   * Every scope a key may carry, read per call so that a policy reload shows
+   * at once. Default: keys:admin and keys:provision only.
+   */
+  readonly knownScopes?: () => readonly string[];
+  /** This server's role, as GetServerInfo reports it. Default "single". */
+  readonly role?: string;
   readonly now?: () => number;
 }
 
 const MAX_PAGE_SIZE = 1000;
 const KEY_ID = /^[0-9a-f]{16}$/;
 const DEFAULT_PAGE_SIZE = 100;
+const DEFAULT_AUDIT_PAGE_SIZE = 50;
+const MAX_AUDIT_PAGE_SIZE = 500;
 const STATUSES = new Set(["active", "revoked", "expired"]);
 /**
  * How long a created secret stays answerable to a retry with the same
@@ -54,8 +68,9 @@ const IDEMPOTENT_REPLAY_MS = 10 * 60_000;
 
 /** The KeyService routes (connect-es style: a function of the router). */
 export function keyServiceRoutes(options: KeyServiceOptions) {
-  const { store, db } = options;
+  const { store, db, audit } = options;
   const now = options.now ?? Date.now;
+  const knownScopes = options.knownScopes ?? (() => [SCOPE_ADMIN, SCOPE_PROVISION]);
   const replays = boundedCache<string, string>(10_000, { ttl: IDEMPOTENT_REPLAY_MS });
   const findIdempotent = db.prepare<[string, string], { request_hash: Buffer; key_id: string }>(
     "SELECT request_hash, key_id FROM idempotency WHERE actor = ? AND idem_key = ?",
@@ -265,6 +280,65 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
         const tenant = caller.superuser ? undefined : caller.identity.tenant;
         return { keys: store.revokeRun(binding, tenant).map(keyToProto) };
       },
+
+      listAuditEvents(request, context) {
+        const caller = principal(context);
+        if (!request.keyId) throw new ConnectError("key_id is required", Code.InvalidArgument);
+        // Whoever may read the key may read its trail; anyone else gets GetKey's not_found.
+        const key = visibleKey(caller, request.keyId);
+        const size = Math.min(
+          request.pageSize > 0 ? request.pageSize : DEFAULT_AUDIT_PAGE_SIZE,
+          MAX_AUDIT_PAGE_SIZE,
+        );
+        // Refused calls are recorded under whatever id the caller named, by
+        // callers who may not see the key (another tenant probing an id):
+        // only keys:admin reads those; others see the key's completed actions.
+        const entries = audit.list(
+          {
+            keyId: key.id,
+            ...(caller.superuser ? {} : { outcome: "ok" }),
+            ...decodeAuditToken(request.pageToken),
+          },
+          size + 1,
+        );
+        const page = entries.slice(0, size);
+        const last = page[page.length - 1];
+        return {
+          events: page.map(auditEventToProto),
+          nextPageToken:
+            entries.length > size && last
+              ? Buffer.from(JSON.stringify([last.seq])).toString("base64url")
+              : "",
+        };
+      },
+
+      getServerInfo(_request, context) {
+        const caller = principal(context);
+        if (!mayAdminister(caller)) {
+          throw new ConnectError("the caller may not manage keys", Code.PermissionDenied);
+        }
+        const { identity } = caller;
+        const known = [...new Set(knownScopes())].sort();
+        return {
+          role: options.role ?? "single",
+          knownScopes: known,
+          caller: {
+            actor: caller.actor,
+            subject: identity.subject,
+            tenant: identity.tenant,
+            credentialKind: identity.kind,
+            scopes: [...identity.scopes],
+            managesAll: caller.superuser,
+            tenantAdmin: caller.tenantAdmin,
+            researcher: caller.researcher,
+            provisioner: caller.provisioner,
+            mintableKinds: [...mintableKinds(caller)],
+            grantableScopes: caller.superuser
+              ? known
+              : known.filter((scope) => identity.scopes.includes(scope)),
+          },
+        };
+      },
     });
 }
 
@@ -287,6 +361,30 @@ function guardInput<T>(run: () => T): T {
 
 function notFound(id: string): never {
   throw new ConnectError(`key ${id} not found`, Code.NotFound);
+}
+
+function auditEventToProto(entry: AuditEntry) {
+  return {
+    seq: BigInt(entry.seq),
+    time: timestampFromMs(entry.at),
+    actor: entry.actor,
+    action: entry.action,
+    keyId: entry.keyId ?? "",
+    outcome: entry.outcome,
+    detail: entry.detail,
+  };
+}
+
+/** An audit page token is the last seq shown; the next page starts below it. */
+function decodeAuditToken(token: string): { before?: number } {
+  if (!token) return {};
+  try {
+    const [seq] = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown[];
+    if (typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0) return { before: seq };
+  } catch {
+    // fall through
+  }
+  throw new ConnectError("page_token is not one this server issued", Code.InvalidArgument);
 }
 
 function encodePageToken(cursor: PageCursor): string {

@@ -53,6 +53,8 @@ export interface Policy {
   requirementFor(method: string, path: string): Requirement;
   /** True when `path` lies under the worker's own run. */
   withinRun(binding: RunBinding, path: string): boolean;
+  /** Every scope some rule names, sorted and unique (part of the known scopes). */
+  readonly scopes: readonly string[];
 }
 
 const DENY: Requirement = { type: "deny" };
@@ -79,8 +81,10 @@ export function compilePolicy(doc: PolicyDocument): Policy {
     throw new Error(`worker_run_path: ${(error as Error).message}`);
   }
   const fallback = doc.default === "authenticated" ? ANY : DENY;
+  const scopes = [...new Set(doc.rules.flatMap((rule) => rule.scopes))].sort();
 
   return {
+    scopes,
     requirementFor(method, path) {
       for (const rule of rules) {
         if (rule.methods !== "*" && !rule.methods.has(method)) continue;
