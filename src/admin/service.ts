@@ -1,6 +1,10 @@
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
-import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import {
+  MethodOptions_IdempotencyLevel,
+  timestampFromMs,
+  timestampMs,
+} from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { boundedCache } from "../bounded-cache.js";
 import {
@@ -57,6 +61,10 @@ const MAX_PAGE_SIZE = 1000;
 const KEY_ID = /^[0-9a-f]{16}$/;
 const DEFAULT_PAGE_SIZE = 100;
 const DEFAULT_AUDIT_PAGE_SIZE = 50;
+/** The calls that change nothing (declared NO_SIDE_EFFECTS in the proto): a key's reads. */
+const READ_ACTIONS = KeyService.methods
+  .filter((method) => method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS)
+  .map((method) => method.name);
 const MAX_AUDIT_PAGE_SIZE = 500;
 const STATUSES = new Set(["active", "revoked", "expired"]);
 /**
@@ -297,6 +305,7 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
           {
             keyId: key.id,
             ...(caller.superuser ? {} : { outcome: "ok" }),
+            ...(request.includeReads ? {} : { excludeActions: READ_ACTIONS }),
             ...decodeAuditToken(request.pageToken),
           },
           size + 1,

@@ -18,10 +18,15 @@ export function isoTime(time: Timestamp | undefined): string | undefined {
   return time ? timestampDate(time).toISOString() : undefined;
 }
 
-/** The host of an issuer URL, for a button label ("Sign in with tenant.eu.auth0.com"). */
+/**
+ * An issuer URL without its scheme and trailing slash, for a button label
+ * ("Sign in with tenant.eu.auth0.com"); the path stays, so that two issuers
+ * on one host are told apart.
+ */
 export function issuerHost(issuer: string): string {
   try {
-    return new URL(issuer).host || issuer;
+    const url = new URL(issuer);
+    return `${url.host}${url.pathname}`.replace(/\/+$/, "") || issuer;
   } catch {
     return issuer;
   }

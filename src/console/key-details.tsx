@@ -20,6 +20,7 @@ export function KeyDetails({ client, key_, onSessionEnded, onClose }: KeyDetails
   const [next, setNext] = useState("");
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<string>();
+  const [includeReads, setIncludeReads] = useState(false);
 
   const load = async (pageToken: string) => {
     setLoading(true);
@@ -28,6 +29,7 @@ export function KeyDetails({ client, key_, onSessionEnded, onClose }: KeyDetails
         keyId: key_.id,
         pageSize: AUDIT_PAGE,
         pageToken,
+        includeReads,
       });
       setEvents((shown) => (pageToken ? [...shown, ...page.events] : page.events));
       setNext(page.nextPageToken);
@@ -42,7 +44,7 @@ export function KeyDetails({ client, key_, onSessionEnded, onClose }: KeyDetails
   };
   useEffect(() => {
     void load("");
-  }, [key_.id]);
+  }, [key_.id, includeReads]);
 
   const binding = key_.binding;
   return (
@@ -87,6 +89,14 @@ export function KeyDetails({ client, key_, onSessionEnded, onClose }: KeyDetails
       </dl>
 
       <h3 id="audit-heading">Audit log</h3>
+      <label class="check">
+        <input
+          type="checkbox"
+          checked={includeReads}
+          onChange={(event) => setIncludeReads(event.currentTarget.checked)}
+        />
+        Include reads (GetKey, ListKeys)
+      </label>
       <div class="table-wrap">
         <table class="audit" aria-labelledby="audit-heading" aria-busy={loading}>
           <thead>

@@ -263,7 +263,7 @@ export function KeysScreen({ client, info, onSessionEnded }: KeysScreenProps) {
             {keys?.map((key) => (
               <tr key={key.id}>
                 <th scope="row">{key.name || <span class="hint">unnamed</span>}</th>
-                <td class="mono">{key.keyLookup}</td>
+                <td class="mono wrap">{key.keyLookup}</td>
                 <td>{key.kind}</td>
                 <td>
                   <span class={`status ${key.status}`}>{key.status}</span>

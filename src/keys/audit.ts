@@ -36,6 +36,7 @@ export class AuditLog {
         tenant: string | null;
         before: number | null;
         outcome: string | null;
+        exclude: string;
         limit: number;
       },
       Record<string, unknown>
@@ -43,6 +44,7 @@ export class AuditLog {
       `SELECT seq, at, actor, action, key_id AS keyId, tenant, outcome, detail FROM audit
        WHERE (@keyId IS NULL OR key_id = @keyId) AND (@tenant IS NULL OR tenant = @tenant)
          AND (@before IS NULL OR seq < @before) AND (@outcome IS NULL OR outcome = @outcome)
+         AND action NOT IN (SELECT value FROM json_each(@exclude))
        ORDER BY seq DESC LIMIT @limit`,
     );
   }
@@ -59,9 +61,18 @@ export class AuditLog {
     );
   }
 
-  /** Newest first; `before` pages on (entries with a smaller seq), `outcome` keeps one outcome only. */
+  /**
+   * Newest first; `before` pages on (entries with a smaller seq), `outcome`
+   * keeps one outcome only, `excludeActions` leaves those actions out.
+   */
   list(
-    filter: { keyId?: string; tenant?: string; before?: number; outcome?: string } = {},
+    filter: {
+      keyId?: string;
+      tenant?: string;
+      before?: number;
+      outcome?: string;
+      excludeActions?: readonly string[];
+    } = {},
     limit = 100,
   ): AuditEntry[] {
     return this.#list.all({
@@ -69,6 +80,7 @@ export class AuditLog {
       tenant: filter.tenant ?? null,
       before: filter.before ?? null,
       outcome: filter.outcome ?? null,
+      exclude: JSON.stringify(filter.excludeActions ?? []),
       limit,
     }) as unknown as AuditEntry[];
   }

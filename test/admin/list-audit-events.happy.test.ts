@@ -35,6 +35,23 @@ describe("ListAuditEvents", () => {
     expect(nextPageToken).toBe("");
   });
 
+  it("leaves reads out unless include_reads asks for them", async () => {
+    const root = f.client(f.rootToken);
+    const id = keyOf(await root.createKey({ kind: "live", tenant: "reads" })).id;
+    await root.getKey({ id });
+    await root.listKeys({ tenant: "reads" });
+    await root.rotateKey({ id });
+    const changes = await root.listAuditEvents({ keyId: id });
+    expect(changes.events.map((event) => event.action)).toEqual(["RotateKey", "CreateKey"]);
+    const all = await root.listAuditEvents({ keyId: id, includeReads: true });
+    expect(all.events.map((event) => event.action)).toEqual([
+      "RotateKey",
+      "ListKeys",
+      "GetKey",
+      "CreateKey",
+    ]);
+  });
+
   it("pages through a long trail with page tokens, each event once", async () => {
     const root = f.client(f.rootToken);
     const id = keyOf(await root.createKey({ kind: "live", tenant: "acme" })).id;
@@ -43,7 +60,12 @@ describe("ListAuditEvents", () => {
     let pageToken = "";
     let pages = 0;
     do {
-      const page = await root.listAuditEvents({ keyId: id, pageSize: 3, pageToken });
+      const page = await root.listAuditEvents({
+        keyId: id,
+        pageSize: 3,
+        pageToken,
+        includeReads: true,
+      });
       expect(page.events.length).toBeLessThanOrEqual(3);
       seen.push(...page.events.map((event) => event.seq));
       pageToken = page.nextPageToken;
