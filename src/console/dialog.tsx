@@ -23,8 +23,13 @@ export function Dialog({ title, onClose, children, wide }: DialogProps) {
   const id = useRef(`dialog-${++dialogs}`).current;
   useLayoutEffect(() => {
     const opener = document.activeElement as HTMLElement | null;
-    ref.current?.showModal();
-    return () => opener?.focus();
+    const dialog = ref.current;
+    dialog?.showModal();
+    return () => {
+      // Closed first: while a modal dialog is open, everything outside it is inert.
+      dialog?.close();
+      opener?.focus();
+    };
   }, []);
   return (
     <dialog
