@@ -24,8 +24,8 @@ export function createIssuer(jwksFile) {
       algorithms: ["RS256"],
       scopes_claim: "scope",
     },
-    /** A valid access token (1 h) for subject number `n`, granting sources:read. */
-    token(n = 0) {
+    /** A valid access token (1 h) for subject number `n`, granting sources:read; `extra` claims override. */
+    token(n = 0, extra = {}) {
       const now = Math.floor(Date.now() / 1000);
       const payload = base64url({
         iss: BENCH_ISSUER,
@@ -35,6 +35,7 @@ export function createIssuer(jwksFile) {
         exp: now + 3600,
         jti: randomUUID(),
         scope: "sources:read runs:read",
+        ...extra,
       });
       const input = `${header}.${payload}`;
       return `${input}.${sign("sha256", Buffer.from(input), privateKey).toString("base64url")}`;

@@ -1,12 +1,13 @@
 import { readFileSync, type Stats, statSync, unwatchFile, watchFile } from "node:fs";
 import { AggregatorRegistry } from "prom-client";
+import { CONSOLE_DIST, createConsoleHandler } from "./admin/console.js";
 import { auditInterceptor, authInterceptor, refuseOnReplica } from "./admin/interceptors.js";
 import { type AdminServer, startAdminServer } from "./admin/server.js";
 import { keyServiceRoutes, refusingKeyServiceRoutes } from "./admin/service.js";
 import { startConfiguredCheckServer } from "./check/configured.js";
 import type { CheckServer } from "./check/server.js";
 import { ConfigError } from "./config/errors.js";
-import { type Config, durationMs } from "./config/schema.js";
+import { type Config, consoleEnabled, durationMs } from "./config/schema.js";
 import { DecisionConfig, NO_JWT_STATS } from "./decision-config.js";
 import { file_keyward_admin_v1_admin } from "./gen/keyward/admin/v1/admin_pb.js";
 import { file_keyward_replication_v1_replication } from "./gen/keyward/replication/v1/replication_pb.js";
@@ -100,6 +101,19 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
       throw new ConfigError(`config: ${(error as Error).message}`);
     }
   };
+
+  /** The key console's files when it is on; issuers are read per request, so reloads show. */
+  function adminConsole() {
+    if (!consoleEnabled(config)) return undefined;
+    const handler = createConsoleHandler({ issuers: () => config.issuers });
+    if (!handler.built) {
+      logger.warn(
+        { folder: CONSOLE_DIST },
+        "console.enabled but the console was not built (npm run build); /console/ answers 503",
+      );
+    }
+    return handler;
+  }
 
   async function reloadOnce(): Promise<boolean> {
     const log = logger.child({ name: "reload" });
@@ -270,6 +284,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         admin = await startAdminServer({
           host: config.listen.host,
           port: config.listen.admin,
+          console: adminConsole(),
           routes: refusingKeyServiceRoutes(),
           interceptors: [refuseOnReplica(config.replication.primary as string)],
         });
@@ -287,6 +302,8 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           db: adminDb,
           defaultTtlMs: durationMs(config.keys.default_ttl) as number,
           knownScopes: () => decisions.knownScopes,
+          audit,
+          role: config.role,
           ...(overrides.now ? { now: overrides.now } : {}),
         });
         const commits = config.role === "primary" ? new CommitNotifier(adminDb) : undefined;
@@ -323,6 +340,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
           port: config.listen.admin,
           ...(tlsFiles?.cert &&
             tlsFiles.key && { tls: { cert: tlsFiles.cert, key: tlsFiles.key, ca: tlsFiles.ca } }),
+          console: adminConsole(),
           routes,
           interceptors: [
             authInterceptor(identify, audit, logger.child({ name: "admin" })),

@@ -19,6 +19,7 @@ import {
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import type { ConsoleHandler } from "./console.js";
 import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
 import { chronicleEndpoint } from "./service.js";
 
@@ -36,6 +37,8 @@ export interface AdminServerOptions {
    * clients must present a certificate it signed (mTLS).
    */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca?: Buffer | undefined };
+  /** Serves the key console under /console/ (absent: the console is off and /console/ is a 404). */
+  readonly console?: ConsoleHandler | undefined;
 }
 
 export interface AdminServer {
@@ -82,6 +85,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     req: IncomingMessage | Http2ServerRequest,
     res: ServerResponse | Http2ServerResponse,
   ) => {
+    if (options.console?.(req, res)) return;
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > MAX_ADMIN_BODY_BYTES) {
       sendJson(res, 413, {

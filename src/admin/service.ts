@@ -1,6 +1,10 @@
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import {
+  MethodOptions_IdempotencyLevel,
+  timestampFromMs,
+  timestampMs,
+} from "@bufbuild/protobuf/wkt";
 import {
   Code,
   ConnectError,
@@ -16,6 +20,7 @@ import {
   KeyService,
   type ListKeysRequest,
 } from "../gen/keyward/admin/v1/admin_pb.js";
+import type { AuditEntry, AuditLog } from "../keys/audit.js";
 import type { Db } from "../keys/db.js";
 import { KEY_KINDS } from "../keys/format.js";
 import { type CreateKeyInput, KeyInputError, validateKeyInput } from "../keys/input.js";
@@ -26,6 +31,7 @@ import {
   assertAdministrator,
   assertCouldMint,
   canSee,
+  mintableKinds,
   type Principal,
   principalKey,
   requirePrincipal,
@@ -46,6 +52,10 @@ export interface KeyServiceOptions {
    * a reload is followed. A key naming any other scope is refused.
    */
   readonly knownScopes: () => ReadonlySet<string>;
+  /** The audit trail ListAuditEvents reads (the audit interceptor writes it). */
+  readonly audit: AuditLog;
+  /** This server's role, as GetServerInfo reports it. Default "single". */
+  readonly role?: string;
   readonly now?: () => number;
 }
 
@@ -69,6 +79,12 @@ const CHRONICLE_KINDS: readonly string[] = ["user", "agent"];
 const MAX_PAGE_SIZE = 1000;
 const KEY_ID = /^[0-9a-f]{16}$/;
 const DEFAULT_PAGE_SIZE = 100;
+const DEFAULT_AUDIT_PAGE_SIZE = 50;
+/** The calls that change nothing (declared NO_SIDE_EFFECTS in the proto): a key's reads. */
+const READ_ACTIONS = KeyService.methods
+  .filter((method) => method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS)
+  .map((method) => method.name);
+const MAX_AUDIT_PAGE_SIZE = 500;
 const STATUSES = new Set(["active", "revoked", "expired"]);
 /**
  * How long a created secret stays answerable to a retry with the same
@@ -79,8 +95,9 @@ const IDEMPOTENT_REPLAY_MS = 10 * 60_000;
 
 /** The KeyService routes (connect-es style: a function of the router). */
 export function keyServiceRoutes(options: KeyServiceOptions) {
-  const { store, db } = options;
+  const { store, db, audit } = options;
   const now = options.now ?? Date.now;
+
   const replays = boundedCache<string, string>(10_000, { ttl: IDEMPOTENT_REPLAY_MS });
   const findIdempotent = db.prepare<[string, string], { request_hash: Buffer; key_id: string }>(
     "SELECT request_hash, key_id FROM idempotency WHERE actor = ? AND idem_key = ?",
@@ -314,6 +331,64 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
         }
         return { keys: store.revokeRun(binding, tenant).map(keyToProto) };
       },
+
+      listAuditEvents(request, context) {
+        const caller = principal(context);
+        if (!request.keyId) throw new ConnectError("key_id is required", Code.InvalidArgument);
+        // Whoever may read the key may read its trail; anyone else gets GetKey's not_found.
+        const key = visibleKey(caller, request.keyId);
+        const size = Math.min(
+          request.pageSize > 0 ? request.pageSize : DEFAULT_AUDIT_PAGE_SIZE,
+          MAX_AUDIT_PAGE_SIZE,
+        );
+        // Refused calls are recorded under whatever id the caller named, by
+        // callers who may not see the key (another tenant probing an id):
+        // only keys:admin reads those; others see the key's completed actions.
+        const entries = audit.list(
+          {
+            keyId: key.id,
+            ...(caller.superuser ? {} : { outcome: "ok" }),
+            ...(request.includeReads ? {} : { excludeActions: READ_ACTIONS }),
+            ...decodeAuditToken(request.pageToken),
+          },
+          size + 1,
+        );
+        const page = entries.slice(0, size);
+        const last = page[page.length - 1];
+        return {
+          events: page.map(auditEventToProto),
+          nextPageToken:
+            entries.length > size && last
+              ? Buffer.from(JSON.stringify([last.seq])).toString("base64url")
+              : "",
+        };
+      },
+
+      getServerInfo(_request, context) {
+        const caller = principal(context);
+        assertAdministrator(caller, "manage keys");
+        const { identity } = caller;
+        const known = [...new Set([...options.knownScopes(), SCOPE_ADMIN, SCOPE_PROVISION])].sort();
+        return {
+          role: options.role ?? "single",
+          knownScopes: known,
+          caller: {
+            actor: caller.actor,
+            subject: identity.subject,
+            tenant: identity.tenant,
+            credentialKind: identity.kind,
+            scopes: [...identity.scopes],
+            managesAll: caller.superuser,
+            tenantAdmin: caller.tenantAdmin,
+            researcher: caller.researcher,
+            provisioner: caller.provisioner,
+            mintableKinds: [...mintableKinds(caller)],
+            grantableScopes: caller.superuser
+              ? known
+              : known.filter((scope) => identity.scopes.includes(scope)),
+          },
+        };
+      },
     });
 }
 
@@ -336,6 +411,30 @@ function guardInput<T>(run: () => T): T {
 
 function notFound(id: string): never {
   throw new ConnectError(`key ${id} not found`, Code.NotFound);
+}
+
+function auditEventToProto(entry: AuditEntry) {
+  return {
+    seq: BigInt(entry.seq),
+    time: timestampFromMs(entry.at),
+    actor: entry.actor,
+    action: entry.action,
+    keyId: entry.keyId ?? "",
+    outcome: entry.outcome,
+    detail: entry.detail,
+  };
+}
+
+/** An audit page token is the last seq shown; the next page starts below it. */
+function decodeAuditToken(token: string): { before?: number } {
+  if (!token) return {};
+  try {
+    const [seq] = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown[];
+    if (typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0) return { before: seq };
+  } catch {
+    // fall through
+  }
+  throw new ConnectError("page_token is not one this server issued", Code.InvalidArgument);
 }
 
 function encodePageToken(cursor: PageCursor): string {

@@ -119,6 +119,8 @@ export const configSchema = z
      * the same SQLite file, while the admin API, the HTTP port and
      * replication stay in the main process.
      */
+    /** The key console on the admin port; unset: on for single and primary, off on a replica. */
+    console: z.object({ enabled: z.boolean().optional() }).strict().prefault({}),
     workers: z.preprocess(digits, z.number().int().min(1).max(64)).default(DEFAULTS.workers),
     log_level: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -128,3 +130,8 @@ export const configSchema = z
 
 /** A validated configuration with every default filled in. */
 export type Config = z.output<typeof configSchema>;
+
+/** Whether the admin port serves the key console (DESIGN: on by default except on a replica). */
+export function consoleEnabled(config: Pick<Config, "console" | "role">): boolean {
+  return config.console.enabled ?? config.role !== "replica";
+}

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SCOPE_TOKEN } from "../pipeline/decision.js";
 
 /**
  * The JWS algorithms an issuer may be configured with: asymmetric ones only.
@@ -48,6 +49,60 @@ function algorithmMessage(input: unknown): string {
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/**
+ * An endpoint the browser is sent to or posts to: https, or http on a
+ * loopback host (a local IdP while developing). No fragment, no credentials
+ * in the URL: it is published to every visitor of the console.
+ */
+const consoleEndpoint = z.string().superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: "custom", message: "must be an absolute URL" });
+    return;
+  }
+  if (
+    url.protocol !== "https:" &&
+    !(url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname))
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be an https URL (http only on a loopback host)",
+    });
+  } else if (url.hash || url.username || url.password) {
+    ctx.addIssue({ code: "custom", message: "must have no fragment and no user or password" });
+  }
+});
+
+/**
+ * An issuer's `console:` block: the public OAuth 2.0 client the key console
+ * signs in with (authorization code + PKCE, RFC 7636). A browser page cannot
+ * keep a secret, so there is no client secret; everything here is shown to
+ * every visitor of /console/.
+ */
+export const consoleClientSchema = z.strictObject({
+  /** The client id registered at the IdP for the console (a public client). */
+  client_id: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, "1 to 200 printable ASCII characters without spaces"),
+  authorization_endpoint: consoleEndpoint,
+  token_endpoint: consoleEndpoint,
+  /** Space-separated scopes to ask for (Auth0 puts only requested scopes in `scope`). Default: none. */
+  scope: z
+    .string()
+    .refine(
+      (value) => value.split(" ").every((token) => SCOPE_TOKEN.test(token)),
+      "space-separated scope tokens (RFC 6749), one space apart",
+    )
+    .optional(),
+  client_secret: z
+    .never({ error: "the console is a public client (PKCE): no client secret belongs here" })
+    .optional(),
+});
+
 /**
  * One entry of the config file's `issuers:` list (snake_case, unknown fields
  * rejected). Exactly one of `jwks_uri` (fetched over HTTP(S)) and `jwks_file`
@@ -80,6 +135,8 @@ export const issuerSchema = z
     subject_claim: nonEmpty.default(DEFAULT_SUBJECT_CLAIM),
     role: z.enum(["researcher", "admin"]).default("researcher"),
     clock_tolerance: z.number().min(0, "must be >= 0 seconds").default(DEFAULT_CLOCK_TOLERANCE_S),
+    /** Lets the key console sign in against this issuer (DESIGN "Key console"). */
+    console: consoleClientSchema.optional(),
   })
   .superRefine((entry, ctx) => {
     const hasUri = entry.jwks_uri !== undefined;
@@ -112,6 +169,9 @@ export const issuersSchema = z.array(issuerSchema).superRefine((entries, ctx) =>
     seen.add(entry.issuer);
   });
 });
+
+/** An issuer's validated `console:` block. */
+export type ConsoleClientConfig = z.output<typeof consoleClientSchema>;
 
 /** One validated issuer entry, defaults applied. */
 export type IssuerConfig = z.output<typeof issuerSchema>;

@@ -31,11 +31,20 @@ export class AuditLog {
       "INSERT INTO audit (at, actor, action, key_id, tenant, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.#list = db.prepare<
-      { keyId: string | null; tenant: string | null; limit: number },
+      {
+        keyId: string | null;
+        tenant: string | null;
+        before: number | null;
+        outcome: string | null;
+        exclude: string;
+        limit: number;
+      },
       Record<string, unknown>
     >(
       `SELECT seq, at, actor, action, key_id AS keyId, tenant, outcome, detail FROM audit
        WHERE (@keyId IS NULL OR key_id = @keyId) AND (@tenant IS NULL OR tenant = @tenant)
+         AND (@before IS NULL OR seq < @before) AND (@outcome IS NULL OR outcome = @outcome)
+         AND action NOT IN (SELECT value FROM json_each(@exclude))
        ORDER BY seq DESC LIMIT @limit`,
     );
   }
@@ -52,11 +61,26 @@ export class AuditLog {
     );
   }
 
-  /** Newest first. */
-  list(filter: { keyId?: string; tenant?: string } = {}, limit = 100): AuditEntry[] {
+  /**
+   * Newest first; `before` pages on (entries with a smaller seq), `outcome`
+   * keeps one outcome only, `excludeActions` leaves those actions out.
+   */
+  list(
+    filter: {
+      keyId?: string;
+      tenant?: string;
+      before?: number;
+      outcome?: string;
+      excludeActions?: readonly string[];
+    } = {},
+    limit = 100,
+  ): AuditEntry[] {
     return this.#list.all({
       keyId: filter.keyId ?? null,
       tenant: filter.tenant ?? null,
+      before: filter.before ?? null,
+      outcome: filter.outcome ?? null,
+      exclude: JSON.stringify(filter.excludeActions ?? []),
       limit,
     }) as unknown as AuditEntry[];
   }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.js";
 import { loadConfig } from "../../src/config/load.js";
+import { consoleEnabled } from "../../src/config/schema.js";
 
 const dir = mkdtempSync(join(tmpdir(), "keyward-config-"));
 function file(text: string): string {
@@ -24,6 +25,24 @@ function failure(run: () => unknown): string {
 }
 
 describe("configuration", () => {
+  it("turns the key console on for single and primary, off on a replica, unless told", () => {
+    const enabled = (yaml: string) => consoleEnabled(loadConfig({ env: {}, file: file(yaml) }));
+    expect(enabled("role: single\n")).toBe(true);
+    expect(enabled("role: primary\nreplication: {token: x}\n")).toBe(true);
+    expect(enabled("role: replica\nreplication: {primary: 'http://p:9192', token: x}\n")).toBe(
+      false,
+    );
+    expect(
+      enabled(
+        "role: replica\nreplication: {primary: 'http://p:9192', token: x}\nconsole: {enabled: true}\n",
+      ),
+    ).toBe(true);
+    expect(enabled("console: {enabled: false}\n")).toBe(false);
+    expect(failure(() => loadConfig({ env: {}, file: file("console: {enabled: 1}\n") }))).toMatch(
+      /console\.enabled/,
+    );
+  });
+
   it("defaults to the embedded single-role setup on loopback", () => {
     const config = loadConfig({ env: {} });
     expect(config).toMatchObject({

@@ -106,4 +106,59 @@ describe("issuer config schema", () => {
       '1.issuer: duplicate issuer "https://tenant.eu.auth0.com/"',
     ]);
   });
+
+  describe("console block", () => {
+    const client = {
+      client_id: "kw-console",
+      authorization_endpoint: "https://tenant.eu.auth0.com/authorize",
+      token_endpoint: "https://tenant.eu.auth0.com/oauth/token",
+    };
+
+    it("accepts a public client with https endpoints and an optional scope", () => {
+      const entry = { ...withUri, console: { ...client, scope: "openid runs:read" } };
+      expect(issuerSchema.parse(entry).console).toEqual(entry.console);
+      const local = {
+        client_id: "dev",
+        authorization_endpoint: "http://127.0.0.1:8080/authorize",
+        token_endpoint: "http://localhost:8080/token",
+      };
+      expect(issuerSchema.parse({ ...withUri, console: local }).console).toEqual(local);
+    });
+
+    it("rejects plain http away from loopback, relative URLs and fragments, naming the field", () => {
+      expect(
+        problems({
+          ...withUri,
+          console: { ...client, token_endpoint: "http://idp.example.com/token" },
+        }),
+      ).toEqual(["console.token_endpoint: must be an https URL (http only on a loopback host)"]);
+      expect(
+        problems({ ...withUri, console: { ...client, authorization_endpoint: "/authorize" } }),
+      ).toEqual(["console.authorization_endpoint: must be an absolute URL"]);
+      expect(
+        problems({
+          ...withUri,
+          console: { ...client, authorization_endpoint: "https://u:p@idp.example.com/a#x" },
+        }),
+      ).toEqual(["console.authorization_endpoint: must have no fragment and no user or password"]);
+    });
+
+    it("refuses a client secret: the console is a public client", () => {
+      expect(problems({ ...withUri, console: { ...client, client_secret: "s3cret" } })).toEqual([
+        "console.client_secret: the console is a public client (PKCE): no client secret belongs here",
+      ]);
+    });
+
+    it("rejects a client_id with spaces, a missing endpoint and a malformed scope", () => {
+      expect(problems({ ...withUri, console: { ...client, client_id: "a b" } })).toEqual([
+        "console.client_id: 1 to 200 printable ASCII characters without spaces",
+      ]);
+      expect(
+        problems({ ...withUri, console: { client_id: "x", authorization_endpoint: "https://a/" } }),
+      ).toEqual(["console.token_endpoint: Invalid input: expected string, received undefined"]);
+      expect(problems({ ...withUri, console: { ...client, scope: 'a  "b"' } })).toEqual([
+        "console.scope: space-separated scope tokens (RFC 6749), one space apart",
+      ]);
+    });
+  });
 });

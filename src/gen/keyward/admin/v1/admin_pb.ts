@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/admin/v1/admin.proto.
  */
 export const file_keyward_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIvECCgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItUBChBDcmVhdGVLZXlSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDQoFb3duZXIYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2JpbmRpbmcYByABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmcSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJIkcKEUNyZWF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSIeChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIkcKEVJvdGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSIeChBSZXZva2VLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjcKEVJldm9rZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5IhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiNAoOR2V0S2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiggEKD0xpc3RLZXlzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDQoFb3duZXIYBiABKAkSCwoDcnVuGAcgASgJIlAKEExpc3RLZXlzUmVzcG9uc2USIwoEa2V5cxgBIAMoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJFChRSZXZva2VSdW5LZXlzUmVxdWVzdBItCgdiaW5kaW5nGAEgASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nIjwKFVJldm9rZVJ1bktleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkymgQKCktleVNlcnZpY2USVAoJQ3JlYXRlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5DcmVhdGVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5DcmVhdGVLZXlSZXNwb25zZRJUCglSb3RhdGVLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJvdGF0ZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJvdGF0ZUtleVJlc3BvbnNlElQKCVJldm9rZUtleRIiLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlS2V5UmVzcG9uc2USUAoGR2V0S2V5Eh8ua2V5d2FyZC5hZG1pbi52MS5HZXRLZXlSZXF1ZXN0GiAua2V5d2FyZC5hZG1pbi52MS5HZXRLZXlSZXNwb25zZSIDkAIBElYKCExpc3RLZXlzEiEua2V5d2FyZC5hZG1pbi52MS5MaXN0S2V5c1JlcXVlc3QaIi5rZXl3YXJkLmFkbWluLnYxLkxpc3RLZXlzUmVzcG9uc2UiA5ACARJgCg1SZXZva2VSdW5LZXlzEiYua2V5d2FyZC5hZG1pbi52MS5SZXZva2VSdW5LZXlzUmVxdWVzdBonLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlUnVuS2V5c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIvECCgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItUBChBDcmVhdGVLZXlSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDQoFb3duZXIYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2JpbmRpbmcYByABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmcSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJIkcKEUNyZWF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSIeChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIkcKEVJvdGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSIeChBSZXZva2VLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjcKEVJldm9rZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5IhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiNAoOR2V0S2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiggEKD0xpc3RLZXlzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDQoFb3duZXIYBiABKAkSCwoDcnVuGAcgASgJIlAKEExpc3RLZXlzUmVzcG9uc2USIwoEa2V5cxgBIAMoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJFChRSZXZva2VSdW5LZXlzUmVxdWVzdBItCgdiaW5kaW5nGAEgASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nIjwKFVJldm9rZVJ1bktleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkikwEKCkF1ZGl0RXZlbnQSCwoDc2VxGAEgASgDEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIOCgZrZXlfaWQYBSABKAkSDwoHb3V0Y29tZRgGIAEoCRIOCgZkZXRhaWwYByABKAkiZgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFQoNaW5jbHVkZV9yZWFkcxgEIAEoCCJgChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIsCgZldmVudHMYASADKAsyHC5rZXl3YXJkLmFkbWluLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhYKFEdldFNlcnZlckluZm9SZXF1ZXN0IucBCgZDYWxsZXISDQoFYWN0b3IYASABKAkSDwoHc3ViamVjdBgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSFwoPY3JlZGVudGlhbF9raW5kGAQgASgJEg4KBnNjb3BlcxgFIAMoCRITCgttYW5hZ2VzX2FsbBgGIAEoCBIUCgx0ZW5hbnRfYWRtaW4YByABKAgSEgoKcmVzZWFyY2hlchgIIAEoCBITCgtwcm92aXNpb25lchgJIAEoCBIWCg5taW50YWJsZV9raW5kcxgKIAMoCRIYChBncmFudGFibGVfc2NvcGVzGAsgAygJImUKFUdldFNlcnZlckluZm9SZXNwb25zZRIMCgRyb2xlGAEgASgJEhQKDGtub3duX3Njb3BlcxgCIAMoCRIoCgZjYWxsZXIYAyABKAsyGC5rZXl3YXJkLmFkbWluLnYxLkNhbGxlcjLuBQoKS2V5U2VydmljZRJUCglDcmVhdGVLZXkSIi5rZXl3YXJkLmFkbWluLnYxLkNyZWF0ZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLkNyZWF0ZUtleVJlc3BvbnNlElQKCVJvdGF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuUm90YXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuUm90YXRlS2V5UmVzcG9uc2USVAoJUmV2b2tlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5SZXZva2VLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5SZXZva2VLZXlSZXNwb25zZRJQCgZHZXRLZXkSHy5rZXl3YXJkLmFkbWluLnYxLkdldEtleVJlcXVlc3QaIC5rZXl3YXJkLmFkbWluLnYxLkdldEtleVJlc3BvbnNlIgOQAgESVgoITGlzdEtleXMSIS5rZXl3YXJkLmFkbWluLnYxLkxpc3RLZXlzUmVxdWVzdBoiLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEmAKDVJldm9rZVJ1bktleXMSJi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5SZXZva2VSdW5LZXlzUmVzcG9uc2USawoPTGlzdEF1ZGl0RXZlbnRzEigua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gikua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIDkAIBEmUKDUdldFNlcnZlckluZm8SJi5rZXl3YXJkLmFkbWluLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * The run a worker key is bound to.
@@ -439,6 +439,255 @@ export const RevokeRunKeysResponseSchema: GenMessage<RevokeRunKeysResponse> = /*
   messageDesc(file_keyward_admin_v1_admin, 13);
 
 /**
+ * One admin action on a key, as the audit trail recorded it. Never holds a secret.
+ *
+ * @generated from message keyward.admin.v1.AuditEvent
+ */
+export type AuditEvent = Message<"keyward.admin.v1.AuditEvent"> & {
+  /**
+   * Position in the audit trail; later actions have larger numbers.
+   *
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Who acted: key:<id>, jwt:<issuer>#<subject>, cli:<user> or anonymous.
+   *
+   * @generated from field: string actor = 3;
+   */
+  actor: string;
+
+  /**
+   * The call, e.g. CreateKey, RotateKey, RevokeKey.
+   *
+   * @generated from field: string action = 4;
+   */
+  action: string;
+
+  /**
+   * @generated from field: string key_id = 5;
+   */
+  keyId: string;
+
+  /**
+   * ok, or the code the call was refused with.
+   *
+   * @generated from field: string outcome = 6;
+   */
+  outcome: string;
+
+  /**
+   * @generated from field: string detail = 7;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message keyward.admin.v1.AuditEvent.
+ * Use `create(AuditEventSchema)` to create a new message.
+ */
+export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 14);
+
+/**
+ * @generated from message keyward.admin.v1.ListAuditEventsRequest
+ */
+export type ListAuditEventsRequest = Message<"keyward.admin.v1.ListAuditEventsRequest"> & {
+  /**
+   * The key whose trail is read (required).
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Default 50, at most 500.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+
+  /**
+   * Also list reads of the key (the calls without side effects: GetKey,
+   * ListKeys, ...). Default: the actions that change something only.
+   *
+   * @generated from field: bool include_reads = 4;
+   */
+  includeReads: boolean;
+};
+
+/**
+ * Describes the message keyward.admin.v1.ListAuditEventsRequest.
+ * Use `create(ListAuditEventsRequestSchema)` to create a new message.
+ */
+export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 15);
+
+/**
+ * @generated from message keyward.admin.v1.ListAuditEventsResponse
+ */
+export type ListAuditEventsResponse = Message<"keyward.admin.v1.ListAuditEventsResponse"> & {
+  /**
+   * Newest first. keys:admin sees refused calls too; everyone else the key's completed actions.
+   *
+   * @generated from field: repeated keyward.admin.v1.AuditEvent events = 1;
+   */
+  events: AuditEvent[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keyward.admin.v1.ListAuditEventsResponse.
+ * Use `create(ListAuditEventsResponseSchema)` to create a new message.
+ */
+export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 16);
+
+/**
+ * @generated from message keyward.admin.v1.GetServerInfoRequest
+ */
+export type GetServerInfoRequest = Message<"keyward.admin.v1.GetServerInfoRequest"> & {
+};
+
+/**
+ * Describes the message keyward.admin.v1.GetServerInfoRequest.
+ * Use `create(GetServerInfoRequestSchema)` to create a new message.
+ */
+export const GetServerInfoRequestSchema: GenMessage<GetServerInfoRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 17);
+
+/**
+ * The caller as the admin API sees it, and what it may do.
+ *
+ * @generated from message keyward.admin.v1.Caller
+ */
+export type Caller = Message<"keyward.admin.v1.Caller"> & {
+  /**
+   * key:<id> or jwt:<issuer>#<subject>.
+   *
+   * @generated from field: string actor = 1;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * @generated from field: string tenant = 3;
+   */
+  tenant: string;
+
+  /**
+   * The presented credential's kind: live | user | agent | worker | jwt.
+   *
+   * @generated from field: string credential_kind = 4;
+   */
+  credentialKind: string;
+
+  /**
+   * @generated from field: repeated string scopes = 5;
+   */
+  scopes: string[];
+
+  /**
+   * Holds keys:admin: manages every key and may set tenant and owner.
+   *
+   * @generated from field: bool manages_all = 6;
+   */
+  managesAll: boolean;
+
+  /**
+   * Admin-portal session: manages its own tenant's keys.
+   *
+   * @generated from field: bool tenant_admin = 7;
+   */
+  tenantAdmin: boolean;
+
+  /**
+   * Researcher token: manages its own user and agent keys.
+   *
+   * @generated from field: bool researcher = 8;
+   */
+  researcher: boolean;
+
+  /**
+   * Holds keys:provision: mints worker keys bound to a run.
+   *
+   * @generated from field: bool provisioner = 9;
+   */
+  provisioner: boolean;
+
+  /**
+   * Kinds of key it may create; empty when it may manage no keys.
+   *
+   * @generated from field: repeated string mintable_kinds = 10;
+   */
+  mintableKinds: string[];
+
+  /**
+   * The known scopes it may put on a key it creates.
+   *
+   * @generated from field: repeated string grantable_scopes = 11;
+   */
+  grantableScopes: string[];
+};
+
+/**
+ * Describes the message keyward.admin.v1.Caller.
+ * Use `create(CallerSchema)` to create a new message.
+ */
+export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 18);
+
+/**
+ * @generated from message keyward.admin.v1.GetServerInfoResponse
+ */
+export type GetServerInfoResponse = Message<"keyward.admin.v1.GetServerInfoResponse"> & {
+  /**
+   * single | primary
+   *
+   * @generated from field: string role = 1;
+   */
+  role: string;
+
+  /**
+   * Every scope a key may carry: the policy's scopes, keys:admin, keys:provision and the configured ones.
+   *
+   * @generated from field: repeated string known_scopes = 2;
+   */
+  knownScopes: string[];
+
+  /**
+   * @generated from field: keyward.admin.v1.Caller caller = 3;
+   */
+  caller?: Caller | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.GetServerInfoResponse.
+ * Use `create(GetServerInfoResponseSchema)` to create a new message.
+ */
+export const GetServerInfoResponseSchema: GenMessage<GetServerInfoResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 19);
+
+/**
  * Creates, rotates, revokes and lists API keys.
  *
  * @generated from service keyward.admin.v1.KeyService
@@ -493,6 +742,26 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeRunKeysRequestSchema;
     output: typeof RevokeRunKeysResponseSchema;
+  },
+  /**
+   * The audit trail of one key, newest first; visible to whoever may GetKey it.
+   *
+   * @generated from rpc keyward.admin.v1.KeyService.ListAuditEvents
+   */
+  listAuditEvents: {
+    methodKind: "unary";
+    input: typeof ListAuditEventsRequestSchema;
+    output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * What this server knows (role, known scopes) and what the caller may do here.
+   *
+   * @generated from rpc keyward.admin.v1.KeyService.GetServerInfo
+   */
+  getServerInfo: {
+    methodKind: "unary";
+    input: typeof GetServerInfoRequestSchema;
+    output: typeof GetServerInfoResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyward_admin_v1_admin, 0);
