@@ -65,6 +65,11 @@ describe("a replica that starts before its primary, with a primary that compacts
     );
     expect(await decide(replica.check, early.secret)).toBe("allow");
     expect((await readiness(replica)).status).toBe(200);
+    // The log line travels through a pipe and may arrive after the data does.
+    await waitUntil(
+      "the replica to log its snapshot",
+      () => replica.logLines("snapshot applied").length > 0,
+    );
     expect(replica.logLines("snapshot applied")).toHaveLength(1);
     await cluster.converged();
     expect(keyRows(replica.database)).toEqual(keyRows(cluster.primary.database));
@@ -98,6 +103,14 @@ describe("a replica that starts before its primary, with a primary that compacts
     const snapshotsBefore = cluster.primary.logLines("replica needs a snapshot").length;
     await replica.start();
     await cluster.converged();
+    await waitUntil(
+      "the replica to log its snapshot",
+      () => replica.logLines("snapshot applied").length > 0,
+    );
+    await waitUntil(
+      "the primary to log the snapshot it sent",
+      () => cluster.primary.logLines("replica needs a snapshot").length > snapshotsBefore,
+    );
     const applied = replica.logLines("snapshot applied");
     expect(applied).toHaveLength(1);
     expect(cluster.primary.logLines("replica needs a snapshot")).toHaveLength(snapshotsBefore + 1);

@@ -69,7 +69,7 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     const response = await client.check({ path: "/api/v1/sources" });
     const { decision_id } = JSON.parse(response.denied_response?.body ?? "{}");
     let worker: number | undefined;
-    await within(2000, async () => {
+    await within(10_000, async () => {
       const line = server
         .stderr()
         .split("\n")
@@ -142,7 +142,9 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     expect((await decisionsCounted("missing_credential")) - before).toBe(10);
   });
 
-  it("refuses a key revoked through the admin API on every worker within a second", async () => {
+  // How fast a revocation reaches the workers is measured by `npm run bench`;
+  // here the deadlines are generous so that a busy machine does not fail it.
+  it("refuses a key revoked through the admin API on every worker", async () => {
     const key = createKey("sources:read");
     for (const client of clients) expect(await decide(client, key.secret)).toBe("allow");
     const revoked = keyward([
@@ -157,7 +159,7 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     expect(revoked.code, revoked.stderr).toBe(0);
     for (const client of clients) {
       const took = await within(
-        1000,
+        10_000,
         async () => (await decide(client, key.secret)) === "key_revoked",
       );
       expect(took).toBeDefined();
@@ -174,7 +176,7 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     );
     server.child.kill("SIGHUP");
     for (const client of clients) {
-      const took = await within(5000, async () => {
+      const took = await within(15_000, async () => {
         return (await decide(client, reader.secret, "/api/v1/reports")) === "allow";
       });
       expect(took).toBeDefined();
@@ -182,7 +184,7 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     writeFileSync(policy, "default: maybe\nrules: [\n");
     server.child.kill("SIGHUP");
     expect(
-      await within(5000, async () => server.stderr().includes("reload refused; the previous")),
+      await within(15_000, async () => server.stderr().includes("reload refused; the previous")),
     ).toBeDefined();
     for (const client of clients) {
       expect(await decide(client, reader.secret, "/api/v1/reports")).toBe("allow");
@@ -191,7 +193,7 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     copyFileSync("deploy/policy.yaml", policy);
     server.child.kill("SIGHUP");
     for (const client of clients) {
-      const took = await within(5000, async () => {
+      const took = await within(15_000, async () => {
         return (await decide(client, reader.secret, "/api/v1/reports")) === "insufficient_scope";
       });
       expect(took).toBeDefined();
@@ -202,7 +204,7 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     const [victim, survivor] = workerPids(server.child.pid as number) as [number, number];
     process.kill(victim, "SIGKILL");
     expect(
-      await within(2000, async () => {
+      await within(10_000, async () => {
         const ready = (await (await fetch(`${http}/readyz`)).json()) as {
           checks: Record<string, string>;
         };
@@ -231,7 +233,7 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     const pids = workerPids(server.child.pid as number);
     expect(await server.stop("SIGTERM")).toBe(0);
     for (const pid of pids) {
-      expect(await within(2000, async () => !alive(pid))).toBeDefined();
+      expect(await within(10_000, async () => !alive(pid))).toBeDefined();
     }
   });
 });
