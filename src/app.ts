@@ -7,7 +7,7 @@ import { keyServiceRoutes, refusingKeyServiceRoutes } from "./admin/service.js";
 import { startConfiguredCheckServer } from "./check/configured.js";
 import type { CheckServer } from "./check/server.js";
 import { ConfigError } from "./config/errors.js";
-import { type Config, consoleEnabled, durationMs } from "./config/schema.js";
+import { type Config, consoleEnabled } from "./config/schema.js";
 import { DecisionConfig, NO_JWT_STATS } from "./decision-config.js";
 import { file_keyward_admin_v1_admin } from "./gen/keyward/admin/v1/admin_pb.js";
 import { file_keyward_replication_v1_replication } from "./gen/keyward/replication/v1/replication_pb.js";
@@ -15,9 +15,11 @@ import { type HttpServer, type Readiness, startHttpServer } from "./http/server.
 import type { JwtVerifier } from "./jwt/verifier.js";
 import { AuditLog } from "./keys/audit.js";
 import { type Db, openDatabase } from "./keys/db.js";
-import { KeyStore } from "./keys/store.js";
+import { KeyRepository } from "./keys/repository.js";
 import { UsageTracker } from "./keys/usage.js";
-import { createLogger, decisionLogger, type Logger } from "./log.js";
+import { KeyVerifier } from "./keys/verifier.js";
+import { durationMs } from "./lib/duration.js";
+import { createLogger, decisionLogger, type Logger } from "./lib/log.js";
 import { Metrics } from "./observability/metrics.js";
 import { traced } from "./observability/tracing.js";
 import { createIdentifier } from "./pipeline/identify.js";
@@ -165,10 +167,10 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
       // Check's connection: reads never wait for writers (WAL); its only
       // writes are the batched last-used times, which may be dropped.
       db = openDatabase(config.database, { busyTimeoutMs: 50 });
-      const store = new KeyStore(db, overrides.now, config.cache.max_entries);
+      const store = new KeyVerifier(db, overrides.now, config.cache.max_entries);
       let onKeyUsed: ((id: string) => void) | undefined;
       if (config.role !== "replica") {
-        const usageTracker = new UsageTracker(store, (error) =>
+        const usageTracker = new UsageTracker(db, (error) =>
           logger.warn({ err: error }, "could not record key usage"),
         );
         usage = usageTracker;
@@ -294,7 +296,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         // transactions (held across a call) are never visible to Check before
         // they commit.
         adminDb = openDatabase(config.database, { busyTimeoutMs: 250 });
-        const adminStore = new KeyStore(adminDb, overrides.now);
+        const adminStore = new KeyRepository(adminDb, overrides.now);
         const audit = new AuditLog(adminDb, overrides.now);
         const identify = createIdentifier({ store, jwt, onKeyUsed });
         let routes = keyServiceRoutes({

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Key, KeySchema } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { KeyJson } from "../keys/json.js";
-import type { KeyRecord } from "../keys/store.js";
+import type { KeyRecord } from "../keys/rows.js";
 
 /** A stored key as the admin API's Key message. */
 export function keyToProto(key: KeyRecord): Key {

@@ -1,10 +1,10 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { isDeny, OUTCOMES } from "../auth/decision.js";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { AuditLog } from "../keys/audit.js";
 import type { Db } from "../keys/db.js";
-import type { Logger } from "../log.js";
-import { OUTCOMES } from "../pipeline/decision.js";
-import { type Identifier, isDeny } from "../pipeline/identify.js";
+import type { Logger } from "../lib/log.js";
+import type { Identifier } from "../pipeline/identify.js";
 import { codeName } from "./codes.js";
 import { principalKey, principalOf } from "./principal.js";
 

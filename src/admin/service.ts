@@ -13,7 +13,8 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import { boundedCache } from "../bounded-cache.js";
+import type { KeyKind } from "../auth/identity.js";
+import { KEY_KINDS } from "../auth/identity.js";
 import {
   type CreateKeyRequest,
   CreateKeyRequestSchema,
@@ -22,10 +23,10 @@ import {
 } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { AuditEntry, AuditLog } from "../keys/audit.js";
 import type { Db } from "../keys/db.js";
-import { KEY_KINDS } from "../keys/format.js";
 import { type CreateKeyInput, KeyInputError, validateKeyInput } from "../keys/input.js";
-import type { KeyRecord, KeyStore, ListKeysFilter, PageCursor } from "../keys/store.js";
-import type { KeyKind } from "../pipeline/identity.js";
+import type { KeyRepository, ListKeysFilter, PageCursor } from "../keys/repository.js";
+import type { KeyRecord } from "../keys/rows.js";
+import { boundedCache } from "../lib/bounded-cache.js";
 import { keyToProto } from "./convert.js";
 import {
   assertAdministrator,
@@ -42,7 +43,7 @@ import {
 /** Options for {@link keyServiceRoutes}. */
 export interface KeyServiceOptions {
   /** The admin connection's store (writes happen inside the audit interceptor's transaction). */
-  readonly store: KeyStore;
+  readonly store: KeyRepository;
   readonly db: Db;
   /** Lifetime given to user and agent keys created without expiresAt. */
   readonly defaultTtlMs: number;

@@ -1,5 +1,5 @@
 import type { Config } from "../config/schema.js";
-import { decisionLogger, type Logger } from "../log.js";
+import { decisionLogger, type Logger } from "../lib/log.js";
 import type { Metrics } from "../observability/metrics.js";
 import { traced } from "../observability/tracing.js";
 import type { Pipeline } from "../pipeline/pipeline.js";

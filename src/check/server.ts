@@ -1,5 +1,8 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import type { Decision } from "../auth/decision.js";
+import { faultDeny } from "../auth/decision.js";
+import { EMPTY_VIEW, type RequestView } from "../auth/request-view.js";
 import {
   type CheckRequest,
   CheckRequestSchema,
@@ -8,13 +11,10 @@ import {
   file_envoy_service_auth_v3_external_auth,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
-import type { Logger } from "../log.js";
-import type { Decision } from "../pipeline/decision.js";
-import { faultDeny } from "../pipeline/identify.js";
+import type { Logger } from "../lib/log.js";
+import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { logDeny } from "../pipeline/log-deny.js";
-import { type MaybePromise, whenReady } from "../pipeline/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
-import { EMPTY_VIEW, type RequestView } from "../pipeline/request-view.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
 import { createEncodedCheckResponder } from "./encoded-response.js";
 import { asBuffer, unaryMethod } from "./grpc-codec.js";

@@ -1,9 +1,9 @@
 import { userInfo } from "node:os";
 import type { Command } from "commander";
-import { durationMs } from "../config/duration.js";
+import type { KeyKind, RunBinding } from "../auth/identity.js";
+import { KEY_KINDS } from "../auth/identity.js";
 import { AuditLog } from "../keys/audit.js";
 import { type Db, openDatabase } from "../keys/db.js";
-import { KEY_KINDS } from "../keys/format.js";
 import {
   type CreateKeyInput,
   KeyInputError,
@@ -11,8 +11,8 @@ import {
   validateKeyInput,
 } from "../keys/input.js";
 import { type KeyJson, keyToJson } from "../keys/json.js";
-import { KeyStore, type ListKeysFilter } from "../keys/store.js";
-import type { KeyKind, RunBinding } from "../pipeline/identity.js";
+import { KeyRepository, type ListKeysFilter } from "../keys/repository.js";
+import { durationMs } from "../lib/duration.js";
 import { UsageError } from "./errors.js";
 
 /** Lifetime of user and agent keys created locally without --ttl or --expires-at. */
@@ -320,7 +320,7 @@ const FLAGS: Record<KeyInputField, string> = {
 /** Works on the file directly; every change is audited in its own transaction, as the admin API does. */
 function localBackend(file: string): KeyBackend {
   const db: Db = openDatabase(file);
-  const store = new KeyStore(db);
+  const store = new KeyRepository(db);
   const audit = new AuditLog(db);
   const actor = `cli:${safeUser()}`;
   const audited = <T>(

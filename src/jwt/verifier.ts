@@ -12,13 +12,13 @@ import {
   jwtVerify,
   type LocalJWKSet,
 } from "jose";
-import { boundedCache } from "../bounded-cache.js";
-import type { Logger } from "../log.js";
-import { SCOPE_TOKEN } from "../pipeline/decision.js";
-import type { TokenResult } from "../pipeline/identify.js";
-import type { Identity } from "../pipeline/identity.js";
-import type { MaybePromise } from "../pipeline/maybe-async.js";
-import type { IssuerConfig } from "./config.js";
+import type { Identity } from "../auth/identity.js";
+import { SCOPE_TOKEN } from "../auth/scope.js";
+import type { TokenResult } from "../auth/token.js";
+import type { IssuerConfig } from "../config/issuers.js";
+import { boundedCache } from "../lib/bounded-cache.js";
+import type { Logger } from "../lib/log.js";
+import type { MaybePromise } from "../lib/maybe-async.js";
 
 /** Options for {@link createJwtVerifier}. */
 export interface JwtVerifierOptions {

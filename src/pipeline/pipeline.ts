@@ -1,12 +1,10 @@
+import { type Decision, type Deny, deny, isDeny, newDecisionId } from "../auth/decision.js";
+import type { Identity } from "../auth/identity.js";
+import type { RequestView } from "../auth/request-view.js";
+import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import type { Policy, Requirement } from "../policy/policy.js";
-import { type Decision, type Deny, newDecisionId } from "./decision.js";
-import { createIdentifier, deny, type IdentifierOptions, isDeny } from "./identify.js";
-import type { Identity } from "./identity.js";
-import { type MaybePromise, whenReady } from "./maybe-async.js";
+import { createIdentifier, type IdentifierOptions } from "./identify.js";
 import { routePath } from "./path.js";
-import type { RequestView } from "./request-view.js";
-
-export type { TokenResult, TokenVerifier } from "./identify.js";
 
 /** Options for {@link createPipeline}. */
 export interface PipelineOptions extends IdentifierOptions {

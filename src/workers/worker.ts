@@ -3,9 +3,9 @@ import type { CheckServer } from "../check/server.js";
 import type { Config } from "../config/schema.js";
 import { DecisionConfig, NO_JWT_STATS } from "../decision-config.js";
 import { openDatabase } from "../keys/db.js";
-import { KeyStore } from "../keys/store.js";
 import { UsageTracker } from "../keys/usage.js";
-import type { Logger } from "../log.js";
+import { KeyVerifier } from "../keys/verifier.js";
+import type { Logger } from "../lib/log.js";
 import { Metrics } from "../observability/metrics.js";
 import { createPipeline } from "../pipeline/pipeline.js";
 import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js";
@@ -25,8 +25,8 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
   const send = (message: FromWorker) => process.send?.(message);
   const decisions = new DecisionConfig(config, logger);
   const db = openDatabase(config.database, { busyTimeoutMs: 50 });
-  const store = new KeyStore(db, Date.now, config.cache.max_entries);
-  const usage = new UsageTracker(store, (error) =>
+  const store = new KeyVerifier(db, Date.now, config.cache.max_entries);
+  const usage = new UsageTracker(db, (error) =>
     logger.warn({ err: error }, "could not record key usage"),
   );
   let check: CheckServer | undefined;

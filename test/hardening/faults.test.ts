@@ -25,8 +25,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app.js";
 import { loadConfig } from "../../src/config/load.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
-import { createLogger } from "../../src/log.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { createLogger } from "../../src/lib/log.js";
 import {
   AUDIENCE,
   claims,
@@ -83,7 +83,7 @@ async function adminOutcome(call: Promise<unknown>): Promise<{ code: string; mes
 /** A database with a root admin key and `count` sources:read keys, checkpointed into the main file. */
 function seedDatabase(database: string, count: number) {
   const db = openDatabase(database);
-  const store = new KeyStore(db);
+  const store = new KeyRepository(db);
   const root = store.create({ kind: "live", scopes: ["keys:admin"] }).secret;
   const keys = db.transaction(() =>
     Array.from({ length: count }, () => store.create({ kind: "live", scopes: ["sources:read"] })),
@@ -566,7 +566,7 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
     const dir = mkdtempSync(join(tmpdir(), "keyward-jwks-"));
     const database = join(dir, "keys.db");
     const db = openDatabase(database);
-    const apiKey = new KeyStore(db).create({ kind: "live", scopes: ["sources:read"] }).secret;
+    const apiKey = new KeyRepository(db).create({ kind: "live", scopes: ["sources:read"] }).secret;
     db.close();
     const config = loadConfig({
       env: {},

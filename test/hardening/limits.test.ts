@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 import {
   encodeBytes,
@@ -310,7 +310,7 @@ describe("limits on the Check port: a header flood", () => {
     dir = mkdtempSync(join(tmpdir(), "keyward-flood-"));
     const database = join(dir, "keys.db");
     const db = openDatabase(database);
-    valid = new KeyStore(db).create({ kind: "live", scopes: ["sources:read"] }).secret;
+    valid = new KeyRepository(db).create({ kind: "live", scopes: ["sources:read"] }).secret;
     db.close();
     server = await spawnKeyward({ database });
     client = new WireCheckClient(server.ports.check);

@@ -1,7 +1,7 @@
 import fc from "fast-check";
-import type { KeyStore } from "../../src/keys/store.js";
+import type { RunBinding } from "../../src/auth/identity.js";
+import type { KeyRepository } from "../../src/keys/repository.js";
 import { readCredential } from "../../src/pipeline/credential.js";
-import type { RunBinding } from "../../src/pipeline/identity.js";
 import { routePath } from "../../src/pipeline/path.js";
 import type { Policy } from "../../src/policy/policy.js";
 import type { WireRequest } from "./support.js";
@@ -38,7 +38,7 @@ export const RUN: RunBinding = { experiment: "e1", variation: "v1", run: "r1" };
  * worker key bound to {@link RUN}, a revoked key, an expired key and the old
  * secret of a rotated key. These are the only credentials that exist.
  */
-export function mintPool(store: KeyStore, now = Date.now()): Minted[] {
+export function mintPool(store: KeyRepository, now = Date.now()): Minted[] {
   const pool: Minted[] = [];
   const add = (
     minted: { secret: string; key: { id: string; kind: string; scopes: readonly string[] } },

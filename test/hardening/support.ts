@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import type { EnvoyCheckResponse } from "../helpers/envoy-client.js";
 
 // Shared tooling of the hardening tests: a Check client that can send
@@ -276,7 +276,8 @@ export function rssBytes(pid: number): number {
 export function bootstrapAdmin(database: string): string {
   const db = openDatabase(database);
   try {
-    return new KeyStore(db).create({ kind: "live", name: "root", scopes: ["keys:admin"] }).secret;
+    return new KeyRepository(db).create({ kind: "live", name: "root", scopes: ["keys:admin"] })
+      .secret;
   } finally {
     db.close();
   }

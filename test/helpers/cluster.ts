@@ -9,7 +9,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { stringify } from "yaml";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { type ServeProcess, serve } from "./cli.js";
 import { EnvoyCheckClient } from "./envoy-client.js";
 
@@ -229,7 +229,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     },
   });
   const rootDb = openDatabase(primary.database);
-  const root = new KeyStore(rootDb).create({
+  const root = new KeyRepository(rootDb).create({
     kind: "live",
     name: "cluster root",
     owner: "root",

@@ -5,8 +5,8 @@ import { Writable } from "node:stream";
 import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app.js";
 import { loadConfig } from "../../src/config/load.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
-import { createLogger } from "../../src/log.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { createLogger } from "../../src/lib/log.js";
 
 /** Captures every log line a server writes, for assertions about logging. */
 export class LogCapture extends Writable {
@@ -27,7 +27,7 @@ export interface TestKeyward {
   readonly keyward: Keyward;
   readonly ports: KeywardPorts;
   /** A second connection to the same database file, as an operator's CLI would have. */
-  readonly store: KeyStore;
+  readonly store: KeyRepository;
   readonly dir: string;
   readonly database: string;
   readonly logs: LogCapture;
@@ -61,7 +61,7 @@ export async function startTestKeyward(
   return {
     keyward,
     ports,
-    store: new KeyStore(db),
+    store: new KeyRepository(db),
     dir,
     database,
     logs,

@@ -72,7 +72,7 @@ describe("reload without restart", () => {
 
   it("adds JWT issuers and the policy together on reload", async () => {
     const { createKeyward } = await import("../../src/app.js");
-    const { createLogger } = await import("../../src/log.js");
+    const { createLogger } = await import("../../src/lib/log.js");
     const env = {
       KEYWARD_DATABASE: join(dir, "issuers.db"),
       KEYWARD_CHECK_PORT: "0",

@@ -1,0 +1,16 @@
+import type { MaybePromise } from "../lib/maybe-async.js";
+import type { Identity } from "./identity.js";
+
+/** The result of verifying a JWT (implemented by src/jwt). */
+export type TokenResult =
+  | { readonly ok: true; readonly identity: Identity }
+  | {
+      readonly ok: false;
+      readonly code: "invalid_token" | "token_expired" | "unavailable";
+      readonly reason: string;
+    };
+
+/** Verifies bearer JWTs. Must never throw; may answer synchronously (a cached verification). */
+export interface TokenVerifier {
+  verify(token: string): MaybePromise<TokenResult>;
+}
