@@ -4,6 +4,7 @@ import type { Decision } from "../auth/decision.js";
 import { faultDeny } from "../auth/decision.js";
 import { EMPTY_VIEW, type RequestView } from "../auth/request-view.js";
 import {
+  Authorization,
   type CheckRequest,
   CheckRequestSchema,
   type CheckResponse,
@@ -11,18 +12,18 @@ import {
   file_envoy_service_auth_v3_external_auth,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
+import { asBuffer, grpcService } from "../grpc/definition.js";
+import { HealthState, healthService } from "../grpc/health.js";
 import type { Logger } from "../lib/log.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { logDeny } from "../pipeline/log-deny.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
 import { createEncodedCheckResponder } from "./encoded-response.js";
-import { asBuffer, unaryMethod } from "./grpc-codec.js";
-import { HealthState, healthService } from "./health.js";
 import { viewOfCheckRequest } from "./request-view.js";
 import type { CheckResponderOptions } from "./response.js";
 
-export const AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization";
+export const AUTHORIZATION_SERVICE = Authorization.typeName;
 
 /** Options for {@link startCheckServer}. */
 export interface CheckServerOptions extends CheckResponderOptions {
@@ -64,23 +65,25 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
 
   // Responses leave the handler already encoded (encoded-response.ts); a
   // CheckResponse message is only ever serialised by a client.
-  const check = unaryMethod<Incoming, CheckResponse | Buffer>(
-    `/${AUTHORIZATION_SERVICE}/Check`,
-    {
-      serialize: (m) => asBuffer(toBinary(CheckRequestSchema, m as CheckRequest)),
-      deserialize: (bytes) => {
-        try {
-          return fromBinary(CheckRequestSchema, bytes);
-        } catch {
-          return UNDECODABLE;
-        }
+  const definition = grpcService(Authorization, {
+    Check: {
+      request: {
+        serialize: (m: Incoming) => asBuffer(toBinary(CheckRequestSchema, m as CheckRequest)),
+        deserialize: (bytes: Buffer): Incoming => {
+          try {
+            return fromBinary(CheckRequestSchema, bytes);
+          } catch {
+            return UNDECODABLE;
+          }
+        },
+      },
+      response: {
+        serialize: (m: CheckResponse | Buffer) =>
+          Buffer.isBuffer(m) ? m : asBuffer(toBinary(CheckResponseSchema, m)),
+        deserialize: (bytes: Buffer) => fromBinary(CheckResponseSchema, bytes),
       },
     },
-    {
-      serialize: (m) => (Buffer.isBuffer(m) ? m : asBuffer(toBinary(CheckResponseSchema, m))),
-      deserialize: (bytes) => fromBinary(CheckResponseSchema, bytes),
-    },
-  );
+  });
 
   const answer = (decision: Decision, view: RequestView, callback: grpc.sendUnaryData<Buffer>) => {
     if (!decision.allow) logDeny(log, decision, view);
@@ -110,7 +113,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   };
 
   const server = new grpc.Server();
-  server.addService({ Check: check }, implementation);
+  server.addService(definition, implementation);
   server.addService(...healthService(health));
   // Server reflection, so grpcurl-style tools can list and call the services.
   for (const service of reflectionServices({

@@ -1,12 +1,13 @@
-import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import type { Command } from "commander";
-import { asBuffer } from "../check/grpc-codec.js";
 import {
+  Authorization,
   type CheckRequest,
   CheckRequestSchema,
   type CheckResponse,
   CheckResponseSchema,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { grpcMethod } from "../grpc/definition.js";
 import { UsageError } from "./errors.js";
 
 interface CheckOptions {
@@ -84,12 +85,13 @@ export function registerCheckCommand(program: Command): void {
 
 async function callCheck(server: string, request: CheckRequest): Promise<CheckResponse> {
   const grpc = await import("@grpc/grpc-js");
+  const check = grpcMethod<CheckRequest, CheckResponse>(Authorization.method.check);
   const client = new grpc.Client(server, grpc.credentials.createInsecure());
   return new Promise<CheckResponse>((resolve, reject) => {
     client.makeUnaryRequest(
-      "/envoy.service.auth.v3.Authorization/Check",
-      (m: CheckRequest) => asBuffer(toBinary(CheckRequestSchema, m)),
-      (b: Buffer) => fromBinary(CheckResponseSchema, b),
+      check.path,
+      check.requestSerialize,
+      check.responseDeserialize,
       request,
       { deadline: Date.now() + 5000 },
       (error, response) =>
