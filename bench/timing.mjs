@@ -261,7 +261,7 @@ async function overGrpc({ dist, database, lookups, n }) {
   const pb = await import(`${dist}/gen/envoy/service/auth/v3/external_auth_pb.js`);
   const { loadConfig } = await import(`${dist}/config/load.js`);
   const { createKeyward } = await import(`${dist}/app.js`);
-  const { createLogger } = await import(`${dist}/log.js`);
+  const { createLogger } = await import(`${dist}/lib/log.js`);
   const config = loadConfig({
     env: {},
     overrides: {
