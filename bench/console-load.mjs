@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { createKeyward } from "../dist/app.js";
+import { createKeyward } from "../dist/app/keyward.js";
 import { loadConfig } from "../dist/config/load.js";
 import { openDatabase } from "../dist/keys/db.js";
 import { KeyRepository } from "../dist/keys/repository.js";

@@ -260,7 +260,7 @@ async function overGrpc({ dist, database, lookups, n }) {
   const { create, toBinary, fromBinary } = await import("@bufbuild/protobuf");
   const pb = await import(`${dist}/gen/envoy/service/auth/v3/external_auth_pb.js`);
   const { loadConfig } = await import(`${dist}/config/load.js`);
-  const { createKeyward } = await import(`${dist}/app.js`);
+  const { createKeyward } = await import(`${dist}/app/keyward.js`);
   const { createLogger } = await import(`${dist}/lib/log.js`);
   const config = loadConfig({
     env: {},

@@ -21,7 +21,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { ConsoleHandler } from "./console.js";
 import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
-import { chronicleEndpoint } from "./service.js";
+import { chronicleEndpoint } from "./rpc/mint.js";
 
 /** Options for {@link startAdminServer}. */
 export interface AdminServerOptions {

@@ -22,7 +22,7 @@ export function buildProgram(): Command {
     .action(async (options: { config?: string }) => {
       // Loaded here, not at the top: `keys` and `check` start faster without the servers.
       const { loadConfig } = await import("../config/load.js");
-      const { createKeyward } = await import("../app.js");
+      const { createKeyward } = await import("../app/keyward.js");
       const config = loadConfig({ file: options.config });
       const keyward = createKeyward(config, {
         reloadConfig: () => loadConfig({ file: options.config }),

@@ -22,7 +22,7 @@ import { runInNewContext } from "node:vm";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app.js";
+import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app/keyward.js";
 import { loadConfig } from "../../src/config/load.js";
 import { openDatabase } from "../../src/keys/db.js";
 import { KeyRepository } from "../../src/keys/repository.js";

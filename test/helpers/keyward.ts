@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app.js";
+import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app/keyward.js";
 import { loadConfig } from "../../src/config/load.js";
 import { openDatabase } from "../../src/keys/db.js";
 import { KeyRepository } from "../../src/keys/repository.js";
