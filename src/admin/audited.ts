@@ -62,20 +62,7 @@ export function createAuditedCalls(options: AuditedCallsOptions): Audited {
       const result = immediate.immediate(() => {
         const answer = work(requirePrincipal(principal));
         const { key, keys } = answer as Touches;
-        const touched = keys ?? (key ? [key] : []);
-        if (touched.length === 0) {
-          audit.record({ actor, action, keyId: null, tenant: null, outcome: "ok", detail: "" });
-        }
-        for (const key of touched) {
-          audit.record({
-            actor,
-            action,
-            keyId: key.id,
-            tenant: key.tenant,
-            outcome: "ok",
-            detail: "",
-          });
-        }
+        audit.recordChange(actor, action, keys ?? (key ? [key] : []));
         return answer;
       }) as ReturnType<typeof work>;
       options.onCommit?.();

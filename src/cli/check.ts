@@ -8,7 +8,7 @@ import {
   CheckResponseSchema,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { grpcMethod } from "../grpc/definition.js";
-import { UsageError } from "./errors.js";
+import { EXIT_DENIED, ExitStatus, UsageError } from "./errors.js";
 
 interface CheckOptions {
   server: string;
@@ -29,11 +29,9 @@ export function registerCheckCommand(program: Command): void {
     .command("check")
     .description("send one ext_authz Check to a running keyward and print the decision")
     .option("--server <host:port>", "keyward's Check port", "127.0.0.1:9191")
-    .option(
-      "--token <token>",
-      "bearer token to present (or KEYWARD_TOKEN)",
-      process.env.KEYWARD_TOKEN,
-    )
+    // Only from the flag: an environment default would change the answer
+    // behind the user's back (KEYWARD_TOKEN is the admin API's token).
+    .option("--token <token>", "bearer token to present (none: no authorization header)")
     .option("--method <method>", "HTTP method of the request", "GET")
     .option("--path <path>", "HTTP path of the request", "/")
     .option(
@@ -65,8 +63,11 @@ export function registerCheckCommand(program: Command): void {
         },
       });
       const response = await callCheck(options.server, request);
+      // Exit status for scripts: 0 allowed, 3 denied (1: could not ask).
+      const denied = response.httpResponse.case !== "okResponse";
       if (options.json) {
         process.stdout.write(`${JSON.stringify(toJson(CheckResponseSchema, response))}\n`);
+        if (denied) throw new ExitStatus(EXIT_DENIED);
         return;
       }
       const http = response.httpResponse;
@@ -80,6 +81,7 @@ export function registerCheckCommand(program: Command): void {
         for (const h of http.value.headers)
           process.stdout.write(`  ${h.header?.key}: ${h.header?.value}\n`);
       }
+      if (denied) throw new ExitStatus(EXIT_DENIED);
     });
 }
 
