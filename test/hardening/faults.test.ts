@@ -17,6 +17,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -28,6 +29,14 @@ import { openDatabase } from "../../src/keys/db.js";
 import { KeyRepository } from "../../src/keys/repository.js";
 import { createLogger } from "../../src/lib/log.js";
 import {
+  adminClient,
+  type KeywardProcess,
+  outcome,
+  spawnExpectingFailure,
+  spawnKeyward,
+  WireCheckClient,
+} from "../helpers/hardening.js";
+import {
   AUDIENCE,
   claims,
   ISSUER,
@@ -37,15 +46,6 @@ import {
   signToken,
 } from "../helpers/jwks.js";
 import { LogCapture } from "../helpers/keyward.js";
-import {
-  adminClient,
-  type KeywardProcess,
-  outcome,
-  sleep,
-  spawnExpectingFailure,
-  spawnKeyward,
-  WireCheckClient,
-} from "./support.js";
 
 const NOBODY = 65534;
 

@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/keys/db.js";
 import { KeyRepository } from "../../src/keys/repository.js";
-import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 import {
   encodeBytes,
   judge,
@@ -13,7 +12,8 @@ import {
   outcome,
   spawnKeyward,
   WireCheckClient,
-} from "./support.js";
+} from "../helpers/hardening.js";
+import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -12,6 +12,7 @@ import { KeyVerifier } from "../../src/keys/verifier.js";
 import { MAX_TOKEN_LENGTH, readCredential } from "../../src/pipeline/credential.js";
 import { createPipeline } from "../../src/pipeline/pipeline.js";
 import { loadPolicyFile } from "../../src/policy/policy.js";
+import { encodeWire, judge, WireCheckClient } from "../helpers/hardening.js";
 import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 import {
   authorizationArb,
@@ -24,8 +25,7 @@ import {
   tokenArb,
   type WireCase,
   wireCaseArb,
-} from "./model.js";
-import { encodeWire, judge, WireCheckClient } from "./support.js";
+} from "../helpers/model.js";
 
 // Fixed seed, so a failure reproduces; fast-check prints it (and the
 // shrunk counterexample) on failure. Override with FC_SEED to explore.

@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   adminClient,
@@ -8,10 +9,9 @@ import {
   type KeywardProcess,
   outcome,
   rssBytes,
-  sleep,
   spawnKeyward,
   WireCheckClient,
-} from "./support.js";
+} from "../helpers/hardening.js";
 
 const SOAK_MS = Number(process.env.SOAK_SECONDS ?? 60) * 1000;
 /** RSS is compared from here on (start-up, JIT and caches have settled). */

@@ -12,21 +12,7 @@ import { openDatabase } from "../../src/keys/db.js";
 import { KeyRepository } from "../../src/keys/repository.js";
 import { type ServeProcess, serve } from "./cli.js";
 import { EnvoyCheckClient } from "./envoy-client.js";
-
-/**
- * Picks a free loopback port (bind 127.0.0.1:0, read it, close), for a
- * process that must come back on the same port after a restart.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "./net.js";
 
 /** Polls `probe` every `everyMs` until it returns true; throws `what` after `timeoutMs`. */
 export async function waitUntil(

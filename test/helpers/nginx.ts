@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders } from "node:http";
 import { type AddressInfo, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
+import { freePort } from "./net.js";
 
 /** The nginx binary: $NGINX, else /usr/sbin/nginx, else the first on PATH. */
 export function nginxBinary(): string {
@@ -19,15 +20,6 @@ export function nginxBinary(): string {
     "nginx not found (looked at $NGINX, /usr/sbin/nginx and PATH): " +
       "install it (Debian: apt-get install nginx) to run the nginx tests",
   );
-}
-
-/** A port that was free a moment ago: bound on loopback, then released. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Where a rendered config sends traffic and listens; everything on 127.0.0.1. */

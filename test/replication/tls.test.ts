@@ -12,8 +12,9 @@ import { openDatabase } from "../../src/keys/db.js";
 import { KeyRepository } from "../../src/keys/repository.js";
 import { decide } from "../helpers/admin.js";
 import { type ServeProcess, serve } from "../helpers/cli.js";
-import { freePort, waitUntil } from "../helpers/cluster.js";
+import { waitUntil } from "../helpers/cluster.js";
 import { EnvoyCheckClient } from "../helpers/envoy-client.js";
+import { freePort } from "../helpers/net.js";
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl CLI. */
 function makeCertificates(

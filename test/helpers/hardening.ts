@@ -9,7 +9,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../../src/keys/db.js";
 import { KeyRepository } from "../../src/keys/repository.js";
-import type { EnvoyCheckResponse } from "../helpers/envoy-client.js";
+import type { EnvoyCheckResponse } from "./envoy-client.js";
 
 // Shared tooling of the hardening tests: a Check client that can send
 // arbitrary bytes, a judge of well-formed responses, a hand encoder for
@@ -243,8 +243,6 @@ export function encodeBytes(request: ByteRequest): Buffer {
 }
 
 // --- concurrency, time, processes ------------------------------------------
-
-export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results in order. */
 export async function mapLimit<T, R>(

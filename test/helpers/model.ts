@@ -4,7 +4,7 @@ import type { KeyRepository } from "../../src/keys/repository.js";
 import { readCredential } from "../../src/pipeline/credential.js";
 import { routePath } from "../../src/pipeline/path.js";
 import type { Policy } from "../../src/policy/policy.js";
-import type { WireRequest } from "./support.js";
+import type { WireRequest } from "./hardening.js";
 
 // The key table as the property tests model it, the outcome a request must
 // get under that model, and the arbitraries the properties draw from.
