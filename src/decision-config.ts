@@ -128,7 +128,9 @@ function readPolicy(config: Config): Policy {
     );
   }
   try {
-    return loadPolicyFile(policyFile);
+    // A rule's jwt.issuers must name configured issuers: a typo there would
+    // otherwise admit no JWT on that route, silently.
+    return loadPolicyFile(policyFile, { issuers: config.issuers.map((entry) => entry.issuer) });
   } catch (error) {
     throw new ConfigError(`config: policy: ${(error as Error).message}`);
   }
