@@ -33,9 +33,9 @@ const metrics = async () => {
       .filter((line) => pattern.test(line))
       .reduce((total, line) => total + Number(line.split(" ").at(-1)), 0);
   return {
-    gcSeconds: sum(/^keyward_nodejs_gc_duration_seconds_sum/),
-    heapMb: sum(/^keyward_nodejs_heap_size_total_bytes/) / 2 ** 20,
-    rssMb: sum(/^keyward_process_resident_memory_bytes/) / 2 ** 20,
+    gcSeconds: sum(/^nodejs_gc_duration_seconds_sum/),
+    heapMb: sum(/^nodejs_heap_size_total_bytes/) / 2 ** 20,
+    rssMb: sum(/^process_resident_memory_bytes/) / 2 ** 20,
   };
 };
 
