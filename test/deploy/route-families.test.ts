@@ -9,6 +9,7 @@ import {
   RESEARCHER_ISSUER,
   startAdminFixture,
 } from "../helpers/admin.js";
+import { keyward } from "../helpers/cli.js";
 import { denial } from "../helpers/envoy-client.js";
 import { AUDIENCE } from "../helpers/jwks.js";
 import { SHIPPED_POLICY, startTestKeyward } from "../helpers/keyward.js";
@@ -166,6 +167,27 @@ describe("a policy's jwt: issuers", () => {
     const started = startTestKeyward({ policy, issuers });
     await expect(started).rejects.toThrow(
       /^config: policy: policy .*: rules\.0\.jwt\.issuers\.0: https:\/\/typo\.example\/ is not a configured issuer$/,
+    );
+  });
+
+  it("stops keyward serve with one line naming the field on an unknown kind", () => {
+    const dir = mkdtempSync(join(tmpdir(), "keyward-policy-"));
+    const policy = join(dir, "policy.yaml");
+    writeFileSync(
+      policy,
+      "rules:\n  - method: GET\n    path: /r\n    scopes: []\n    kinds: [robot]\n",
+    );
+    const out = keyward(["serve"], {
+      KEYWARD_DATABASE: join(dir, "keys.db"),
+      KEYWARD_POLICY: policy,
+      KEYWARD_CHECK_PORT: "0",
+      KEYWARD_ADMIN_PORT: "0",
+      KEYWARD_HTTP_PORT: "0",
+    });
+    expect(out.code).toBe(2);
+    expect(out.stderr.trim().split("\n")).toHaveLength(1);
+    expect(out.stderr).toMatch(
+      /^keyward: config: policy: policy .*policy\.yaml: rules\.0\.kinds\.0: /,
     );
   });
 });
