@@ -1,4 +1,4 @@
-import type { Policy, Requirement } from "../policy/policy.js";
+import { notAdmitted, type Policy, type Requirement } from "../policy/policy.js";
 import { type Decision, type Deny, newDecisionId } from "./decision.js";
 import { createIdentifier, deny, type IdentifierOptions, isDeny } from "./identify.js";
 import type { Identity } from "./identity.js";
@@ -36,14 +36,34 @@ export type Pipeline = (view: RequestView) => MaybePromise<Decision>;
 export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);
 
+  /**
+   * The route's requirement. Scopes come from Envoy's per-route setting when
+   * it has one (operator configuration, not client input), else from the
+   * first matching policy rule. Which credentials may come at all (`kinds:`,
+   * `jwt:`) is always the policy rule's: a per-route scope list narrows or
+   * widens the scopes, never the credential kinds the policy admits.
+   */
   function requirementOf(view: RequestView, path: string | undefined): Requirement {
-    // Envoy's per-route setting wins: it is operator configuration, not client input.
+    const policy = options.policy();
     if (view.requiredScopes !== undefined) {
       const scopes = view.requiredScopes.split(/\s+/).filter((s) => s !== "");
-      return { type: "scopes", scopes };
+      // Matching costs a walk over the rules; skip it when no rule limits credentials.
+      const rule =
+        policy.limitsCredentials && path !== undefined
+          ? policy.requirementFor(view.method, path)
+          : undefined;
+      if (rule?.type !== "scopes" || (rule.kinds === undefined && rule.jwt === undefined)) {
+        return { type: "scopes", scopes };
+      }
+      return {
+        type: "scopes",
+        scopes,
+        ...(rule.kinds !== undefined && { kinds: rule.kinds }),
+        ...(rule.jwt !== undefined && { jwt: rule.jwt }),
+      };
     }
     if (path === undefined) return { type: "deny" };
-    return options.policy().requirementFor(view.method, path);
+    return policy.requirementFor(view.method, path);
   }
 
   function authorize(identity: Identity, view: RequestView): Decision {
@@ -51,6 +71,15 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const requirement = requirementOf(view, path);
     if (requirement.type === "deny") {
       return deny("insufficient_scope", { reason: "no rule grants this route", ...who(identity) });
+    }
+    // The rule names the credentials it admits (DESIGN "Route policy": others get 403).
+    const refused = notAdmitted(requirement, identity);
+    if (refused !== undefined) {
+      return deny("insufficient_scope", {
+        requiredScopes: requirement.scopes,
+        reason: refused,
+        ...who(identity),
+      });
     }
     // every() first: the allow path allocates nothing; the missing list is for the deny log.
     if (!requirement.scopes.every((scope) => identity.scopes.includes(scope))) {

@@ -12,6 +12,7 @@ import { openDatabase } from "../../src/keys/db.js";
 import { KeyStore } from "../../src/keys/store.js";
 import { type ServeProcess, serve } from "./cli.js";
 import { EnvoyCheckClient } from "./envoy-client.js";
+import { scopeTablePolicyFile } from "./keyward.js";
 
 /**
  * Picks a free loopback port (bind 127.0.0.1:0, read it, close), for a
@@ -113,7 +114,8 @@ export class KeywardNode {
     this.name = options.name;
     this.role = options.role;
     this.database = options.database;
-    this.#env = options.env;
+    // The shipped scope table admitting every credential kind (helpers/keyward.ts).
+    this.#env = { KEYWARD_POLICY: scopeTablePolicyFile(), ...options.env };
     this.#args = [];
     if (options.config) {
       const file = join(options.dir, `${options.name}.yaml`);
