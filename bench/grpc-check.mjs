@@ -19,6 +19,13 @@ export function grpcFrame(message) {
 }
 
 /**
+ * The request a researcher's JWT makes: a Chronicle run route. The shipped
+ * policy admits JWTs (of `role: researcher` issuers) there, and only
+ * `sk_live_` keys on the Developer API's `GET /api/v1/sources`.
+ */
+export const JWT_REQUEST = { method: "GET", path: "/experiments/exp-1/variations/1/runs/1" };
+
+/**
  * A gRPC-framed CheckRequest shaped like the one Envoy sends for
  * `GET /api/v1/sources` (a handful of ordinary headers, ~400 bytes), with the
  * given bearer token. Required scopes come from deploy/policy.yaml.

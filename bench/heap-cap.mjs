@@ -12,7 +12,7 @@
 // `npm run build` first (and `npm run bench` once, which builds the database).
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { checkRequestBody } from "./grpc-check.mjs";
+import { checkRequestBody, JWT_REQUEST } from "./grpc-check.mjs";
 import { runH2load } from "./h2load.mjs";
 import { createIssuer } from "./jwt.mjs";
 import { keysDatabase } from "./keys-db.mjs";
@@ -22,7 +22,12 @@ const [credential = "jwt", ...nodeArgs] = process.argv.slice(2);
 const issuer = createIssuer(join(RUN_DIR, "heap-cap-jwks.json"));
 const keys = keysDatabase(join(OUT, "keys-10k.db"), 10_000);
 const bodyFile = join(RUN_DIR, "heap-cap.bin");
-writeFileSync(bodyFile, checkRequestBody(credential === "jwt" ? issuer.token(0) : keys.sample[0]));
+writeFileSync(
+  bodyFile,
+  credential === "jwt"
+    ? checkRequestBody(issuer.token(0), JWT_REQUEST)
+    : checkRequestBody(keys.sample[0]),
+);
 
 const server = await startKeyward("heap-cap", { database: keys.file, issuer }, { nodeArgs });
 const metrics = async () => {
@@ -33,9 +38,9 @@ const metrics = async () => {
       .filter((line) => pattern.test(line))
       .reduce((total, line) => total + Number(line.split(" ").at(-1)), 0);
   return {
-    gcSeconds: sum(/^keyward_nodejs_gc_duration_seconds_sum/),
-    heapMb: sum(/^keyward_nodejs_heap_size_total_bytes/) / 2 ** 20,
-    rssMb: sum(/^keyward_process_resident_memory_bytes/) / 2 ** 20,
+    gcSeconds: sum(/^nodejs_gc_duration_seconds_sum/),
+    heapMb: sum(/^nodejs_heap_size_total_bytes/) / 2 ** 20,
+    rssMb: sum(/^process_resident_memory_bytes/) / 2 ** 20,
   };
 };
 

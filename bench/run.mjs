@@ -20,7 +20,7 @@ import { cpus, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import { openDatabase } from "../dist/keys/db.js";
 import { KeyRepository } from "../dist/keys/repository.js";
-import { checkOnce, checkRequestBody } from "./grpc-check.mjs";
+import { checkOnce, checkRequestBody, JWT_REQUEST } from "./grpc-check.mjs";
 import { CLIENT_CORE, h2loadCommand, runH2load, runH2loadMix } from "./h2load.mjs";
 import { createIssuer } from "./jwt.mjs";
 import { keysDatabase } from "./keys-db.mjs";
@@ -247,8 +247,8 @@ function body(name, token, expect, request) {
   return { name, bytes, file, expect };
 }
 
-function pool(name, tokens, expect) {
-  const frames = tokens.map((token) => checkRequestBody(token));
+function pool(name, tokens, expect, request) {
+  const frames = tokens.map((token) => checkRequestBody(token, request));
   const file = join(RUN_DIR, `${name}.pool`);
   writeFileSync(file, Buffer.concat(frames));
   return { name, file, expect, size: frames.length, first: { name, bytes: frames[0] } };
@@ -312,7 +312,7 @@ async function main() {
     keyAllow: body("key_allow", small.sample[0], "allow"),
     wrongSecret: body("wrong_secret", withSecret(small.sample[1], "0".repeat(48)), "invalid_token"),
     unknownId: body("unknown_id", `sk_live_${"f".repeat(15)}0_${"1".repeat(48)}`, "invalid_token"),
-    jwtCached: body("jwt_cached", issuer.token(0), "allow"),
+    jwtCached: body("jwt_cached", issuer.token(0), "allow", JWT_REQUEST),
     scopeDenied: body("scope_denied", small.sample[2], "insufficient_scope", {
       method: "POST",
       path: "/api/v1/sources",
@@ -486,7 +486,7 @@ async function main() {
   log(`scenario jwt_first_seen (${PLAN.jwtPool} distinct tokens)`);
   const tokens = [];
   for (let i = 0; i < PLAN.jwtPool; i++) tokens.push(issuer.token(i));
-  const jwtPool = pool("jwt_first_seen", tokens, "allow");
+  const jwtPool = pool("jwt_first_seen", tokens, "allow", JWT_REQUEST);
   const keywardNoCache = await keywardFrom("keyward-jwt-cache-1", {
     database: small.file,
     issuer,

@@ -11,7 +11,13 @@ const NO_ISSUER: TokenVerifier = {
 };
 
 /** The JWT counters a process reports when it has no issuer. */
-export const NO_JWT_STATS = { verifications: 0, cacheHits: 0, jwksFetches: 0, jwksFailures: 0 };
+export const NO_JWT_STATS = {
+  verifications: 0,
+  cacheHits: 0,
+  jwksFetches: 0,
+  jwksFailures: 0,
+  cacheInvalidations: 0,
+};
 
 /**
  * The parts of the configuration a decision reads that reload without a
@@ -122,7 +128,9 @@ function readPolicy(config: Config): Policy {
     );
   }
   try {
-    return loadPolicyFile(policyFile);
+    // A rule's jwt.issuers must name configured issuers: a typo there would
+    // otherwise admit no JWT on that route, silently.
+    return loadPolicyFile(policyFile, { issuers: config.issuers.map((entry) => entry.issuer) });
   } catch (error) {
     throw new ConfigError(`config: policy: ${(error as Error).message}`);
   }

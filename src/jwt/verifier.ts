@@ -2,6 +2,7 @@ import { hash } from "node:crypto";
 import { type Stats, unwatchFile, watchFile } from "node:fs";
 import { readFile } from "node:fs/promises";
 import {
+  calculateJwkThumbprint,
   createLocalJWKSet,
   decodeJwt,
   decodeProtectedHeader,
@@ -68,6 +69,8 @@ export interface JwtVerifierStats {
   /** JWKS load attempts, from a URL or a file. */
   readonly jwksFetches: number;
   readonly jwksFailures: number;
+  /** Cached verifications dropped because their verifying key left the issuer's key set. */
+  readonly cacheInvalidations: number;
 }
 
 /** Verifies bearer JWTs against the configured issuers' JWKS. */
@@ -110,14 +113,36 @@ const FORBIDDEN_HEADER_PARAMETERS = ["jwk", "jku", "x5u", "x5c", "crit"] as cons
 const PUBLIC_KEY_TYPES = new Set(["RSA", "EC", "OKP"]);
 
 type Failure = Extract<JwtResult, { ok: false }>;
+
+/**
+ * One public key of an issuer's set. `keySet` holds this key alone, so jose's
+ * own selection rules (kid, alg, kty/crv, use, key_ops) decide whether it fits
+ * a token, and a successful verification says exactly which key it was.
+ */
+interface TrustedKey {
+  readonly kid: string | undefined;
+  /** Identifies the key material and how it may be used; see {@link keyFingerprint}. */
+  readonly fingerprint: string;
+  readonly keySet: LocalJWKSet;
+}
+
+/** What the verified-token cache remembers of one token. */
+interface CachedVerification {
+  readonly identity: Identity;
+  readonly issuer: string;
+  /** The {@link TrustedKey.fingerprint} of the key that verified it. */
+  readonly fingerprint: string;
+}
 type LoadTrigger = "start" | "unknown kid" | "on demand" | "refresh" | "retry" | "file changed";
 
 interface IssuerState {
   readonly config: IssuerConfig;
   readonly algorithms: ReadonlySet<string>;
   readonly verifyOptions: JWTVerifyOptions;
-  keySet: LocalJWKSet | undefined;
+  /** The loaded public keys; undefined until the first successful load. */
+  keys: readonly TrustedKey[] | undefined;
   kids: ReadonlySet<string>;
+  fingerprints: ReadonlySet<string>;
   lastError: string | undefined;
   lastLoadedAt: number | undefined;
   lastAttemptAt: number | undefined;
@@ -207,24 +232,63 @@ function publicKeys(document: unknown): JWK[] {
 }
 
 /**
- * jose refuses to guess when a token has no `kid` and several keys fit its
- * `alg`; it hands back the candidates instead, and the first one whose
- * signature checks wins (bounded by the size of the trusted key set).
+ * What a cached verification depends on: the RFC 7638 thumbprint of the key
+ * material (so a `kid` that now names other material is a different key, and
+ * a key without `kid` is still told apart), plus the members that decide
+ * which tokens the key may verify (`kid`, `alg`, `use`, `key_ops`). Any change
+ * to them drops what the key verified; the cost is one re-verification.
  */
-async function verifyWithKeySet(token: string, keySet: LocalJWKSet, options: JWTVerifyOptions) {
-  try {
-    return await jwtVerify(token, keySet, options);
-  } catch (error) {
-    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
-    for await (const key of error) {
+async function keyFingerprint(jwk: JWK): Promise<string> {
+  const thumbprint = await calculateJwkThumbprint(jwk, "sha256");
+  const usage = [jwk.kid ?? null, jwk.alg ?? null, jwk.use ?? null, jwk.key_ops ?? null];
+  return `${thumbprint}.${hash("sha256", JSON.stringify(usage), "base64url")}`;
+}
+
+/** The issuer's keys as {@link TrustedKey}s; a member whose thumbprint cannot be computed is unusable and left out. */
+async function trustedKeys(keys: readonly JWK[]): Promise<TrustedKey[]> {
+  const trusted = await Promise.all(
+    keys.map(async (jwk) => {
       try {
-        return await jwtVerify(token, key, options);
-      } catch (inner) {
-        if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+        const fingerprint = await keyFingerprint(jwk);
+        const kid = typeof jwk.kid === "string" ? jwk.kid : undefined;
+        return [{ kid, fingerprint, keySet: createLocalJWKSet({ keys: [jwk] }) }];
+      } catch {
+        return [];
       }
+    }),
+  );
+  const usable = trusted.flat();
+  if (usable.length === 0) throw new Error("JWK Set holds no usable public signing keys");
+  return usable;
+}
+
+/**
+ * Tries the token against each candidate key, one at a time, and says which
+ * one verified it. A token with a `kid` has one candidate in practice; one
+ * without is tried against every key that fits its `alg` (bounded by the size
+ * of the trusted key set). Errors other than "this key does not fit" or "the
+ * signature does not match" (expired, wrong audience, ...) come from the key
+ * that did verify the signature and end the search.
+ */
+async function verifyWithKeys(
+  token: string,
+  keys: readonly TrustedKey[],
+  kid: string | undefined,
+  options: JWTVerifyOptions,
+): Promise<{ payload: JWTPayload; key: TrustedKey }> {
+  let failure: errors.JOSEError = new errors.JWKSNoMatchingKey();
+  for (const key of keys) {
+    if (kid !== undefined && key.kid !== kid) continue;
+    try {
+      const { payload } = await jwtVerify(token, key.keySet, options);
+      return { payload, key };
+    } catch (error) {
+      if (error instanceof errors.JWKSNoMatchingKey) continue;
+      if (!(error instanceof errors.JWSSignatureVerificationFailed)) throw error;
+      failure = error;
     }
-    throw new errors.JWSSignatureVerificationFailed();
   }
+  throw failure;
 }
 
 /**
@@ -239,7 +303,13 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const refetchCooldownMs = options.refetchCooldownMs ?? DEFAULT_REFETCH_COOLDOWN_MS;
   const refreshIntervalMs = options.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
   const fileWatchIntervalMs = options.fileWatchIntervalMs ?? DEFAULT_FILE_WATCH_INTERVAL_MS;
-  const counters = { verifications: 0, cacheHits: 0, jwksFetches: 0, jwksFailures: 0 };
+  const counters = {
+    verifications: 0,
+    cacheHits: 0,
+    jwksFetches: 0,
+    jwksFailures: 0,
+    cacheInvalidations: 0,
+  };
   const closing = new AbortController();
   let refreshTimer: NodeJS.Timeout | undefined;
   let started = false;
@@ -247,7 +317,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   // Keyed by the token's SHA-256 so the cache never holds a bearer token;
   // per-entry ttl ends each entry at the token's exp.
   const cacheMaxEntries = options.cacheMaxEntries ?? DEFAULT_CACHE_MAX_ENTRIES;
-  const cache = boundedCache<string, Identity>(cacheMaxEntries, { perf: { now } });
+  const cache = boundedCache<string, CachedVerification>(cacheMaxEntries, { perf: { now } });
 
   const issuers = new Map<string, IssuerState>();
   for (const config of options.issuers) {
@@ -263,8 +333,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         // A token without exp would never expire; fail closed.
         requiredClaims: ["exp"],
       },
-      keySet: undefined,
+      keys: undefined,
       kids: new Set(),
+      fingerprints: new Set(),
       lastError: undefined,
       lastLoadedAt: undefined,
       lastAttemptAt: undefined,
@@ -321,27 +392,42 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     counters.jwksFetches++;
     state.lastAttemptAt = now();
     try {
-      const keys = publicKeys(await readDocument(state.config));
-      const keySet = createLocalJWKSet({ keys });
-      const kids = new Set(keys.flatMap((key) => (typeof key.kid === "string" ? [key.kid] : [])));
-      // A withdrawn key must stop working now, not when the tokens it
-      // verified expire: forget every cached verification.
-      if ([...state.kids].some((kid) => !kids.has(kid))) cache.clear();
-      state.keySet = keySet;
-      state.kids = kids;
+      const keys = await trustedKeys(publicKeys(await readDocument(state.config)));
+      const fingerprints = new Set(keys.map((key) => key.fingerprint));
+      const withdrawn = [...state.fingerprints].some((fp) => !fingerprints.has(fp));
+      state.keys = keys;
+      state.kids = new Set(keys.flatMap((key) => (key.kid === undefined ? [] : [key.kid])));
+      state.fingerprints = fingerprints;
       state.lastError = undefined;
       state.lastLoadedAt = now();
-      log.info({ issuer, trigger, keys: keys.length }, "JWKS loaded");
+      // A withdrawn key must stop working now, not when the tokens it
+      // verified expire. Only what that key verified goes: the rest of the
+      // cache, other keys' and other issuers' tokens, stays warm.
+      const dropped = withdrawn ? forgetWithdrawn(state) : 0;
+      log.info({ issuer, trigger, keys: keys.length, dropped }, "JWKS loaded");
     } catch (error) {
       if (closing.signal.aborted) return;
       counters.jwksFailures++;
       state.lastError = describeLoadError(error, fetchTimeoutMs);
       // Cached keys keep working; the failure shows in status() for /readyz.
       log.warn(
-        { issuer, trigger, error: state.lastError, cachedKeys: state.keySet !== undefined },
+        { issuer, trigger, error: state.lastError, cachedKeys: state.keys !== undefined },
         "JWKS load failed",
       );
     }
+  }
+
+  /** Drops the issuer's cached verifications whose key is no longer in its set; returns how many. */
+  function forgetWithdrawn(state: IssuerState): number {
+    const stale: string[] = [];
+    for (const [cacheKey, entry] of cache.entries()) {
+      if (entry.issuer === state.config.issuer && !state.fingerprints.has(entry.fingerprint)) {
+        stale.push(cacheKey);
+      }
+    }
+    for (const cacheKey of stale) cache.delete(cacheKey);
+    counters.cacheInvalidations += stale.length;
+    return stale.length;
   }
 
   /** One load per issuer at a time; callers arriving meanwhile share it. */
@@ -370,7 +456,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       return Promise.resolve();
     }
     state.lastDemandAt = at;
-    return load(state, state.keySet === undefined ? "on demand" : "unknown kid");
+    return load(state, state.keys === undefined ? "on demand" : "unknown kid");
   }
 
   function refreshStale(): void {
@@ -404,9 +490,10 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   /** The cached verification of a token, if it has one that has not expired. */
   function fromCache(cacheKey: string, at: number): JwtResult | undefined {
     const cached = cache.get(cacheKey);
-    if (cached !== undefined && cached.expiresAt !== undefined && cached.expiresAt > at) {
+    const expiresAt = cached?.identity.expiresAt;
+    if (cached !== undefined && expiresAt !== undefined && expiresAt > at) {
       counters.cacheHits++;
-      return { ok: true, identity: cached };
+      return { ok: true, identity: cached.identity };
     }
     return undefined;
   }
@@ -438,11 +525,11 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     if (kid !== undefined && typeof kid !== "string") return invalid("kid is not a string");
 
     // Phase 2: key set. An unknown kid may mean the IdP rotated keys.
-    if (state.keySet === undefined || (kid !== undefined && !state.kids.has(kid))) {
+    if (state.keys === undefined || (kid !== undefined && !state.kids.has(kid))) {
       await demandLoad(state);
     }
-    const keySet = state.keySet;
-    if (keySet === undefined) {
+    const keys = state.keys;
+    if (keys === undefined) {
       return { ok: false, code: "unavailable", reason: "issuer JWKS has never loaded" };
     }
     if (kid !== undefined && !state.kids.has(kid)) {
@@ -452,8 +539,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     // Phase 3: signature and registered claims (iss, aud, exp, nbf, alg).
     counters.verifications++;
     let claims: JWTPayload;
+    let verifiedBy: TrustedKey;
     try {
-      ({ payload: claims } = await verifyWithKeySet(token, keySet, {
+      ({ payload: claims, key: verifiedBy } = await verifyWithKeys(token, keys, kid, {
         ...state.verifyOptions,
         currentDate: new Date(at),
       }));
@@ -490,7 +578,16 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       issuer: config.issuer,
     };
     const ttl = Math.floor(expiresAt - at);
-    if (ttl > 0) cache.set(cacheKey, identity, { ttl });
+    // A key set that changed while this token was being verified may have
+    // withdrawn its key after the sweep ran: such a verification answers
+    // this request but is not remembered.
+    if (ttl > 0 && state.fingerprints.has(verifiedBy.fingerprint)) {
+      cache.set(
+        cacheKey,
+        { identity, issuer: config.issuer, fingerprint: verifiedBy.fingerprint },
+        { ttl },
+      );
+    }
     return { ok: true, identity };
   }
 
@@ -525,13 +622,13 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     },
 
     ready() {
-      return [...issuers.values()].every((state) => state.keySet !== undefined);
+      return [...issuers.values()].every((state) => state.keys !== undefined);
     },
 
     status() {
       return [...issuers.values()].map((state) => ({
         issuer: state.config.issuer,
-        loaded: state.keySet !== undefined,
+        loaded: state.keys !== undefined,
         ...(state.lastError !== undefined && { lastError: state.lastError }),
         ...(state.lastLoadedAt !== undefined && { lastFetchAt: state.lastLoadedAt }),
       }));

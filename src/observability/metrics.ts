@@ -14,6 +14,7 @@ export interface MetricSources {
     cacheHits: number;
     jwksFetches: number;
     jwksFailures: number;
+    cacheInvalidations: number;
   };
   readonly replica?: () => {
     appliedSequence: number;
@@ -41,7 +42,10 @@ export class Metrics {
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: "keyward_" });
+    // prom-client's default names, unprefixed: process_resident_memory_bytes,
+    // process_cpu_seconds_total, nodejs_eventloop_lag_seconds... are what every
+    // Node.js and process dashboard queries.
+    collectDefaultMetrics({ register: this.registry });
     this.#decisions = new Counter({
       name: "keyward_decisions_total",
       help: "Authorization decisions, by transport, outcome (allow or deny), deny code and credential kind.",
@@ -63,17 +67,11 @@ export class Metrics {
       labelNames: ["method", "outcome"],
       registers,
     });
-    const sampled = (
-      name: string,
-      help: string,
-      read: () => number | undefined,
-      type: "counter" | "gauge",
-    ) => {
-      // prom-client counters cannot be set; a sampled monotonic value is exposed as a
-      // Gauge named *_total only where its owner guarantees monotonicity.
+    /** A value read from its owner at scrape time, exposed as a gauge. */
+    const sampled = (name: string, help: string, read: () => number | undefined) => {
       new Gauge({
         name,
-        help: type === "counter" ? `${help} (monotonic)` : help,
+        help,
         registers,
         collect() {
           const value = read();
@@ -81,46 +79,66 @@ export class Metrics {
         },
       });
     };
+    /**
+     * A monotonic count kept by its owner (the hot path only bumps a plain
+     * number), exposed as a Prometheus counter: each scrape adds what the
+     * owner counted since the previous one. An owner that starts over (a
+     * reload replaces the JWT verifier) is counted from its zero, so the
+     * counter never goes down.
+     */
+    const counted = (name: string, help: string, read: () => number) => {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const value = read();
+          const delta = value >= seen ? value - seen : value;
+          seen = value;
+          if (delta > 0) this.inc(delta);
+        },
+      });
+    };
     const { keyCache, jwt, replica } = sources;
     const now = sources.now ?? Date.now;
     if (keyCache) {
-      sampled(
+      counted(
         "keyward_key_cache_hits_total",
         "API-key verifications answered from the decision cache or the refused-key cache.",
         () => keyCache().hits,
-        "counter",
       );
-      sampled(
+      counted(
         "keyward_key_cache_misses_total",
         "API-key verifications that read the key table.",
         () => keyCache().misses,
-        "counter",
       );
     }
     if (jwt) {
-      sampled(
+      counted(
         "keyward_jwt_cache_hits_total",
         "JWTs answered from the verified-token cache.",
         () => jwt().cacheHits,
-        "counter",
       );
-      sampled(
+      counted(
         "keyward_jwt_verifications_total",
         "JWT signature verifications performed.",
         () => jwt().verifications,
-        "counter",
       );
-      sampled(
+      counted(
         "keyward_jwks_fetches_total",
         "JWKS loads attempted (URL or file).",
         () => jwt().jwksFetches,
-        "counter",
       );
-      sampled(
+      counted(
         "keyward_jwks_fetch_failures_total",
         "JWKS loads that failed.",
         () => jwt().jwksFailures,
-        "counter",
+      );
+      counted(
+        "keyward_jwt_cache_invalidations_total",
+        "Verified-token cache entries dropped because their verifying key left the issuer's JWKS.",
+        () => jwt().cacheInvalidations,
       );
     }
     if (replica) {
@@ -128,13 +146,11 @@ export class Metrics {
         "keyward_replication_lag_sequences",
         "Changes the primary has announced that this replica has not applied yet.",
         () => replica().primarySequence - replica().appliedSequence,
-        "gauge",
       );
       sampled(
         "keyward_replication_applied_sequence",
         "Last change-log sequence this replica applied.",
         () => replica().appliedSequence,
-        "gauge",
       );
       sampled(
         "keyward_replication_last_heard_seconds",
@@ -143,25 +159,21 @@ export class Metrics {
           const heard = replica().lastHeardAt;
           return heard === undefined ? undefined : (now() - heard) / 1000;
         },
-        "gauge",
       );
       sampled(
         "keyward_replication_connected",
         "1 while the replication stream is connected.",
         () => (replica().connected ? 1 : 0),
-        "gauge",
       );
-      sampled(
+      counted(
         "keyward_replication_reconnects_total",
         "Reconnections to the primary.",
         () => replica().reconnects,
-        "counter",
       );
-      sampled(
+      counted(
         "keyward_replication_snapshots_total",
         "Snapshots applied.",
         () => replica().snapshots,
-        "counter",
       );
     }
   }

@@ -2,7 +2,7 @@ import { type Decision, type Deny, deny, isDeny, newDecisionId } from "../auth/d
 import type { Identity } from "../auth/identity.js";
 import type { RequestView } from "../auth/request-view.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
-import type { Policy, Requirement } from "../policy/policy.js";
+import { notAdmitted, type Policy, type Requirement } from "../policy/policy.js";
 import { createIdentifier, type IdentifierOptions } from "./identify.js";
 import { routePath } from "./path.js";
 
@@ -34,14 +34,34 @@ export type Pipeline = (view: RequestView) => MaybePromise<Decision>;
 export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);
 
+  /**
+   * The route's requirement. Scopes come from Envoy's per-route setting when
+   * it has one (operator configuration, not client input), else from the
+   * first matching policy rule. Which credentials may come at all (`kinds:`,
+   * `jwt:`) is always the policy rule's: a per-route scope list narrows or
+   * widens the scopes, never the credential kinds the policy admits.
+   */
   function requirementOf(view: RequestView, path: string | undefined): Requirement {
-    // Envoy's per-route setting wins: it is operator configuration, not client input.
+    const policy = options.policy();
     if (view.requiredScopes !== undefined) {
       const scopes = view.requiredScopes.split(/\s+/).filter((s) => s !== "");
-      return { type: "scopes", scopes };
+      // Matching costs a walk over the rules; skip it when no rule limits credentials.
+      const rule =
+        policy.limitsCredentials && path !== undefined
+          ? policy.requirementFor(view.method, path)
+          : undefined;
+      if (rule?.type !== "scopes" || (rule.kinds === undefined && rule.jwt === undefined)) {
+        return { type: "scopes", scopes };
+      }
+      return {
+        type: "scopes",
+        scopes,
+        ...(rule.kinds !== undefined && { kinds: rule.kinds }),
+        ...(rule.jwt !== undefined && { jwt: rule.jwt }),
+      };
     }
     if (path === undefined) return { type: "deny" };
-    return options.policy().requirementFor(view.method, path);
+    return policy.requirementFor(view.method, path);
   }
 
   function authorize(identity: Identity, view: RequestView): Decision {
@@ -49,6 +69,15 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const requirement = requirementOf(view, path);
     if (requirement.type === "deny") {
       return deny("insufficient_scope", { reason: "no rule grants this route", ...who(identity) });
+    }
+    // The rule names the credentials it admits (DESIGN "Route policy": others get 403).
+    const refused = notAdmitted(requirement, identity);
+    if (refused !== undefined) {
+      return deny("insufficient_scope", {
+        requiredScopes: requirement.scopes,
+        reason: refused,
+        ...who(identity),
+      });
     }
     // every() first: the allow path allocates nothing; the missing list is for the deny log.
     if (!requirement.scopes.every((scope) => identity.scopes.includes(scope))) {

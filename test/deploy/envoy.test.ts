@@ -135,9 +135,11 @@ describe("deploy/envoy/envoy.yaml (gRPC Check)", () => {
       expect(methods).toHaveLength(1);
       const policy = loadPolicyFile("deploy/policy.yaml");
       const samplePath = template.replace(/\{(\w+)\}/g, "sample_$1");
+      // The route's kinds: stay the policy's (context_extensions set scopes only).
       expect(policy.requirementFor(methods[0], samplePath)).toEqual({
         type: "scopes",
         scopes: list,
+        kinds: ["live"],
       });
     },
   );

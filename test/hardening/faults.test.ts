@@ -45,7 +45,7 @@ import {
   type SigningKey,
   signToken,
 } from "../helpers/jwks.js";
-import { LogCapture } from "../helpers/keyward.js";
+import { LogCapture, scopeTablePolicyFile } from "../helpers/keyward.js";
 
 const NOBODY = 65534;
 
@@ -573,7 +573,8 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
       overrides: {
         database,
         listen: { host: "127.0.0.1", check: 0, admin: 0, http: 0 },
-        policy: "deploy/policy.yaml",
+        // The shipped routes and scopes, admitting every credential kind.
+        policy: scopeTablePolicyFile(),
         issuers: [{ issuer: ISSUER, audience: AUDIENCE, jwks_uri: jwksUrl }],
       },
     });

@@ -242,7 +242,7 @@ describe("property: whole CheckRequests over gRPC against a real keyward", () =>
 
   beforeAll(async () => {
     // Deny lines at info would make the log capture the bottleneck.
-    kw = await startTestKeyward({ log_level: "warn" });
+    kw = await startTestKeyward({ log_level: "warn", policy: "deploy/policy.yaml" });
     client = new WireCheckClient(kw.ports.check);
     pool = mintPool(kw.store);
     bySecret = new Map(pool.map((m) => [m.secret, m]));

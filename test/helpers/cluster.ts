@@ -12,6 +12,7 @@ import { openDatabase } from "../../src/keys/db.js";
 import { KeyRepository } from "../../src/keys/repository.js";
 import { type ServeProcess, serve } from "./cli.js";
 import { EnvoyCheckClient } from "./envoy-client.js";
+import { scopeTablePolicyFile } from "./keyward.js";
 import { freePort } from "./net.js";
 
 /** Polls `probe` every `everyMs` until it returns true; throws `what` after `timeoutMs`. */
@@ -99,7 +100,8 @@ export class KeywardNode {
     this.name = options.name;
     this.role = options.role;
     this.database = options.database;
-    this.#env = options.env;
+    // The shipped scope table admitting every credential kind (helpers/keyward.ts).
+    this.#env = { KEYWARD_POLICY: scopeTablePolicyFile(), ...options.env };
     this.#args = [];
     if (options.config) {
       const file = join(options.dir, `${options.name}.yaml`);

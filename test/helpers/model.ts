@@ -111,6 +111,16 @@ export function expectedOutcome(
     required = requirement.type === "scopes" ? requirement.scopes : undefined;
   }
   if (required === undefined) return { code: "insufficient_scope" };
+  // A rule's kinds: apply whichever source set the scopes (DESIGN "Route policy").
+  const rule =
+    path === undefined ? undefined : policy.requirementFor(view.method.toUpperCase(), path);
+  if (
+    rule?.type === "scopes" &&
+    rule.kinds !== undefined &&
+    !rule.kinds.some((kind) => kind === key.kind)
+  ) {
+    return { code: "insufficient_scope" };
+  }
   if (!required.every((scope) => key.scopes.includes(scope))) return { code: "insufficient_scope" };
   if (key.binding && (path === undefined || !policy.withinRun(key.binding, path))) {
     return { code: "insufficient_scope" };

@@ -82,8 +82,8 @@ describe("/metrics", () => {
     expect(
       sample(text, "keyward_admin_requests_total", { method: "CreateKey", outcome: "ok" }),
     ).toBe(1);
-    expect(sample(text, "keyward_process_resident_memory_bytes")).toBeGreaterThan(0);
-    expect(sample(text, "keyward_nodejs_eventloop_lag_p99_seconds")).toBeGreaterThanOrEqual(0);
+    expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(0);
+    expect(sample(text, "nodejs_eventloop_lag_p99_seconds")).toBeGreaterThanOrEqual(0);
     // Every metric family has HELP text.
     const families = new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
     const helped = new Set([...text.matchAll(/^# HELP (\S+) \S/gm)].map((m) => m[1]));

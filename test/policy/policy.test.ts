@@ -3,7 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { routePath } from "../../src/pipeline/path.js";
-import { compilePolicy, loadPolicyFile, policySchema } from "../../src/policy/policy.js";
+import {
+  compilePolicy,
+  loadPolicyFile,
+  notAdmitted,
+  policySchema,
+} from "../../src/policy/policy.js";
 
 const policy = (doc: unknown) => compilePolicy(policySchema.parse(doc));
 
@@ -81,7 +86,82 @@ describe("route policy", () => {
     expect(loadPolicyFile("deploy/policy.yaml").requirementFor("GET", "/api/v1/sources")).toEqual({
       type: "scopes",
       scopes: ["sources:read"],
+      kinds: ["live"],
     });
+  });
+});
+
+describe("route policy: which credentials a rule admits", () => {
+  const ISSUER = "https://tenant.eu.auth0.com/";
+  const loadRules = (rules: string, issuers: string[] = [ISSUER]) => {
+    const file = join(mkdtempSync(join(tmpdir(), "keyward-policy-")), "policy.yaml");
+    writeFileSync(file, `rules:\n${rules}`);
+    return loadPolicyFile(file, { issuers });
+  };
+
+  it("carries kinds: and jwt: into the requirement", () => {
+    const p = loadRules(
+      "  - method: GET\n    path: /r\n    scopes: []\n    kinds: [agent, jwt, agent]\n" +
+        `    jwt: { issuers: ["${ISSUER}"], roles: [researcher] }\n`,
+    );
+    expect(p.limitsCredentials).toBe(true);
+    expect(p.requirementFor("GET", "/r")).toEqual({
+      type: "scopes",
+      scopes: [],
+      kinds: ["agent", "jwt"],
+      jwt: { issuers: [ISSUER], roles: ["researcher"] },
+    });
+    expect(loadRules("  - method: GET\n    path: /r\n    scopes: []\n").limitsCredentials).toBe(
+      false,
+    );
+  });
+
+  it("decides admission by kind, then by the JWT's issuer and role", () => {
+    const requirement = {
+      type: "scopes",
+      scopes: [],
+      kinds: ["worker", "jwt"],
+      jwt: { issuers: [ISSUER], roles: ["researcher"] },
+    } as const;
+    expect(notAdmitted(requirement, { kind: "worker" })).toBeUndefined();
+    expect(notAdmitted(requirement, { kind: "live" })).toMatch(/live/);
+    expect(
+      notAdmitted(requirement, { kind: "jwt", issuer: ISSUER, role: "researcher" }),
+    ).toBeUndefined();
+    expect(notAdmitted(requirement, { kind: "jwt", issuer: ISSUER, role: "admin" })).toMatch(
+      /role admin/,
+    );
+    expect(
+      notAdmitted(requirement, { kind: "jwt", issuer: "https://other/", role: "researcher" }),
+    ).toMatch(/issuer/);
+    // No kinds: every kind; no jwt: every configured issuer.
+    expect(notAdmitted({ type: "scopes", scopes: [] }, { kind: "live" })).toBeUndefined();
+  });
+
+  it.each([
+    ["an unknown kind", "    kinds: [live, robot]\n", /rules\.0\.kinds\.1/],
+    ["an empty kinds list", "    kinds: []\n", /rules\.0\.kinds/],
+    ["an unknown role", "    jwt: { roles: [owner] }\n", /rules\.0\.jwt\.roles\.0/],
+    ["an unknown jwt field", "    jwt: { role: [admin] }\n", /rules\.0\.jwt/],
+    [
+      "jwt: on a rule whose kinds leave out jwt",
+      "    kinds: [live]\n    jwt: { roles: [admin] }\n",
+      /rules\.0\.jwt: a rule whose kinds leave out jwt/,
+    ],
+    [
+      "an issuer that is not configured",
+      '    jwt: { issuers: ["https://typo.example/"] }\n',
+      /rules\.0\.jwt\.issuers\.0: https:\/\/typo\.example\/ is not a configured issuer/,
+    ],
+  ])("refuses %s at load, in one line naming the field", (_name, extra, message) => {
+    let error: Error | undefined;
+    try {
+      loadRules(`  - method: GET\n    path: /r\n    scopes: []\n${extra}`);
+    } catch (caught) {
+      error = caught as Error;
+    }
+    expect(error?.message).toMatch(message);
+    expect(error?.message).not.toContain("\n");
   });
 });
 
