@@ -12,23 +12,13 @@ import { CheckWorkers } from "../workers/pool.js";
 import { createAdminApi, refusingAdminApi } from "./admin-api.js";
 import { databaseFileCheck, readTlsFiles, replicationTokenOf } from "./files.js";
 import { readiness } from "./readiness.js";
-import { createReloader } from "./reload.js";
+import { createReloader, type ReloadSources } from "./reload.js";
 
 /** What tests (and embedders) may replace in {@link createKeyward}. */
-export interface KeywardOverrides {
+export interface KeywardOverrides extends ReloadSources {
   readonly logger?: Logger;
   /** Clock, epoch ms. */
   readonly now?: () => number;
-  /**
-   * Re-reads the configuration for a reload (SIGHUP or a changed file). The
-   * CLI passes the same file + environment it started from; absent, a reload
-   * re-reads the policy file only.
-   */
-  readonly reloadConfig?: () => Config;
-  /** Files whose change triggers a reload (the config file); the policy file is always watched. */
-  readonly watchFiles?: readonly string[];
-  /** Poll interval of the file watchers, ms; default 1000. */
-  readonly watchIntervalMs?: number;
 }
 
 /** The ports a started keyward listens on (useful when configured as 0). */

@@ -3,7 +3,20 @@ import type { Config } from "../config/schema.js";
 import type { Decider } from "../decider/decider.js";
 import type { Logger } from "../lib/log.js";
 import type { CheckWorkers } from "../workers/pool.js";
-import type { KeywardOverrides } from "./keyward.js";
+
+/** Where a reload reads the configuration from, and what it watches. */
+export interface ReloadSources {
+  /**
+   * Re-reads the configuration for a reload (SIGHUP or a changed file). The
+   * CLI passes the same file + environment it started from; absent, a reload
+   * re-reads the policy file only.
+   */
+  readonly reloadConfig?: () => Config;
+  /** Files whose change triggers a reload (the config file); the policy file is always watched. */
+  readonly watchFiles?: readonly string[];
+  /** Poll interval of the file watchers, ms; default 1000. */
+  readonly watchIntervalMs?: number;
+}
 
 /** Options for {@link createReloader}. */
 export interface ReloaderOptions {
@@ -11,7 +24,7 @@ export interface ReloaderOptions {
   readonly logger: Logger;
   readonly decider: Decider;
   readonly workers: CheckWorkers | undefined;
-  readonly overrides: KeywardOverrides;
+  readonly overrides: ReloadSources;
 }
 
 /** Reloads the policy file and the JWT issuers, on demand or when a watched file changes. */

@@ -3,7 +3,7 @@ import { AuditLog } from "../keys/audit.js";
 import { openDatabase } from "../keys/db.js";
 import { keyToJson } from "../keys/json.js";
 import { KeyRepository } from "../keys/repository.js";
-import type { KeyBackend } from "./backend.js";
+import type { KeyBackend } from "./key-backend.js";
 
 /** Works on the file directly; every change is audited in its own transaction, as the admin API does. */
 export function localBackend(file: string): KeyBackend {

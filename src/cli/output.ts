@@ -1,5 +1,5 @@
 import type { KeyJson } from "../keys/json.js";
-import type { Minted } from "./backend.js";
+import type { Minted } from "./key-backend.js";
 
 /** Prints a minted key: the key, then its secret, once (or both as JSON). */
 export function printMinted(json: boolean | undefined, minted: Minted): void {

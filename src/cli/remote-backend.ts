@@ -5,8 +5,8 @@ import { codeName } from "../admin/codes.js";
 import { protoKeyToJson } from "../admin/convert.js";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { KeyJson } from "../keys/json.js";
-import type { KeyBackend, Minted } from "./backend.js";
 import { UsageError } from "./errors.js";
+import type { KeyBackend, Minted } from "./key-backend.js";
 
 /** Talks Connect JSON over HTTP/1.1 to a running admin API. */
 export function remoteBackend(baseUrl: string, token: string | undefined): KeyBackend {
