@@ -32,8 +32,13 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function serve(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+export function serve(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+): Promise<ServeProcess> {
   const child = spawn(process.execPath, [BIN, "serve", ...args], {
+    ...(cwd && { cwd }),
     env: { ...process.env, KEYWARD_CONFIG: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
