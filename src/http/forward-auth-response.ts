@@ -59,7 +59,9 @@ export function createForwardAuthResponder(options: ForwardAuthResponderOptions 
     }
 
     const headers: Record<string, string> = { "cache-control": "no-store" };
-    for (const [name, value] of identityHeaders(decision.identity, prefix)) headers[name] = value;
+    for (const [name, value] of identityHeaders(decision.identity, prefix)) {
+      if (value !== "") headers[name] = value;
+    }
     const remove = view.spoofedHeaders.filter((name) => !(name in headers));
     if (options.stripAuthorization) remove.push("authorization");
     if (remove.length > 0) headers[ENVOY_HEADERS_TO_REMOVE] = remove.join(", ");
