@@ -274,6 +274,34 @@ describe("forward-auth on the HTTP port", () => {
       expect(answer.status).toBe(403);
     });
 
+    it.each([
+      ["nginx", "/api/v1/sources/%zz"],
+      ["Traefik", "/api/v1/sources/%zz"],
+      ["Envoy", "/api/v1/sources/%zz"],
+      ["nginx", "/api/v1/sources/%ff"],
+      ["nginx", "/api/v1/sources/s1#/../../admin"],
+      ["Traefik", "/api/v1/sources#x"],
+      ["Traefik", "/api/v1/sources/a%2Fb"],
+    ])(
+      "denies a %s target %s keyward cannot read with 403, logged at info, never 503",
+      async (proxy, uri) => {
+        const headers =
+          proxy === "nginx" ? nginx("GET", uri) : proxy === "Traefik" ? traefik("GET", uri) : {};
+        const target = proxy === "Envoy" ? `/authz${uri}` : "/authz";
+        const answer = await send(port, "GET", target, { ...bearer(readOnly.secret), ...headers });
+        const body = expectDeny(
+          answer,
+          403,
+          "insufficient_scope",
+          'Bearer realm="keyward", error="insufficient_scope"',
+        );
+        const line = kw.logs.records.find((record) => record.decision_id === body.decision_id);
+        expect(line).toMatchObject({ level: 30, name: "http" });
+        expect(String(line?.reason)).toMatch(/percent-decoded|raw #|ambiguous/);
+        expect(kw.logs.records.filter((record) => Number(record.level) >= 50)).toEqual([]);
+      },
+    );
+
     it("treats two authorization headers as an invalid credential, not a choice", async () => {
       const answer = await send(port, "GET", "/authz/api/v1/sources", {
         authorization: [`Bearer ${readOnly.secret}`, `Bearer ${revoked}`],
