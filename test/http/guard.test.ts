@@ -2,9 +2,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { type AddressInfo, connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startAdminServer } from "../../src/admin/server.js";
+import { startCheckServer } from "../../src/check/server.js";
 import { guard } from "../../src/http/guard.js";
 import { startHttpServer } from "../../src/http/server.js";
 import { createLogger } from "../../src/log.js";
+import type { Decision } from "../../src/pipeline/decision.js";
+import type { Pipeline } from "../../src/pipeline/pipeline.js";
+import { denial, EnvoyCheckClient } from "../helpers/envoy-client.js";
 import { LogCapture } from "../helpers/keyward.js";
 
 // Issue 18 point 1, second half: a failure while writing any response is
@@ -159,4 +163,55 @@ describe("the admin port when a client misbehaves", () => {
     const after = await fetch(`http://127.0.0.1:${server.port}/nothing-here`);
     expect(after.status).toBe(404);
   });
+});
+
+describe("a decision no response builder can turn into bytes", () => {
+  // Fault injection, not a mock: the real servers with a pipeline whose allow
+  // is corrupt (no scopes list), so that building the answer itself throws,
+  // synchronously or after an asynchronous decision.
+  const corrupt = {
+    allow: true,
+    decisionId: "00000000-0000-4000-8000-000000000000",
+    identity: { kind: "live", subject: "s", keyId: "k", tenant: "" },
+  } as unknown as Decision;
+  const pipelines: [string, Pipeline][] = [
+    ["synchronous", () => corrupt],
+    ["asynchronous", () => Promise.resolve(corrupt)],
+  ];
+
+  it.each(pipelines)(
+    "is a 503 deny on Check (%s decision), and Check keeps serving",
+    async (_label, pipeline) => {
+      const { logs, logger } = capture();
+      const server = await startCheckServer({ port: 0, logger, pipeline });
+      const client = new EnvoyCheckClient(server.port, { ownConnection: true });
+      cleanups.push(async () => {
+        client.close();
+        await server.close(0);
+      });
+      for (let i = 0; i < 3; i++) {
+        const denied = denial(await client.check({ path: "/api/v1/sources" }));
+        expect([denied.grpcCode, denied.body.error]).toEqual([14, "unavailable"]);
+      }
+      expect(logs.records.filter((r) => r.level === 50)).toHaveLength(3);
+    },
+  );
+
+  it.each(pipelines)(
+    "is a 503 deny on /authz (%s decision), and the port keeps serving",
+    async (_label, pipeline) => {
+      const { logs, logger } = capture();
+      const server = await startHttpServer({
+        port: 0,
+        logger,
+        readiness: () => ({ ready: true, checks: {} }),
+        forwardAuth: { pipeline, logger },
+      });
+      cleanups.push(() => server.close(0));
+      const base = `http://127.0.0.1:${server.port}`;
+      for (let i = 0; i < 3; i++) await expectDeny503(await fetch(`${base}/authz/api/v1/sources`));
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect(logs.records.filter((r) => r.level === 50)).toHaveLength(3);
+    },
+  );
 });
