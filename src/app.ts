@@ -241,6 +241,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
       http = await startHttpServer({
         host: config.listen.host,
         port: config.listen.http,
+        logger: logger.child({ name: "http" }),
         forwardAuth: {
           pipeline: metrics.instrument(traced(pipeline, "http"), "http"),
           logger: decisionLogger(logger, "http"),
@@ -284,6 +285,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         admin = await startAdminServer({
           host: config.listen.host,
           port: config.listen.admin,
+          logger: logger.child({ name: "admin" }),
           console: adminConsole(),
           routes: refusingKeyServiceRoutes(),
           interceptors: [refuseOnReplica(config.replication.primary as string)],
@@ -338,6 +340,7 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
         admin = await startAdminServer({
           host: config.listen.host,
           port: config.listen.admin,
+          logger: logger.child({ name: "admin" }),
           ...(tlsFiles?.cert &&
             tlsFiles.key && { tls: { cert: tlsFiles.cert, key: tlsFiles.key, ca: tlsFiles.ca } }),
           console: adminConsole(),
