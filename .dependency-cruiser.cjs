@@ -16,7 +16,7 @@ const FLOORS = {
   observability: ["auth", "lib", "pipeline"],
   http: ["auth", "lib", "pipeline"],
   check: ["auth", "config", "gen", "grpc", "lib", "pipeline", "reflection"],
-  admin: ["auth", "config", "gen", "keys", "lib", "pipeline"],
+  admin: ["auth", "config", "gen", "http", "keys", "lib", "pipeline"],
   replication: ["auth", "gen", "keys", "lib"],
   decider: ["auth", "config", "jwt", "keys", "lib", "observability", "pipeline", "policy"],
   workers: ["check", "config", "decider", "lib"],

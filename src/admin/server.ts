@@ -19,6 +19,8 @@ import {
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import { answerFailure, guard } from "../http/guard.js";
+import { createLogger, type Logger } from "../lib/log.js";
 import type { ConsoleHandler } from "./console.js";
 import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
 import { chronicleEndpoint } from "./rpc/mint.js";
@@ -39,6 +41,8 @@ export interface AdminServerOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca?: Buffer | undefined };
   /** Serves the key console under /console/ (absent: the console is off and /console/ is a 404). */
   readonly console?: ConsoleHandler | undefined;
+  /** Where failed responses and connection errors are logged; default: stderr. */
+  readonly logger?: Logger | undefined;
 }
 
 export interface AdminServer {
@@ -50,10 +54,14 @@ export interface AdminServer {
  * The admin port: Connect, gRPC-Web and gRPC (connect-node) plus the seeds'
  * REST routes, on one port for both HTTP/1.1 (curl, browsers) and cleartext
  * HTTP/2 (gRPC clients). The first bytes of a connection tell which: an
- * HTTP/2 client opens with the "PRI * HTTP/2.0" preface.
+ * HTTP/2 client opens with the "PRI * HTTP/2.0" preface. A request that
+ * fails while being answered gets a 503 deny or a reset stream (guard.ts),
+ * and a connection that errors or is reset by its client is dropped alone:
+ * neither can take the process down.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { routes, interceptors } = options;
+  const logger = options.logger ?? createLogger();
   // The REST routes call the same services in-process, through the same
   // interceptors; POST /api-keys goes through a client whose calls are
   // marked as made through the Chronicle endpoint.
@@ -73,29 +81,37 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     // Proto JSON omits empty fields by default; show them, as the seeds' responses do.
     jsonOptions: { alwaysEmitImplicit: true },
     fallback: (req, res) => {
-      rest(req, res).then(
-        (handled) => {
-          if (!handled) sendJson(res, 404, { error: "not_found", message: "no such route" });
-        },
-        () => sendJson(res, 500, { error: "internal", message: "internal error" }),
-      );
+      rest(req, res)
+        .then(
+          (handled) => {
+            if (!handled) sendJson(res, 404, { error: "not_found", message: "no such route" });
+          },
+          (cause: unknown) => {
+            logger.error({ err: cause, method: req.method }, "admin REST route failed");
+            sendJson(res, 500, { error: "internal", message: "internal error" });
+          },
+        )
+        // Writing the answer itself failed: this request only.
+        .catch((cause: unknown) =>
+          answerFailure(logger, req, res as ServerResponse | Http2ServerResponse, cause),
+        );
     },
   });
-  const handler = (
-    req: IncomingMessage | Http2ServerRequest,
-    res: ServerResponse | Http2ServerResponse,
-  ) => {
-    if (options.console?.(req, res)) return;
-    const declared = Number(req.headers["content-length"] ?? "0");
-    if (declared > MAX_ADMIN_BODY_BYTES) {
-      sendJson(res, 413, {
-        error: "payload_too_large",
-        message: `request body larger than ${MAX_ADMIN_BODY_BYTES} bytes`,
-      });
-      return;
-    }
-    adapter(req, res);
-  };
+  const handler = guard(
+    logger,
+    (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
+      if (options.console?.(req, res)) return;
+      const declared = Number(req.headers["content-length"] ?? "0");
+      if (declared > MAX_ADMIN_BODY_BYTES) {
+        sendJson(res, 413, {
+          error: "payload_too_large",
+          message: `request body larger than ${MAX_ADMIN_BODY_BYTES} bytes`,
+        });
+        return;
+      }
+      adapter(req, res);
+    },
+  );
 
   const http1 = createHttp1Server(handler);
   const http2 = createHttp2Server({}, handler);
@@ -120,6 +136,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     return createNetServer((socket) => {
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
+      // Until the first bytes are read no HTTP server owns the socket, and an
+      // 'error' without a listener (a client reset) would be thrown.
+      socket.on("error", (error) => logger.debug({ err: error }, "admin connection error"));
       socket.once("data", (first: Buffer) => {
         socket.pause();
         if (first.subarray(0, 3).toString("latin1") === "PRI") {

@@ -126,6 +126,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       const http = await startHttpServer({
         host: config.listen.host,
         port: config.listen.http,
+        logger: logger.child({ name: "http" }),
         forwardAuth: {
           pipeline: decider.served("http"),
           logger: decisionLogger(logger, "http"),
@@ -158,6 +159,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       const adminServer = await startAdminServer({
         host: config.listen.host,
         port: config.listen.admin,
+        logger: logger.child({ name: "admin" }),
         ...(admin.tls && { tls: admin.tls }),
         console: admin.console,
         routes: admin.routes,

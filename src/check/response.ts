@@ -71,6 +71,7 @@ export function createCheckResponder(options: CheckResponderOptions = {}) {
     const set: HeaderValueOption[] = [];
     const written = new Set<string>();
     for (const [name, value] of identityHeaders(decision.identity, prefix)) {
+      if (value === "") continue;
       set.push(header(name, value));
       written.add(name);
     }

@@ -85,9 +85,26 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
     },
   });
 
+  // A failure while building or sending the answer is confined to this call:
+  // logged at error, then a 503 deny; if even that cannot be built, the call
+  // ends with UNAVAILABLE (a failed call, which the proxy's failure_mode_allow
+  // = false turns into a deny).
   const answer = (decision: Decision, view: RequestView, callback: grpc.sendUnaryData<Buffer>) => {
-    if (!decision.allow) logDeny(log, decision, view);
-    callback(null, respond(decision, view));
+    let bytes: Buffer;
+    try {
+      if (!decision.allow) logDeny(log, decision, view);
+      bytes = respond(decision, view);
+    } catch (cause) {
+      const fault = faultDeny("response failed", cause);
+      try {
+        logDeny(log, fault, view);
+        bytes = respond(fault, EMPTY_VIEW);
+      } catch {
+        callback({ code: grpc.status.UNAVAILABLE, details: "keyward could not answer" });
+        return;
+      }
+    }
+    callback(null, bytes);
   };
 
   const implementation: grpc.UntypedServiceImplementation = {

@@ -34,9 +34,10 @@ export interface HttpAnswer {
 
 /**
  * The forward-auth response builder: the one place a Decision becomes an
- * HTTP answer. Allow → 200, empty body, the identity headers (empty facts
- * left out) and, when there is anything to remove, `x-envoy-auth-headers-to-remove`
- * naming the client-sent identity headers keyward did not overwrite. Deny →
+ * HTTP answer. Allow → 200, empty body, all five identity headers (a fact
+ * keyward has nothing to say about is an empty value, never left out) and,
+ * when there is anything to remove, `x-envoy-auth-headers-to-remove` naming
+ * the other client-sent headers with the identity prefix. Deny →
  * the decision's status, the JSON deny body and `www-authenticate`, exactly
  * as the Check port sends them. Neither may be cached by anything in between.
  */
@@ -58,6 +59,9 @@ export function createForwardAuthResponder(options: ForwardAuthResponderOptions 
       };
     }
 
+    // All five, every time, empty when there is nothing to say: nginx,
+    // Traefik and Caddy copy the headers they are told to copy, and Caddy
+    // would forward a literal placeholder for one that is missing.
     const headers: Record<string, string> = { "cache-control": "no-store" };
     for (const [name, value] of identityHeaders(decision.identity, prefix)) headers[name] = value;
     const remove = view.spoofedHeaders.filter((name) => !(name in headers));

@@ -34,7 +34,9 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
   const respond = createForwardAuthResponder(options);
   const prefix = options.prefix ?? DEFAULT_IDENTITY_PREFIX;
 
-  return (request: IncomingMessage, response: ServerResponse): void => {
+  // Returns the pending answer when the decision is asynchronous, so that a
+  // failure while writing it reaches the caller's guard (guard.ts).
+  return (request: IncomingMessage, response: ServerResponse): MaybePromise<void> => {
     let view: RequestView = EMPTY_VIEW;
     const answer = (decision: Decision): void => {
       if (!decision.allow) logDeny(log, decision, view);
@@ -50,7 +52,7 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
     } catch (cause) {
       decision = faultDeny("forward-auth handler failed", cause);
     }
-    whenReady(
+    return whenReady(
       decision,
       (made) => answer(unjudgeable(made, problem)),
       (cause) => answer(faultDeny("pipeline rejected", cause)),

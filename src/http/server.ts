@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createLogger, type Logger } from "../lib/log.js";
 import { createForwardAuthHandler, type ForwardAuthOptions } from "./forward-auth.js";
 import { isForwardAuthTarget } from "./forward-auth-view.js";
+import { guard } from "./guard.js";
 
 /** A readiness probe's answer: ready, plus why not when it is not. */
 export interface Readiness {
@@ -21,6 +23,8 @@ export interface HttpServerOptions {
   readonly forwardAuth?: ForwardAuthOptions;
   /** Prometheus exposition for `/metrics`; absent, `/metrics` is 404. */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Where a request that fails while being answered is logged (see guard.ts); default: stderr. */
+  readonly logger?: Logger;
 }
 
 /** A running HTTP server (forward-auth, health and metrics). */
@@ -36,11 +40,14 @@ export interface HttpServer {
  * `/healthz` answers 200 while the process is alive;
  * `/readyz` answers 200 only when keyward can decide (store open, JWKS
  * loaded), else 503 with the failing checks, so an orchestrator keeps traffic
- * away from a sidecar that would only deny with 503.
+ * away from a sidecar that would only deny with 503. A failure while
+ * answering any request is confined to that request (guard.ts): it gets a
+ * 503 deny or its connection is reset, and the server keeps serving.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const forwardAuth = options.forwardAuth && createForwardAuthHandler(options.forwardAuth);
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const logger = options.logger ?? createLogger();
+  const handle = (req: IncomingMessage, res: ServerResponse): unknown => {
     const target = req.url ?? "/";
     if (forwardAuth && isForwardAuthTarget(target)) return forwardAuth(req, res);
     const path = target.split("?")[0];
@@ -55,7 +62,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       });
     }
     if (path === "/metrics" && options.metrics) {
-      options.metrics().then(
+      // Returned, so that a failure while writing reaches the guard.
+      return options.metrics().then(
         ({ contentType, body }) => {
           res.writeHead(200, {
             "content-type": contentType,
@@ -65,10 +73,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         },
         () => send(res, 500, { error: "metrics_unavailable" }),
       );
-      return;
     }
     return send(res, 404, { error: "not_found" });
-  });
+  };
+  const server = createServer(guard(logger, handle));
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -4,7 +4,7 @@ import type { RequestView } from "../auth/request-view.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { notAdmitted, type Policy, type Requirement } from "../policy/policy.js";
 import { createIdentifier, type IdentifierOptions } from "./identify.js";
-import { routePath } from "./path.js";
+import { describeRoutePath } from "./path.js";
 
 /** Options for {@link createPipeline}. */
 export interface PipelineOptions extends IdentifierOptions {
@@ -65,10 +65,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
 
   function authorize(identity: Identity, view: RequestView): Decision {
-    const path = routePath(view.path);
+    // A target keyward cannot read (ambiguous, undecodable) names no route:
+    // a plain 403, with the reason in the deny's log line, never a fault.
+    const { path, problem } = describeRoutePath(view.path);
     const requirement = requirementOf(view, path);
     if (requirement.type === "deny") {
-      return deny("insufficient_scope", { reason: "no rule grants this route", ...who(identity) });
+      const reason = problem ? `${problem}: matches no rule` : "no rule grants this route";
+      return deny("insufficient_scope", { reason, ...who(identity) });
     }
     // The rule names the credentials it admits (DESIGN "Route policy": others get 403).
     const refused = notAdmitted(requirement, identity);

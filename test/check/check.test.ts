@@ -308,6 +308,29 @@ describe("ext_authz Check on API keys", () => {
       }
     });
 
+    it.each([
+      "/api/v1/sources/%zz",
+      "/api/v1/sources/%",
+      "/api/v1/sources/%e9",
+      "/api/v1/sources/a%ff%fe",
+      "/api/v1/sources/s1#/../../admin",
+    ])(
+      "denies the undecodable or fragment path %s with 403 insufficient_scope, logged at info, never 503",
+      async (path) => {
+        const { secret, key } = kw.store.create({ kind: "live", scopes: ["sources:read"] });
+        const d = denial(await client.check({ method: "GET", path, headers: bearer(secret) }));
+        expect([d.grpcCode, d.httpStatus, d.body.error]).toEqual([
+          7,
+          "Forbidden",
+          "insufficient_scope",
+        ]);
+        const line = kw.logs.records.find((record) => record.decision_id === d.body.decision_id);
+        expect(line).toMatchObject({ level: 30, key_id: key.id });
+        expect(String(line?.reason)).toMatch(/percent-decoded|raw #/);
+        expect(kw.logs.records.filter((record) => Number(record.level) >= 50)).toEqual([]);
+      },
+    );
+
     it("checks the credential before the route: a bad key on an unknown route is still 401", async () => {
       const d = denial(await client.check({ path: "/nowhere", headers: bearer("sk_live_nope") }));
       expect(d.body.error).toBe("invalid_token");

@@ -3,6 +3,7 @@ import { basename } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FORWARD_AUTH_PATH } from "../../src/http/forward-auth-view.js";
 import { loadPolicyFile } from "../../src/policy/policy.js";
+import { validateCaddyfile } from "../helpers/caddy.js";
 import { testNginxConfig } from "../helpers/nginx.js";
 import { deployFiles, IDENTITY_HEADERS, PORTS, readYamlDocuments } from "./manifests.js";
 
@@ -16,7 +17,7 @@ describe("deploy/ files", () => {
       (file) =>
         !/\.ya?ml$/.test(file) &&
         !file.endsWith(".conf") &&
-        !["Dockerfile", "Dockerfile.dockerignore"].includes(basename(file)),
+        !["Dockerfile", "Dockerfile.dockerignore", "Caddyfile"].includes(basename(file)),
     );
     expect(unchecked).toEqual([]);
     expect(files.length).toBeGreaterThan(10);
@@ -35,6 +36,13 @@ describe("deploy/ files", () => {
   it.each(files.filter((file) => file.endsWith(".conf")))("%s passes nginx -t", (file) => {
     expect(() => testNginxConfig(readFileSync(file, "utf8"))).not.toThrow();
   });
+
+  it.each(files.filter((file) => basename(file) === "Caddyfile"))(
+    "%s passes caddy validate",
+    (file) => {
+      expect(validateCaddyfile(readFileSync(file, "utf8"))).toContain("Valid configuration");
+    },
+  );
 });
 
 describe("deploy/nginx/nginx.conf", () => {
@@ -54,5 +62,16 @@ describe("deploy/nginx/nginx.conf", () => {
       const captured = new RegExp(`auth_request_set \\$(\\w+) \\${variable};`).exec(config)?.[1];
       expect(config.toLowerCase(), name).toContain(`proxy_set_header ${name} $${captured};`);
     }
+  });
+});
+
+describe("deploy/caddy/Caddyfile", () => {
+  const config = readFileSync("deploy/caddy/Caddyfile", "utf8");
+
+  it("asks keyward's forward-auth endpoint on the HTTP port and copies every identity header", () => {
+    expect(config).toContain(`forward_auth 127.0.0.1:${PORTS.http} {`);
+    expect(config).toMatch(new RegExp(`^\\s*uri ${FORWARD_AUTH_PATH}$`, "m"));
+    const copied = /^\s*copy_headers (.+)$/m.exec(config)?.[1]?.toLowerCase().split(/\s+/);
+    expect(copied?.sort()).toEqual([...IDENTITY_HEADERS].sort());
   });
 });

@@ -350,9 +350,10 @@ describe("fault: the disk fills up (2 MiB tmpfs)", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("refuses the write that finds the disk full promptly, and stays up", () => {
+  it("refuses the write that finds the disk full with an answer, not a hang, and stays up", () => {
     expect(failure, "the disk never filled").toBeDefined();
-    expect(failure?.ms).toBeLessThan(10_000);
+    // The client's 15 s deadline is a hang guard; how fast is the bench's business.
+    expect(failure?.code).not.toBe("DeadlineExceeded");
     expect(server?.alive()).toBe(true);
   });
 
@@ -400,6 +401,8 @@ describe("fault: SQLite is locked by another process for longer than busy_timeou
     slowestDuringAdmin: 0,
     answersWithUsage: new Set<string>(),
     answersDuringAdmin: new Set<string>(),
+    checksWithUsage: 0,
+    checksDuringAdmin: 0,
     admin: { code: "", message: "" },
     adminMs: 0,
   };
@@ -424,24 +427,30 @@ describe("fault: SQLite is locked by another process for longer than busy_timeou
     });
   }
 
-  /** Checks every 100 ms until `until` resolves; returns the slowest answer's time. */
+  /**
+   * Checks every 100 ms until `until` resolves (at least `atLeast` times);
+   * returns how many were answered and the slowest answer's time (logged
+   * only: latency is the bench's business).
+   */
   async function checkUntil(
     token: string,
     until: Promise<unknown>,
     answers: Set<string>,
-  ): Promise<number> {
+    atLeast = 1,
+  ): Promise<{ count: number; slowest: number }> {
     let done = false;
     void until.finally(() => {
       done = true;
     });
     let slowest = 0;
-    for (let i = 0; i < 300 && !done; i++) {
+    let count = 0;
+    for (; count < 300 && (!done || count < atLeast); count++) {
       const started = performance.now();
       answers.add(await decideOn(check as WireCheckClient, token, 20_000));
       slowest = Math.max(slowest, performance.now() - started);
       await sleep(100);
     }
-    return slowest;
+    return { count, slowest };
   }
 
   beforeAll(async () => {
@@ -457,7 +466,10 @@ describe("fault: SQLite is locked by another process for longer than busy_timeou
     const lock = await holdWriteLock();
     // Phase 1: only Checks with a valid key, for longer than the 5 s
     // last-used flush period.
-    seen.slowestWithUsage = await checkUntil(valid, sleep(7_000), seen.answersWithUsage);
+    // At least 10 of them, however slow the machine.
+    const phase1 = await checkUntil(valid, sleep(7_000), seen.answersWithUsage, 10);
+    seen.slowestWithUsage = phase1.slowest;
+    seen.checksWithUsage = phase1.count;
     // Phase 2: an admin write while Checks (unknown key, nothing to record) go on.
     const unknown = `sk_live_${"0".repeat(16)}_${"1".repeat(48)}`;
     const started = performance.now();
@@ -467,7 +479,9 @@ describe("fault: SQLite is locked by another process for longer than busy_timeou
         seen.admin = result;
       },
     );
-    seen.slowestDuringAdmin = await checkUntil(unknown, write, seen.answersDuringAdmin);
+    const phase2 = await checkUntil(unknown, write, seen.answersDuringAdmin);
+    seen.slowestDuringAdmin = phase2.slowest;
+    seen.checksDuringAdmin = phase2.count;
     await write;
     lock.kill("SIGKILL");
     await new Promise((done) => lock.once("exit", done));
@@ -492,19 +506,22 @@ describe("fault: SQLite is locked by another process for longer than busy_timeou
     expect(server?.alive()).toBe(true);
   });
 
-  it("answers the admin write within busy_timeout with a clear, retryable 503 unavailable", () => {
+  it("answers the admin write with a clear, retryable 503 unavailable (busy_timeout, not the client's deadline)", () => {
     expect({
-      within8s: seen.adminMs < 8_000,
       code: seen.admin.code,
       saysBusy: /busy|locked/i.test(seen.admin.message),
-    }).toEqual({ within8s: true, code: "Unavailable", saysBusy: true });
+    }).toEqual({ code: "Unavailable", saysBusy: true });
   });
 
-  it("keeps Check answering within 1 s while another process holds the write lock (WAL readers do not wait)", () => {
-    expect({
-      withLastUsedDue: Math.round(seen.slowestWithUsage) < 1_000,
-      duringAdminWrite: Math.round(seen.slowestDuringAdmin) < 1_000,
-    }).toEqual({ withLastUsedDue: true, duringAdminWrite: true });
+  it("keeps Check answering while another process holds the write lock (WAL readers do not wait)", () => {
+    // Bounded by work, not latency: every one of these answers was made
+    // while the other process still held the lock (it is released only after
+    // both phases), and a reader that needed the lock would have answered
+    // 503 unavailable after busy_timeout instead of allow / invalid_token.
+    expect(seen.checksWithUsage).toBeGreaterThanOrEqual(10);
+    expect(seen.checksDuringAdmin).toBeGreaterThanOrEqual(1);
+    expect([...seen.answersWithUsage]).toEqual(["allow"]);
+    expect([...seen.answersDuringAdmin]).toEqual(["invalid_token"]);
   });
 
   it("accepts writes again once the lock is released", async () => {
@@ -595,13 +612,6 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
       { kid },
     );
 
-  /** Decides, and how long the answer took. */
-  async function timedDecision(client: WireCheckClient, bearer: string) {
-    const started = performance.now();
-    const got = await decideOn(client, bearer, 15_000);
-    return { got, ms: performance.now() - started };
-  }
-
   it("denies JWTs 503 only while the key set has never loaded, and recovers when the IdP is fixed", async () => {
     published = [signing.jwk];
     mode = "garbage";
@@ -620,7 +630,7 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
     expect((await probe(ports.http, "/readyz")).status).toBe(200);
   }, 30_000);
 
-  it("answers 503 within the 2 s fetch timeout while an IdP that never answers has never loaded, even when the garbage collector runs", async () => {
+  it("answers 503 (the 2 s fetch timeout fires, not undici's 300 s) while an IdP that never answers has never loaded, even when the garbage collector runs", async () => {
     // Node 20's AbortSignal.any() holds its AbortSignal.timeout() source
     // weakly (nodejs/node#57736): after a GC the timeout never fires, and
     // the fetch waits for undici's own 300 s header timeout.
@@ -632,7 +642,6 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
     mode = "hang";
     skew += 31_000;
     const collector = setInterval(gc, 200);
-    const started = performance.now();
     let got: string;
     try {
       got = await client
@@ -642,16 +651,17 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
             path: "/api/v1/sources",
             headers: { authorization: `Bearer ${await token()}` },
           },
-          6_000,
+          // A hang guard far below undici's 300 s, far above the 2 s timeout
+          // on any machine: an answer at all is the proof, not its speed.
+          60_000,
         )
-        .then(outcome, (error: { code?: number }) => `no answer in 6 s (gRPC ${error.code})`);
+        .then(outcome, (error: { code?: number }) => `no answer in 60 s (gRPC ${error.code})`);
     } finally {
       clearInterval(collector);
       mode = "ok";
     }
     expect(got).toBe("unavailable");
-    expect(performance.now() - started).toBeLessThan(4_000);
-  }, 30_000);
+  }, 120_000);
 
   it("keeps verifying with cached keys while the IdP is slow or broken, and picks up a new key once fixed", async () => {
     published = [signing.jwk];
@@ -664,12 +674,20 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
       mode = broken;
       skew += 31_000;
       // An unknown kid makes keyward refetch, which fails...
-      const unknownKid = timedDecision(client, await token(signing, `rotated-${broken}`));
-      // ...while tokens signed with a cached key are answered at once.
-      const known = await timedDecision(client, await token());
-      expect(known.got).toBe("allow");
-      expect(known.ms).toBeLessThan(1_000);
-      expect((await unknownKid).got).toBe("invalid_token");
+      let unknownSettled = false;
+      const unknownKid = decideOn(client, await token(signing, `rotated-${broken}`), 15_000).then(
+        (got) => {
+          unknownSettled = true;
+          return got;
+        },
+      );
+      // ...while tokens signed with a cached key are answered without waiting
+      // for it: with the IdP slower than the fetch timeout, the known token's
+      // answer arrives while the refetch is still pending (order, not a clock).
+      const known = await decideOn(client, await token(), 15_000);
+      expect(known).toBe("allow");
+      if (broken === "slow") expect(unknownSettled).toBe(false);
+      expect(await unknownKid).toBe("invalid_token");
     }
 
     // The IdP is back, with a rotated signing key.

@@ -50,11 +50,14 @@ describe("limits on the Check port: huge, numerous and odd input", () => {
     expect(outcome(response)).toBe("allow");
   }
 
-  /** Sends, and returns the outcome together with how long the answer took. */
+  /**
+   * Sends, and returns the outcome. The call's deadline is a hang guard only
+   * (a regex blow-up or a quadratic loop on these sizes takes minutes); the
+   * tests bound work, never how fast a busy machine answers.
+   */
   async function timed(request: Parameters<WireCheckClient["send"]>[0]) {
-    const started = performance.now();
-    const response = await client.send(request, 20_000);
-    return { outcome: outcome(response), ms: performance.now() - started, response };
+    const response = await client.send(request, 60_000);
+    return { outcome: outcome(response), response };
   }
 
   it.each([
@@ -73,14 +76,13 @@ describe("limits on the Check port: huge, numerous and odd input", () => {
     await stillServes();
   });
 
-  it("denies a 1 MiB path that no rule matches with 403 insufficient_scope, quickly", async () => {
-    const { outcome: got, ms } = await timed({
+  it("denies a 1 MiB path that no rule matches with 403 insufficient_scope", async () => {
+    const { outcome: got } = await timed({
       method: "GET",
       path: "/x".repeat(MiB / 2),
       headers: { authorization: `Bearer ${valid}` },
     });
     expect(got).toBe("insufficient_scope");
-    expect(ms).toBeLessThan(2_000);
     await stillServes();
   });
 
@@ -102,7 +104,7 @@ describe("limits on the Check port: huge, numerous and odd input", () => {
       headers: { authorization: `Bearer ${worker.secret}` },
     });
     expect(outside.outcome).toBe("insufficient_scope");
-    expect(Math.max(inside.ms, outside.ms)).toBeLessThan(2_000);
+    await stillServes();
   });
 
   it("judges the credential among 5 000 unrelated headers", async () => {
@@ -321,22 +323,32 @@ describe("limits on the Check port: a header flood", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("answers a request with 100 000 distinct x-auth-* headers (3 MiB) within 2 s", async () => {
+  it("answers a request with 100 000 distinct x-auth-* headers (3 MiB), removing every one, and keeps serving", async () => {
     // Envoy caps headers at 100 by default, but max_request_headers_count
     // can be raised, and anything that reaches the Check port can send this.
     // The spoofed-header bookkeeping must stay linear.
     const rawHeaders: [string, Uint8Array][] = [["authorization", Buffer.from(`Bearer ${valid}`)]];
     for (let i = 0; i < 100_000; i++) rawHeaders.push([`x-auth-${i}`, Buffer.from("1")]);
-    const started = performance.now();
-    const answer = await client
-      .send({ method: "GET", path: "/api/v1/sources", rawHeaders }, 2_000)
-      .then(
-        (response) => outcome(response),
-        (error: { code?: number; details?: string }) =>
-          `gRPC error ${error.code}: ${error.details}`,
-      );
-    expect(answer, `after ${Math.round(performance.now() - started)} ms`).toBe("allow");
-  });
+    // The deadline is a hang guard (quadratic bookkeeping on 100 000
+    // headers takes minutes); the work is what is asserted.
+    const response = await client.send(
+      { method: "GET", path: "/api/v1/sources", rawHeaders },
+      120_000,
+    );
+    const verdict = judge(response);
+    expect(verdict.allow).toBe(true);
+    if (verdict.allow) expect(new Set(verdict.remove).size).toBe(100_000);
+    const after = await client.send(
+      {
+        method: "GET",
+        path: "/api/v1/sources",
+        headers: { authorization: `Bearer ${valid}` },
+      },
+      60_000,
+    );
+    expect(outcome(after)).toBe("allow");
+    expect(server.alive()).toBe(true);
+  }, 300_000);
 });
 
 describe("limits on the admin port: bodies over 64 KiB", () => {

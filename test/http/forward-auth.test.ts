@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 
@@ -208,10 +211,10 @@ describe("forward-auth on the HTTP port", () => {
       });
       expect(answer.status).toBe(200);
       expect(answer.headers["x-auth-subject"]).not.toBe("admin");
-      // The agent key has no tenant, so keyward sends none: the forged one
-      // must go, like x-auth-role; x-auth-subject is overwritten instead.
-      expect(answer.headers["x-auth-tenant"]).toBeUndefined();
-      expect(answer.headers["x-envoy-auth-headers-to-remove"]).toBe("x-auth-role, x-auth-tenant");
+      // The agent key has no tenant: keyward sends it empty, overwriting the
+      // forged one; x-auth-role is not one of keyward's, so it must go.
+      expect(answer.headers["x-auth-tenant"]).toBe("");
+      expect(answer.headers["x-envoy-auth-headers-to-remove"]).toBe("x-auth-role");
     });
 
     it("answers HEAD with the decision's status and headers, without a body", async () => {
@@ -274,6 +277,34 @@ describe("forward-auth on the HTTP port", () => {
       expect(answer.status).toBe(403);
     });
 
+    it.each([
+      ["nginx", "/api/v1/sources/%zz"],
+      ["Traefik", "/api/v1/sources/%zz"],
+      ["Envoy", "/api/v1/sources/%zz"],
+      ["nginx", "/api/v1/sources/%ff"],
+      ["nginx", "/api/v1/sources/s1#/../../admin"],
+      ["Traefik", "/api/v1/sources#x"],
+      ["Traefik", "/api/v1/sources/a%2Fb"],
+    ])(
+      "denies a %s target %s keyward cannot read with 403, logged at info, never 503",
+      async (proxy, uri) => {
+        const headers =
+          proxy === "nginx" ? nginx("GET", uri) : proxy === "Traefik" ? traefik("GET", uri) : {};
+        const target = proxy === "Envoy" ? `/authz${uri}` : "/authz";
+        const answer = await send(port, "GET", target, { ...bearer(readOnly.secret), ...headers });
+        const body = expectDeny(
+          answer,
+          403,
+          "insufficient_scope",
+          'Bearer realm="keyward", error="insufficient_scope"',
+        );
+        const line = kw.logs.records.find((record) => record.decision_id === body.decision_id);
+        expect(line).toMatchObject({ level: 30, name: "http" });
+        expect(String(line?.reason)).toMatch(/percent-decoded|raw #|ambiguous/);
+        expect(kw.logs.records.filter((record) => Number(record.level) >= 50)).toEqual([]);
+      },
+    );
+
     it("treats two authorization headers as an invalid credential, not a choice", async () => {
       const answer = await send(port, "GET", "/authz/api/v1/sources", {
         authorization: [`Bearer ${readOnly.secret}`, `Bearer ${revoked}`],
@@ -329,6 +360,44 @@ describe("forward-auth with headers.strip_authorization", () => {
       expect(answer.headers["x-envoy-auth-headers-to-remove"]).toBe("authorization");
     } finally {
       await kw.close();
+    }
+  });
+});
+
+describe("forward-auth: every identity header on every allow (issue 18 point 10)", () => {
+  let kw: TestKeyward;
+  let dir: string;
+  beforeAll(async () => {
+    // Any valid credential passes, so a key without scopes is allowed.
+    dir = mkdtempSync(join(tmpdir(), "keyward-fa-policy-"));
+    const policy = join(dir, "policy.yaml");
+    writeFileSync(policy, "default: authenticated\nrules: []\n");
+    kw = await startTestKeyward({ policy });
+  });
+  afterAll(async () => {
+    await kw.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("sends all five identity headers on every allow, empty for a key without tenant or scopes", async () => {
+    const { secret, key } = kw.store.create({ kind: "agent", scopes: [] });
+    for (const [target, headers] of [
+      ["/authz/api/v1/anything", {}],
+      ["/authz", nginx("GET", "/api/v1/anything")],
+      ["/authz", traefik("GET", "/api/v1/anything")],
+    ] as const) {
+      const answer = await send(kw.ports.http, "GET", target, { ...bearer(secret), ...headers });
+      expect(answer.status, target).toBe(200);
+      expect(
+        IDENTITY.map((name) => [name, answer.headers[name]]),
+        target,
+      ).toEqual([
+        ["x-auth-kind", "agent"],
+        ["x-auth-subject", key.id],
+        ["x-auth-key-id", key.id],
+        ["x-auth-tenant", ""],
+        ["x-auth-scopes", ""],
+      ]);
     }
   });
 });
