@@ -58,6 +58,9 @@ export interface AdminServer {
  * fails while being answered gets a 503 deny or a reset stream (guard.ts),
  * and a connection that errors or is reset by its client is dropped alone:
  * neither can take the process down.
+ *
+ * Long because the port serves three protocols from one listener (first
+ * bytes decide), and they share the guard, the REST handler and shutdown.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { routes, interceptors } = options;

@@ -49,6 +49,9 @@ export interface Keyward {
  * (files and tokens → replica sync → decider → admin API); a bad
  * configuration throws before anything listens. {@link Keyward.start} only
  * binds ports and starts background work; `close` undoes both in reverse.
+ *
+ * Longer than most functions on purpose: it is the one place that shows how
+ * the process is put together, read top to bottom; each step is one call.
  */
 export function createKeyward(initial: Config, overrides: KeywardOverrides = {}): Keyward {
   const logger = overrides.logger ?? createLogger({ level: initial.log_level });

@@ -56,6 +56,9 @@ type Incoming = CheckRequest | typeof UNDECODABLE;
  * port with @grpc/grpc-js, (de)serialising with the generated protobuf-es
  * schemas. The handler never throws and never answers with an error status:
  * every outcome, faults included, is a CheckResponse with a decision.
+ *
+ * Long because the Check handler, its codecs and the server lifecycle share
+ * the responder and the health state; each part is commented where it starts.
  */
 export async function startCheckServer(options: CheckServerOptions): Promise<CheckServer> {
   const log = options.logger;

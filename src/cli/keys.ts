@@ -17,7 +17,10 @@ interface CommonFlags {
   json?: boolean;
 }
 
-/** `keyward keys …`. */
+/** `keyward keys …`. *
+ * Long because it declares the whole `keys` command tree; each action is a
+ * few lines over `run` and the backend.
+ */
 export function registerKeyCommands(program: Command): void {
   const keys = program
     .command("keys")

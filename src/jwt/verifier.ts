@@ -90,6 +90,9 @@ const MIN_TIMER_TICK_MS = 1_000;
  * Creates the JWT verifier. Call `start()` to load the key sets; `verify()`
  * before that loads a missing key set on demand. Throws at once on a
  * contradictory configuration (two entries with the same `issuer`).
+ *
+ * Its methods share the cache, the counters and the key sets, so they stay
+ * together in one closure; the verification itself is verify-token.ts.
  */
 export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const now = options.now ?? Date.now;

@@ -30,6 +30,9 @@ export type Pipeline = (view: RequestView) => MaybePromise<Decision>;
  * authorization. Each phase either hands its result on or ends the request
  * with a deny; an unexpected error anywhere ends it with `unavailable`, so a
  * fault can never turn into an allow.
+ *
+ * The phases share the options and read as one chain, so they stay in one
+ * closure; each phase is a short nested function.
  */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);

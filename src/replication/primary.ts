@@ -33,6 +33,9 @@ const CHANGE_BATCH = 500;
  * it: the stream's generator only pulls the next batch once the previous
  * messages were written, so a slow replica costs the primary one batch of
  * memory, never a growing buffer.
+ *
+ * The two streams (Watch and Snapshot) share the token check, the
+ * connection and the notifier, so they are declared together.
  */
 export function replicationRoutes(options: ReplicationOptions) {
   const heartbeatMs = options.heartbeatMs ?? 1000;

@@ -64,68 +64,6 @@ export function mintHandlers(h: Handlers) {
     "INSERT INTO idempotency (actor, idem_key, request_hash, key_id, created_at) VALUES (?, ?, ?, ?, ?)",
   );
 
-  /** Refuses (invalid_argument) a scope keyward does not know: a typo would mint a useless key. */
-  function assertKnownScopes(scopes: readonly string[]): void {
-    const known = h.options.knownScopes();
-    const unknown = scopes.find(
-      (scope) => scope !== SCOPE_ADMIN && scope !== SCOPE_PROVISION && !known.has(scope),
-    );
-    if (unknown !== undefined) {
-      throw new ConnectError(
-        `scopes: ${JSON.stringify(unknown)} is not a scope keyward knows (known: the policy's scopes, the config's scopes: list, ${SCOPE_ADMIN}, ${SCOPE_PROVISION})`,
-        Code.InvalidArgument,
-      );
-    }
-  }
-
-  /**
-   * The key a create asks for, with the caller's defaults filled in, or a
-   * refusal: first what no key may be (invalid_argument), then what this
-   * caller may not mint (permission_denied).
-   */
-  function createInput(
-    principal: Principal,
-    request: CreateKeyRequest,
-    chronicle: boolean,
-  ): CreateKeyInput {
-    assertAdministrator(principal, "mint keys");
-    const { identity } = principal;
-    const ownKind = principal.researcher && !principal.superuser ? "user" : undefined;
-    const kind = (request.kind || ownKind || (chronicle ? "agent" : "live")) as KeyKind;
-    if (chronicle && !CHRONICLE_KINDS.includes(kind)) {
-      throw new ConnectError(
-        `kind: POST /api-keys mints user or agent keys only, not ${JSON.stringify(kind)}`,
-        Code.InvalidArgument,
-      );
-    }
-    if (!KEY_KINDS.includes(kind)) {
-      throw new ConnectError(`kind must be one of ${KEY_KINDS.join(", ")}`, Code.InvalidArgument);
-    }
-    // Everyone but keys:admin acts in its own tenant and as itself, unless
-    // it asks otherwise, which the minting rules below refuse.
-    const tenant = request.tenant || (principal.superuser ? "" : identity.tenant);
-    const owner = request.owner || (principal.superuser ? "" : identity.subject);
-    let expiresAt = request.expiresAt ? timestampMs(request.expiresAt) : undefined;
-    if (expiresAt === undefined && (kind === "user" || kind === "agent"))
-      expiresAt = h.now() + h.options.defaultTtlMs;
-    const binding = request.binding;
-    const input: CreateKeyInput = {
-      kind,
-      name: request.name,
-      tenant,
-      owner,
-      scopes: request.scopes,
-      expiresAt,
-      binding: binding
-        ? { experiment: binding.experiment, variation: binding.variation, run: binding.run }
-        : undefined,
-    };
-    guardInput(() => validateKeyInput(input, h.now()));
-    assertKnownScopes(request.scopes);
-    assertCouldMint(principal, { kind, tenant, owner, scopes: request.scopes });
-    return input;
-  }
-
   /**
    * Idempotent create: the same caller retrying the same request with the
    * same idempotency key gets the first answer, not a second key.
@@ -166,7 +104,7 @@ export function mintHandlers(h: Handlers) {
   return {
     createKey(request: CreateKeyRequest, context: HandlerContext) {
       return audited(context, undefined, (caller): Pick<CreateKeyResponse, "key" | "secret"> => {
-        const input = createInput(caller, request, context.values.get(chronicleEndpointKey));
+        const input = createInput(h, caller, request, context.values.get(chronicleEndpointKey));
         if (request.idempotencyKey) return createOnce(caller, request, input);
         return shown(guardInput(() => store.create(input)));
       });
@@ -183,12 +121,75 @@ export function mintHandlers(h: Handlers) {
         }
         // A new secret is a new key in all but its id: it obeys the minting
         // rules, owner included (the secret acts as its owner upstream).
-        assertKnownScopes(key.scopes);
+        assertKnownScopes(h, key.scopes);
         assertCouldMint(caller, key);
         return shown(guardInput(() => store.rotate(key.id) ?? notFound(key.id)));
       });
     },
   };
+}
+
+/** Refuses (invalid_argument) a scope keyward does not know: a typo would mint a useless key. */
+export function assertKnownScopes(h: Handlers, scopes: readonly string[]): void {
+  const known = h.options.knownScopes();
+  const unknown = scopes.find(
+    (scope) => scope !== SCOPE_ADMIN && scope !== SCOPE_PROVISION && !known.has(scope),
+  );
+  if (unknown !== undefined) {
+    throw new ConnectError(
+      `scopes: ${JSON.stringify(unknown)} is not a scope keyward knows (known: the policy's scopes, the config's scopes: list, ${SCOPE_ADMIN}, ${SCOPE_PROVISION})`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
+/**
+ * The key a create asks for, with the caller's defaults filled in, or a
+ * refusal: first what no key may be (invalid_argument), then what this
+ * caller may not mint (permission_denied).
+ */
+function createInput(
+  h: Handlers,
+  principal: Principal,
+  request: CreateKeyRequest,
+  chronicle: boolean,
+): CreateKeyInput {
+  assertAdministrator(principal, "mint keys");
+  const { identity } = principal;
+  const ownKind = principal.researcher && !principal.superuser ? "user" : undefined;
+  const kind = (request.kind || ownKind || (chronicle ? "agent" : "live")) as KeyKind;
+  if (chronicle && !CHRONICLE_KINDS.includes(kind)) {
+    throw new ConnectError(
+      `kind: POST /api-keys mints user or agent keys only, not ${JSON.stringify(kind)}`,
+      Code.InvalidArgument,
+    );
+  }
+  if (!KEY_KINDS.includes(kind)) {
+    throw new ConnectError(`kind must be one of ${KEY_KINDS.join(", ")}`, Code.InvalidArgument);
+  }
+  // Everyone but keys:admin acts in its own tenant and as itself, unless
+  // it asks otherwise, which the minting rules below refuse.
+  const tenant = request.tenant || (principal.superuser ? "" : identity.tenant);
+  const owner = request.owner || (principal.superuser ? "" : identity.subject);
+  let expiresAt = request.expiresAt ? timestampMs(request.expiresAt) : undefined;
+  if (expiresAt === undefined && (kind === "user" || kind === "agent"))
+    expiresAt = h.now() + h.options.defaultTtlMs;
+  const binding = request.binding;
+  const input: CreateKeyInput = {
+    kind,
+    name: request.name,
+    tenant,
+    owner,
+    scopes: request.scopes,
+    expiresAt,
+    binding: binding
+      ? { experiment: binding.experiment, variation: binding.variation, run: binding.run }
+      : undefined,
+  };
+  guardInput(() => validateKeyInput(input, h.now()));
+  assertKnownScopes(h, request.scopes);
+  assertCouldMint(principal, { kind, tenant, owner, scopes: request.scopes });
+  return input;
 }
 
 /** A minted key as the answer shows it: the secret, once. */
