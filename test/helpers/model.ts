@@ -4,21 +4,13 @@ import type { KeyRepository } from "../../src/keys/repository.js";
 import { readCredential } from "../../src/pipeline/credential.js";
 import { routePath } from "../../src/pipeline/path.js";
 import type { Policy } from "../../src/policy/policy.js";
+import { DATA_SCOPES } from "./admin.js";
 import type { WireRequest } from "./hardening.js";
 
 // The key table as the property tests model it, the outcome a request must
 // get under that model, and the arbitraries the properties draw from.
 
 /** Every data-plane scope of the seeds' table. */
-export const DATA_SCOPES = [
-  "sources:read",
-  "sources:write",
-  "items:read",
-  "items:write",
-  "runs:read",
-  "runs:execute",
-  "runs:apply",
-];
 
 /** A key the test minted, and what state the model says its secret is in. */
 export interface Minted {
