@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { createKeyward } from "../dist/app.js";
+import { createKeyward } from "../dist/app/keyward.js";
 import { loadConfig } from "../dist/config/load.js";
 import { openDatabase } from "../dist/keys/db.js";
-import { KeyStore } from "../dist/keys/store.js";
-import { createLogger } from "../dist/log.js";
+import { KeyRepository } from "../dist/keys/repository.js";
+import { createLogger } from "../dist/lib/log.js";
 import { createIssuer } from "./jwt.mjs";
 
 const ROUNDS = Number(process.argv[2] ?? 7);
@@ -25,7 +25,7 @@ const issuer = createIssuer(join(dir, "jwks.json"));
 
 // Seed: 10,000 keys in acme, 10,000 spread over other tenants.
 const seedDb = openDatabase(database);
-const store = new KeyStore(seedDb);
+const store = new KeyRepository(seedDb);
 const started = Date.now();
 seedDb.transaction(() => {
   for (let i = 0; i < TENANT_KEYS; i++) {

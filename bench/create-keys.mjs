@@ -1,13 +1,13 @@
-// Key-creation throughput straight through keyward's KeyStore (the path the
+// Key-creation throughput straight through keyward's KeyRepository (the path the
 // CLI's `keys create --db` and the admin API use), on a fresh database opened
 // with keyward's own pragmas (WAL, synchronous=FULL: one fsync per key).
 //   taskset -c 0 node bench/create-keys.mjs FILE SECONDS
 import { openDatabase } from "../dist/keys/db.js";
-import { KeyStore } from "../dist/keys/store.js";
+import { KeyRepository } from "../dist/keys/repository.js";
 
 const [file, seconds = "3"] = process.argv.slice(2);
 const db = openDatabase(file);
-const store = new KeyStore(db);
+const store = new KeyRepository(db);
 const deadline = performance.now() + Number(seconds) * 1000;
 const started = performance.now();
 let created = 0;

@@ -11,7 +11,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyService } from "../dist/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../dist/keys/db.js";
-import { KeyStore } from "../dist/keys/store.js";
+import { KeyRepository } from "../dist/keys/repository.js";
 import { checkOn, checkRequestBody } from "./grpc-check.mjs";
 import { RUN_DIR, sleep } from "./servers.mjs";
 import { latencySummary } from "./stats.mjs";
@@ -38,7 +38,7 @@ export async function measurePropagation(startKeyward, { issuer, revocations }) 
     for (const suffix of ["", "-wal", "-shm"]) rmSync(file + suffix, { force: true });
   }
   const db = openDatabase(primaryDb);
-  const store = new KeyStore(db);
+  const store = new KeyRepository(db);
   const admin = store.create({
     kind: "live",
     name: "bench admin",

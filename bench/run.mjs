@@ -19,7 +19,7 @@ import {
 import { cpus, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import { openDatabase } from "../dist/keys/db.js";
-import { KeyStore } from "../dist/keys/store.js";
+import { KeyRepository } from "../dist/keys/repository.js";
 import { checkOnce, checkRequestBody, JWT_REQUEST } from "./grpc-check.mjs";
 import { CLIENT_CORE, h2loadCommand, runH2load, runH2loadMix } from "./h2load.mjs";
 import { createIssuer } from "./jwt.mjs";
@@ -636,7 +636,7 @@ async function main() {
     // straight into the store, serves CreateKey to the admin client.
     const adminDbFile = join(RUN_DIR, "admin.db");
     const adminDb = openDatabase(adminDbFile);
-    const { secret } = new KeyStore(adminDb).create({
+    const { secret } = new KeyRepository(adminDb).create({
       kind: "live",
       name: "bench admin",
       tenant: "ops",
@@ -987,7 +987,7 @@ function report(r) {
     r.create.admin
       ? `- admin API \`CreateKey\` (keyward.admin.v1.KeyService over gRPC with a \`keys:admin\` API key, ${r.create.admin.concurrency} calls in flight from a connect-node client on core 1, keyward on core 0, fresh database): **${num(r.create.admin.perSecond)} keys/s** (${num(r.create.admin.created)} in ${r.plan.durationS} s, ${r.create.admin.errors} errors${r.create.admin.firstError ? `: ${r.create.admin.firstError}` : ""}), latency p50 / p99 ${ms(r.create.admin.latency.p50)} / ${ms(r.create.admin.latency.p99)} ms.`
       : "- admin API `CreateKey`: **not yet landed** (no admin port in keyward's start-up line).",
-    `- \`KeyStore.create\` on a fresh database with keyward's pragmas (WAL, \`synchronous=FULL\`, one transaction and fsync per key), core 0: **${num(r.create.store.perSecond)} keys/s** (${num(r.create.store.created)} in ${r.plan.durationS} s).`,
+    `- \`KeyRepository.create\` on a fresh database with keyward's pragmas (WAL, \`synchronous=FULL\`, one transaction and fsync per key), core 0: **${num(r.create.store.perSecond)} keys/s** (${num(r.create.store.created)} in ${r.plan.durationS} s).`,
     `- \`keyward keys create --db FILE --json\` (one process per key, as an operator runs it): ${r.create.cli.msEach.toFixed(0)} ms each (${(1000 / r.create.cli.msEach).toFixed(1)} keys/s), dominated by Node start-up.`,
     "",
     ...workersSection(r),
@@ -1011,7 +1011,7 @@ function report(r) {
       "",
       "## Where the time goes",
       "",
-      "`node --cpu-prof` on a fresh server process under the same saturated h2load run (`bench/out/profiles/`; summarise one with `node bench/profile.mjs FILE`). Only the samples of h2load's measured period count (no start-up, no warm-up). Main-thread self time is grouped by area and divided by the requests completed; the schedstat total also counts V8's helper threads (concurrent GC, compiler) and libuv's. Native work is charged to the JavaScript function that called it: better-sqlite3's queries show up in `KeyStore` methods, not under better-sqlite3.",
+      "`node --cpu-prof` on a fresh server process under the same saturated h2load run (`bench/out/profiles/`; summarise one with `node bench/profile.mjs FILE`). Only the samples of h2load's measured period count (no start-up, no warm-up). Main-thread self time is grouped by area and divided by the requests completed; the schedstat total also counts V8's helper threads (concurrent GC, compiler) and libuv's. Native work is charged to the JavaScript function that called it: better-sqlite3's queries show up in `KeyRepository` methods, not under better-sqlite3.",
     );
     for (const scenarioName of [...new Set(r.profiles.map((p) => p.scenario))]) {
       const profiles = r.profiles.filter((p) => p.scenario === scenarioName);

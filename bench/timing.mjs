@@ -7,7 +7,7 @@
 //   npm run build && node bench/timing.mjs [--samples 20000] [--keys 10000] [--out bench/TIMING.md]
 //
 // Two measurements, each over interleaved samples in random order:
-//   1. KeyStore.verify called directly (least noise: what the code does);
+//   1. KeyVerifier.verify called directly (least noise: what the code does);
 //   2. Check over gRPC against a real keyward (what an attacker sees on loopback).
 // Reported per measurement: medians, 10 % trimmed means with Yuen's Welch-type
 // t test, and the two-sample Kolmogorov–Smirnov D with its p-value.
@@ -260,8 +260,8 @@ async function overGrpc({ dist, database, lookups, n }) {
   const { create, toBinary, fromBinary } = await import("@bufbuild/protobuf");
   const pb = await import(`${dist}/gen/envoy/service/auth/v3/external_auth_pb.js`);
   const { loadConfig } = await import(`${dist}/config/load.js`);
-  const { createKeyward } = await import(`${dist}/app.js`);
-  const { createLogger } = await import(`${dist}/log.js`);
+  const { createKeyward } = await import(`${dist}/app/keyward.js`);
+  const { createLogger } = await import(`${dist}/lib/log.js`);
   const config = loadConfig({
     env: {},
     overrides: {
@@ -335,22 +335,23 @@ async function main() {
   const options = parseArgs(process.argv.slice(2));
   const dist = new URL("../dist", import.meta.url).href;
   const { openDatabase } = await import(`${dist}/keys/db.js`);
-  const { KeyStore } = await import(`${dist}/keys/store.js`);
+  const { KeyRepository } = await import(`${dist}/keys/repository.js`);
+  const { KeyVerifier } = await import(`${dist}/keys/verifier.js`);
   const { parseKey } = await import(`${dist}/keys/format.js`);
   const dir = mkdtempSync(join(tmpdir(), "keyward-timing-"));
   const database = join(dir, "keys.db");
   try {
     const writer = openDatabase(database);
-    const seedStore = new KeyStore(writer);
+    const seedStore = new KeyRepository(writer);
     const lookups = writer.transaction(() =>
       Array.from({ length: options.keys }, () => seedStore.create({ kind: "live" }).key.keyLookup),
     )();
     writer.close();
 
-    // 1. KeyStore.verify, with the decision cache on as in production.
+    // 1. KeyVerifier.verify, with the decision cache on as in production.
     const db = openDatabase(database);
-    const store = new KeyStore(db, Date.now, 100_000);
-    console.error(`KeyStore.verify: ${options.samples} samples of each kind...`);
+    const store = new KeyVerifier(db, Date.now, 100_000);
+    console.error(`KeyVerifier.verify: ${options.samples} samples of each kind...`);
     const [directUnknown, directWrong] = sampleVerify({
       verify: (parsed, token) => store.verify(parsed, token),
       parseKey,
@@ -384,7 +385,7 @@ async function main() {
       "",
       "| measurement | n (unknown / wrong) | median unknown id | median wrong secret | 10 % trimmed mean unknown | trimmed mean wrong | Yuen–Welch t | p (t) | KS D | p (KS) | verdict |",
       "|---|---|---|---|---|---|---|---|---|---|---|",
-      row("KeyStore.verify (direct)", direct),
+      row("KeyVerifier.verify (direct)", direct),
       row("Check over gRPC (loopback)", wire),
       "",
       "Verdict rule: *indistinguishable* unless the two-sample Kolmogorov–Smirnov test",

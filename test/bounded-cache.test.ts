@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { boundedCache } from "../src/bounded-cache.js";
+import { boundedCache } from "../src/lib/bounded-cache.js";
 
 describe("boundedCache", () => {
   it("holds at most maxEntries and evicts the least recently used first", () => {

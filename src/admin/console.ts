@@ -4,7 +4,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import type { IssuerConfig } from "../jwt/config.js";
+import type { IssuerConfig } from "../config/issuers.js";
 
 /** Where `npm run build` puts the console (vite, from src/console/), seen from src/admin/ and dist/admin/ alike. */
 export const CONSOLE_DIST = fileURLToPath(new URL("../../dist/console/", import.meta.url));

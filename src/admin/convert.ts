@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { KeyKind } from "../auth/identity.js";
 import { type Key, KeySchema } from "../gen/keyward/admin/v1/admin_pb.js";
-import type { KeyJson } from "../keys/json.js";
-import type { KeyRecord } from "../keys/store.js";
+import { type KeyJson, keyToJson } from "../keys/json.js";
+import type { KeyRecord } from "../keys/rows.js";
 
 /** A stored key as the admin API's Key message. */
 export function keyToProto(key: KeyRecord): Key {
@@ -23,15 +24,12 @@ export function keyToProto(key: KeyRecord): Key {
   });
 }
 
-/**
- * A Key message as the JSON the CLI and the REST routes print (the same
- * shape as `--db` mode: every field present, null when unset).
- */
-export function protoKeyToJson(key: Key): KeyJson {
+/** A Key message as the record it was made from (the CLI's remote mode reads keys this way). */
+export function keyFromProto(key: Key): KeyRecord {
   return {
     id: key.id,
     keyLookup: key.keyLookup,
-    kind: key.kind,
+    kind: key.kind as KeyKind,
     name: key.name,
     tenant: key.tenant,
     owner: key.owner,
@@ -42,19 +40,23 @@ export function protoKeyToJson(key: Key): KeyJson {
           variation: key.binding.variation,
           run: key.binding.run,
         }
-      : null,
-    status: key.status,
-    createdAt: iso(key.createdAt) ?? new Date(0).toISOString(),
-    expiresAt: iso(key.expiresAt),
-    revokedAt: iso(key.revokedAt),
-    lastUsedAt: iso(key.lastUsedAt),
+      : undefined,
+    status: key.status as KeyRecord["status"],
+    createdAt: key.createdAt ? timestampMs(key.createdAt) : 0,
+    expiresAt: key.expiresAt && timestampMs(key.expiresAt),
+    revokedAt: key.revokedAt && timestampMs(key.revokedAt),
+    lastUsedAt: key.lastUsedAt && timestampMs(key.lastUsedAt),
   };
+}
+
+/**
+ * A Key message as the JSON the CLI and the REST routes print (the same
+ * shape as `--db` mode: every field present, null when unset).
+ */
+export function protoKeyToJson(key: Key): KeyJson {
+  return keyToJson(keyFromProto(key));
 }
 
 function ms(value: number | undefined): Timestamp | undefined {
   return value === undefined ? undefined : timestampFromMs(value);
-}
-
-function iso(value: Timestamp | undefined): string | null {
-  return value ? timestampDate(value).toISOString() : null;
 }

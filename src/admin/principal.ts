@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
-import type { KeyRecord } from "../keys/store.js";
-import type { Identity, KeyKind } from "../pipeline/identity.js";
+import type { Identity, KeyKind } from "../auth/identity.js";
+import type { KeyRecord } from "../keys/rows.js";
 
 /** Scope that may do everything, including granting any scope. */
 export const SCOPE_ADMIN = "keys:admin";

@@ -1,13 +1,9 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import { z } from "zod";
-import { formatZodError } from "../config/errors.js";
 import type { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
-import { identityTextProblem } from "../keys/input.js";
 import { codeName } from "./codes.js";
-import { protoKeyToJson } from "./convert.js";
+import { matchRoute } from "./rest-routes.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 /** The part of an HTTP/1 or HTTP/2 response this module writes to. */
@@ -18,51 +14,6 @@ interface Response {
 
 /** Largest admin request body read; larger answers 413. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
-
-const isoTime = z.iso.datetime({
-  offset: true,
-  message: "expected an ISO 8601 time such as 2025-01-01T00:00:00Z",
-});
-const scopes = z.array(z.string()).default([]);
-/**
- * A name, description, owner or tenant: the identity rule (keys/input.ts).
- * Checked here as well as in the service because JSON can carry what the
- * in-process call cannot: an unpaired surrogate would reach the service as
- * U+FFFD, silently changed instead of refused.
- */
-const identityText = z.string().superRefine((value, context) => {
-  const problem = identityTextProblem(value);
-  if (problem) context.addIssue({ code: "custom", message: problem });
-});
-
-// The seeds' request bodies, strictly: an unknown field is a 400 naming it,
-// not silently ignored.
-const adminCreateBody = z
-  .object({
-    name: identityText.default(""),
-    description: identityText.optional(),
-    scopes,
-    expiresAt: isoTime.optional(),
-    kind: z.string().optional(),
-    tenant: identityText.optional(),
-    owner: identityText.optional(),
-    binding: z
-      .object({ experiment: z.string(), variation: z.string(), run: z.string() })
-      .strict()
-      .optional(),
-    idempotencyKey: z.string().max(200).optional(),
-  })
-  .strict();
-
-const apiKeysCreateBody = z
-  .object({
-    description: identityText.default(""),
-    name: identityText.optional(),
-    scopes,
-    expiresAt: isoTime.optional(),
-    kind: z.enum(["user", "agent"]).optional(),
-  })
-  .strict();
 
 /** HTTP status for each Connect code the admin API uses (DESIGN: 400, 401, 403, 404, 409, 413). */
 const STATUS: Partial<Record<Code, number>> = {
@@ -130,142 +81,6 @@ export function createRestHandler(clients: RestClients) {
     }
     return true;
   };
-}
-
-interface RouteInput {
-  body: unknown;
-  url: URL;
-  headers: Record<string, string>;
-  idempotencyKey: string | string[] | undefined;
-}
-type Route = (client: Client<typeof KeyService>, input: RouteInput) => Promise<[number, unknown]>;
-
-const ID = "([0-9a-f]{16})";
-
-function matchRoute(method: string, path: string): Route | undefined {
-  const adminBase = path.match(/^(?:\/api)?\/v1\/admin\/keys(.*)$/);
-  if (adminBase) {
-    const rest = adminBase[1] ?? "";
-    if (rest === "" && method === "POST") return createAdminKey;
-    if (rest === "" && method === "GET") return listKeys;
-    const id = rest.match(new RegExp(`^/${ID}(/rotate)?$`));
-    if (id) {
-      const keyId = id[1] as string;
-      if (id[2] && method === "POST") return (client, input) => rotate(client, keyId, input);
-      if (!id[2] && method === "DELETE") return (client, input) => revoke(client, keyId, input);
-      if (!id[2] && method === "GET") return (client, input) => get(client, keyId, input);
-    }
-    return rest === "" || /^\/[^/]+(\/rotate)?$/.test(rest) ? methodNotAllowed(rest) : undefined;
-  }
-  if (path === "/api-keys" && method === "POST") return createApiKey;
-  if (path === "/api-keys" && method === "GET") return listKeys;
-  const apiKey = path.match(new RegExp(`^/api-keys/${ID}$`));
-  if (apiKey && method === "DELETE")
-    return (client, input) => revoke(client, apiKey[1] as string, input);
-  if (path === "/api-keys" || /^\/api-keys\/[^/]+$/.test(path)) return methodNotAllowed(path);
-  return undefined;
-}
-
-function methodNotAllowed(_path: string): Route {
-  // An id that is not 16 lower-case hex cannot exist: answer as for any unknown key.
-  return async () => {
-    throw new ConnectError("no such key or method", Code.NotFound);
-  };
-}
-
-const createAdminKey: Route = async (client, { body, headers, idempotencyKey }) => {
-  const input = parse(adminCreateBody, body);
-  const response = await client.createKey(
-    {
-      kind: input.kind ?? "",
-      name: input.name || input.description || "",
-      tenant: input.tenant ?? "",
-      owner: input.owner ?? "",
-      scopes: input.scopes,
-      expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
-      binding: input.binding,
-      idempotencyKey: input.idempotencyKey ?? headerValue(idempotencyKey),
-    },
-    { headers },
-  );
-  return [201, { key: protoKeyToJson(response.key ?? missing()), secret: response.secret }];
-};
-
-const createApiKey: Route = async (client, { body, headers, idempotencyKey }) => {
-  const input = parse(apiKeysCreateBody, body);
-  const response = await client.createKey(
-    {
-      kind: input.kind ?? "",
-      name: input.name ?? input.description,
-      scopes: input.scopes,
-      expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
-      idempotencyKey: headerValue(idempotencyKey),
-    },
-    { headers },
-  );
-  return [201, { key: protoKeyToJson(response.key ?? missing()), secret: response.secret }];
-};
-
-const listKeys: Route = async (client, { url, headers }) => {
-  const q = url.searchParams;
-  const pageSize = Number(q.get("page_size") ?? q.get("pageSize") ?? "0");
-  if (!Number.isInteger(pageSize) || pageSize < 0) {
-    throw new ConnectError("page_size must be a whole number", Code.InvalidArgument);
-  }
-  const response = await client.listKeys(
-    {
-      pageSize,
-      pageToken: q.get("page_token") ?? q.get("pageToken") ?? "",
-      tenant: q.get("tenant") ?? "",
-      kind: q.get("kind") ?? "",
-      status: q.get("status") ?? "",
-      owner: q.get("owner") ?? "",
-      run: q.get("run") ?? "",
-    },
-    { headers },
-  );
-  return [200, { keys: response.keys.map(protoKeyToJson), nextPageToken: response.nextPageToken }];
-};
-
-async function rotate(
-  client: Client<typeof KeyService>,
-  id: string,
-  { headers }: RouteInput,
-): Promise<[number, unknown]> {
-  const response = await client.rotateKey({ id }, { headers });
-  return [200, { key: protoKeyToJson(response.key ?? missing()), secret: response.secret }];
-}
-
-async function revoke(
-  client: Client<typeof KeyService>,
-  id: string,
-  { headers }: RouteInput,
-): Promise<[number, unknown]> {
-  const response = await client.revokeKey({ id }, { headers });
-  return [200, { key: protoKeyToJson(response.key ?? missing()) }];
-}
-
-async function get(
-  client: Client<typeof KeyService>,
-  id: string,
-  { headers }: RouteInput,
-): Promise<[number, unknown]> {
-  const response = await client.getKey({ id }, { headers });
-  return [200, { key: protoKeyToJson(response.key ?? missing()) }];
-}
-
-function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
-  const result = schema.safeParse(body ?? {});
-  if (!result.success) throw new ConnectError(formatZodError(result.error), Code.InvalidArgument);
-  return result.data;
-}
-
-function headerValue(value: string | string[] | undefined): string {
-  return (Array.isArray(value) ? value[0] : value) ?? "";
-}
-
-function missing(): never {
-  throw new ConnectError("response without a key", Code.Internal);
 }
 
 /**

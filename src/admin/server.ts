@@ -20,10 +20,10 @@ import {
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { answerFailure, guard } from "../http/guard.js";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, type Logger } from "../lib/log.js";
 import type { ConsoleHandler } from "./console.js";
 import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
-import { chronicleEndpoint } from "./service.js";
+import { chronicleEndpoint } from "./rpc/mint.js";
 
 /** Options for {@link startAdminServer}. */
 export interface AdminServerOptions {
@@ -58,6 +58,9 @@ export interface AdminServer {
  * fails while being answered gets a 503 deny or a reset stream (guard.ts),
  * and a connection that errors or is reset by its client is dropped alone:
  * neither can take the process down.
+ *
+ * Long because the port serves three protocols from one listener (first
+ * bytes decide), and they share the guard, the REST handler and shutdown.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { routes, interceptors } = options;

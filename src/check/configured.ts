@@ -1,23 +1,20 @@
 import type { Config } from "../config/schema.js";
-import { decisionLogger, type Logger } from "../log.js";
-import type { Metrics } from "../observability/metrics.js";
-import { traced } from "../observability/tracing.js";
+import { decisionLogger, type Logger } from "../lib/log.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { type CheckServer, startCheckServer } from "./server.js";
 
 /**
- * The Check server as a configuration describes it, instrumented (metrics,
- * tracing) and logging its denies: what the main process starts with
- * `workers: 1`, and each Check worker with more.
+ * The Check server as a configuration describes it, logging its denies:
+ * what the main process starts with `workers: 1`, and each Check worker with
+ * more. `pipeline` is the one the decider serves to gRPC (traced, counted).
  */
 export function startConfiguredCheckServer(
   config: Config,
   pipeline: Pipeline,
-  metrics: Metrics,
   logger: Logger,
 ): Promise<CheckServer> {
   return startCheckServer({
-    pipeline: metrics.instrument(traced(pipeline, "grpc"), "grpc"),
+    pipeline,
     logger: decisionLogger(logger, "check"),
     host: config.listen.host,
     port: config.listen.check,

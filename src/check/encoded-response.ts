@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
-import { boundedCache } from "../bounded-cache.js";
+import type { Decision } from "../auth/decision.js";
+import type { Identity } from "../auth/identity.js";
+import type { RequestView } from "../auth/request-view.js";
 import { CheckResponseSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
-import type { Decision } from "../pipeline/decision.js";
-import type { Identity } from "../pipeline/identity.js";
-import type { RequestView } from "../pipeline/request-view.js";
+import { boundedCache } from "../lib/bounded-cache.js";
 import { type CheckResponderOptions, createCheckResponder } from "./response.js";
 
 interface Template {

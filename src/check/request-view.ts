@@ -1,5 +1,5 @@
+import type { RequestView } from "../auth/request-view.js";
 import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
-import type { RequestView } from "../pipeline/request-view.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 

@@ -1,5 +1,8 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
+import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../auth/decision.js";
+import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../auth/identity-headers.js";
+import type { RequestView } from "../auth/request-view.js";
 import {
   type HeaderValueOption,
   HeaderValueOption_HeaderAppendAction,
@@ -9,9 +12,6 @@ import {
   type CheckResponse,
   CheckResponseSchema,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
-import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../pipeline/decision.js";
-import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../pipeline/identity-headers.js";
-import type { RequestView } from "../pipeline/request-view.js";
 
 /** Options for {@link createCheckResponder}. */
 export interface CheckResponderOptions {

@@ -1,6 +1,10 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import type { Decision } from "../auth/decision.js";
+import { faultDeny } from "../auth/decision.js";
+import { EMPTY_VIEW, type RequestView } from "../auth/request-view.js";
 import {
+  Authorization,
   type CheckRequest,
   CheckRequestSchema,
   type CheckResponse,
@@ -8,21 +12,18 @@ import {
   file_envoy_service_auth_v3_external_auth,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
-import type { Logger } from "../log.js";
-import type { Decision } from "../pipeline/decision.js";
-import { faultDeny } from "../pipeline/identify.js";
+import { asBuffer, grpcService } from "../grpc/definition.js";
+import { HealthState, healthService } from "../grpc/health.js";
+import type { Logger } from "../lib/log.js";
+import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { logDeny } from "../pipeline/log-deny.js";
-import { type MaybePromise, whenReady } from "../pipeline/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
-import { EMPTY_VIEW, type RequestView } from "../pipeline/request-view.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
 import { createEncodedCheckResponder } from "./encoded-response.js";
-import { asBuffer, unaryMethod } from "./grpc-codec.js";
-import { HealthState, healthService } from "./health.js";
 import { viewOfCheckRequest } from "./request-view.js";
 import type { CheckResponderOptions } from "./response.js";
 
-export const AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization";
+export const AUTHORIZATION_SERVICE = Authorization.typeName;
 
 /** Options for {@link startCheckServer}. */
 export interface CheckServerOptions extends CheckResponderOptions {
@@ -55,6 +56,9 @@ type Incoming = CheckRequest | typeof UNDECODABLE;
  * port with @grpc/grpc-js, (de)serialising with the generated protobuf-es
  * schemas. The handler never throws and never answers with an error status:
  * every outcome, faults included, is a CheckResponse with a decision.
+ *
+ * Long because the Check handler, its codecs and the server lifecycle share
+ * the responder and the health state; each part is commented where it starts.
  */
 export async function startCheckServer(options: CheckServerOptions): Promise<CheckServer> {
   const log = options.logger;
@@ -64,23 +68,25 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
 
   // Responses leave the handler already encoded (encoded-response.ts); a
   // CheckResponse message is only ever serialised by a client.
-  const check = unaryMethod<Incoming, CheckResponse | Buffer>(
-    `/${AUTHORIZATION_SERVICE}/Check`,
-    {
-      serialize: (m) => asBuffer(toBinary(CheckRequestSchema, m as CheckRequest)),
-      deserialize: (bytes) => {
-        try {
-          return fromBinary(CheckRequestSchema, bytes);
-        } catch {
-          return UNDECODABLE;
-        }
+  const definition = grpcService(Authorization, {
+    Check: {
+      request: {
+        serialize: (m: Incoming) => asBuffer(toBinary(CheckRequestSchema, m as CheckRequest)),
+        deserialize: (bytes: Buffer): Incoming => {
+          try {
+            return fromBinary(CheckRequestSchema, bytes);
+          } catch {
+            return UNDECODABLE;
+          }
+        },
+      },
+      response: {
+        serialize: (m: CheckResponse | Buffer) =>
+          Buffer.isBuffer(m) ? m : asBuffer(toBinary(CheckResponseSchema, m)),
+        deserialize: (bytes: Buffer) => fromBinary(CheckResponseSchema, bytes),
       },
     },
-    {
-      serialize: (m) => (Buffer.isBuffer(m) ? m : asBuffer(toBinary(CheckResponseSchema, m))),
-      deserialize: (bytes) => fromBinary(CheckResponseSchema, bytes),
-    },
-  );
+  });
 
   // A failure while building or sending the answer is confined to this call:
   // logged at error, then a 503 deny; if even that cannot be built, the call
@@ -127,7 +133,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   };
 
   const server = new grpc.Server();
-  server.addService({ Check: check }, implementation);
+  server.addService(definition, implementation);
   server.addService(...healthService(health));
   // Server reflection, so grpcurl-style tools can list and call the services.
   for (const service of reflectionServices({

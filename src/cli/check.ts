@@ -1,13 +1,14 @@
-import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import type { Command } from "commander";
-import { asBuffer } from "../check/grpc-codec.js";
 import {
+  Authorization,
   type CheckRequest,
   CheckRequestSchema,
   type CheckResponse,
   CheckResponseSchema,
 } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
-import { UsageError } from "./errors.js";
+import { grpcMethod } from "../grpc/definition.js";
+import { EXIT_DENIED, ExitStatus, UsageError } from "./errors.js";
 
 interface CheckOptions {
   server: string;
@@ -28,11 +29,9 @@ export function registerCheckCommand(program: Command): void {
     .command("check")
     .description("send one ext_authz Check to a running keyward and print the decision")
     .option("--server <host:port>", "keyward's Check port", "127.0.0.1:9191")
-    .option(
-      "--token <token>",
-      "bearer token to present (or KEYWARD_TOKEN)",
-      process.env.KEYWARD_TOKEN,
-    )
+    // Only from the flag: an environment default would change the answer
+    // behind the user's back (KEYWARD_TOKEN is the admin API's token).
+    .option("--token <token>", "bearer token to present (none: no authorization header)")
     .option("--method <method>", "HTTP method of the request", "GET")
     .option("--path <path>", "HTTP path of the request", "/")
     .option(
@@ -64,8 +63,11 @@ export function registerCheckCommand(program: Command): void {
         },
       });
       const response = await callCheck(options.server, request);
+      // Exit status for scripts: 0 allowed, 3 denied (1: could not ask).
+      const denied = response.httpResponse.case !== "okResponse";
       if (options.json) {
         process.stdout.write(`${JSON.stringify(toJson(CheckResponseSchema, response))}\n`);
+        if (denied) throw new ExitStatus(EXIT_DENIED);
         return;
       }
       const http = response.httpResponse;
@@ -79,17 +81,19 @@ export function registerCheckCommand(program: Command): void {
         for (const h of http.value.headers)
           process.stdout.write(`  ${h.header?.key}: ${h.header?.value}\n`);
       }
+      if (denied) throw new ExitStatus(EXIT_DENIED);
     });
 }
 
 async function callCheck(server: string, request: CheckRequest): Promise<CheckResponse> {
   const grpc = await import("@grpc/grpc-js");
+  const check = grpcMethod<CheckRequest, CheckResponse>(Authorization.method.check);
   const client = new grpc.Client(server, grpc.credentials.createInsecure());
   return new Promise<CheckResponse>((resolve, reject) => {
     client.makeUnaryRequest(
-      "/envoy.service.auth.v3.Authorization/Check",
-      (m: CheckRequest) => asBuffer(toBinary(CheckRequestSchema, m)),
-      (b: Buffer) => fromBinary(CheckResponseSchema, b),
+      check.path,
+      check.requestSerialize,
+      check.responseDeserialize,
       request,
       { deadline: Date.now() + 5000 },
       (error, response) =>

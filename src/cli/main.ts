@@ -1,11 +1,9 @@
 import { Command, CommanderError, Option } from "commander";
 import { ConfigError } from "../config/errors.js";
+import { registerAuditCommand } from "./audit.js";
 import { registerCheckCommand } from "./check.js";
-import { UsageError } from "./errors.js";
+import { EXIT_FAILED, EXIT_USAGE, ExitStatus, UsageError } from "./errors.js";
 import { registerKeyCommands } from "./keys.js";
-
-/** Exit codes: 0 done, 1 failed at run time, 2 bad usage or bad configuration. */
-export const EXIT_USAGE = 2;
 
 /** Builds the `keyward` command tree. Exported for tests. */
 export function buildProgram(): Command {
@@ -22,7 +20,7 @@ export function buildProgram(): Command {
     .action(async (options: { config?: string }) => {
       // Loaded here, not at the top: `keys` and `check` start faster without the servers.
       const { loadConfig } = await import("../config/load.js");
-      const { createKeyward } = await import("../app.js");
+      const { createKeyward } = await import("../app/keyward.js");
       const config = loadConfig({ file: options.config });
       const keyward = createKeyward(config, {
         reloadConfig: () => loadConfig({ file: options.config }),
@@ -51,7 +49,8 @@ export function buildProgram(): Command {
       await starting;
     });
 
-  registerKeyCommands(program, "./data/keyward.db");
+  registerKeyCommands(program);
+  registerAuditCommand(program);
   registerCheckCommand(program);
   return program;
 }
@@ -68,11 +67,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (error.code === "commander.help") return 0;
       return EXIT_USAGE;
     }
+    if (error instanceof ExitStatus) return error.code;
     if (error instanceof ConfigError || error instanceof UsageError) {
       process.stderr.write(`keyward: ${error.message}\n`);
       return EXIT_USAGE;
     }
     process.stderr.write(`keyward: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    return EXIT_FAILED;
   }
 }

@@ -1,10 +1,7 @@
 import { z } from "zod";
-import { durationMs } from "./duration.js";
-
-export { durationMs };
-
-import { issuersSchema } from "../jwt/config.js";
-import { scopeList } from "../policy/policy.js";
+import { durationMs } from "../lib/duration.js";
+import { issuersSchema } from "./issuers.js";
+import { scopeList } from "./scopes.js";
 
 /** Defaults of the embedded single-process setup (DESIGN "Configuration"). */
 export const DEFAULTS = {

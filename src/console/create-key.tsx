@@ -26,7 +26,11 @@ const EXPIRIES: readonly [string, string][] = [
   ["date", "on a date…"],
 ];
 
-/** The `Create key` form: name, kind, scopes chosen from the known scopes, expiry. */
+/**
+ * The `Create key` form: name, kind, scopes chosen from the known scopes, expiry.
+ *
+ * Long because it is one form: each field with its label, hint and error.
+ */
 export function CreateKeyDialog({
   client,
   info,

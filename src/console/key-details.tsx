@@ -14,7 +14,11 @@ export interface KeyDetailsProps {
 
 const AUDIT_PAGE = 20;
 
-/** Everything the API tells about one key, and its audit trail (newest first, paged). */
+/**
+ * Everything the API tells about one key, and its audit trail (newest first, paged).
+ *
+ * Long because it is markup: the key's fields and its audit trail, one row each.
+ */
 export function KeyDetails({ client, key_, onSessionEnded, onClose }: KeyDetailsProps) {
   const [events, setEvents] = useState<AuditEvent[]>([]);
   const [next, setNext] = useState("");

@@ -3,8 +3,10 @@ import type { GetServerInfoResponse, Key } from "../gen/keyward/admin/v1/admin_p
 import { describeError, type KeyClient } from "./api.js";
 import { CreateKeyDialog } from "./create-key.js";
 import { Confirm, ErrorText } from "./dialog.js";
-import { formatTime, isoTime, keyLabel } from "./format.js";
+import { keyLabel } from "./format.js";
 import { KeyDetails } from "./key-details.js";
+import { FilterForm, type Filters, NO_FILTERS } from "./keys-filters.js";
+import { KeysTable, type Open } from "./keys-table.js";
 import { SecretDialog } from "./secret-dialog.js";
 
 /** Options for {@link KeysScreen}. */
@@ -18,51 +20,13 @@ export interface KeysScreenProps {
 /** Keys per page: one ListKeys call, whatever the tenant holds. */
 export const PAGE_SIZE = 50;
 
-interface Filters {
-  readonly kind: string;
-  readonly status: string;
-  readonly owner: string;
-  readonly run: string;
-  readonly tenant: string;
-}
-const NO_FILTERS: Filters = { kind: "", status: "", owner: "", run: "", tenant: "" };
-
-/** The dialog open over the list, if any. */
-type Open =
-  | { readonly type: "create" }
-  | { readonly type: "details"; readonly key: Key }
-  | { readonly type: "rotate"; readonly key: Key }
-  | { readonly type: "revoke"; readonly key: Key }
-  | { readonly type: "secret"; readonly key: Key; readonly secret: string; readonly verb: string };
-
 /**
- * One action a key row offers. The list is the one place to add an action
- * when the API gains it (DESIGN "Key lifecycle": Suspend/Resume through
- * SuspendKey/ResumeKey, a grace period on RotateKey): a label, when it
- * applies, and the dialog it opens.
+ * The key list: filters, paging, `Create key`, and each key's actions.
+ *
+ * Long because it owns the list's state (filters, pages, the open dialog)
+ * and renders each dialog from it; the form and the table are their own
+ * components.
  */
-interface RowAction {
-  readonly label: string;
-  readonly applies: (key: Key) => boolean;
-  readonly open: (key: Key) => Open;
-  readonly danger?: boolean;
-}
-const ROW_ACTIONS: readonly RowAction[] = [
-  { label: "Details", applies: () => true, open: (key) => ({ type: "details", key }) },
-  {
-    label: "Rotate",
-    applies: (key) => key.status !== "revoked",
-    open: (key) => ({ type: "rotate", key }),
-  },
-  {
-    label: "Revoke",
-    applies: (key) => key.status !== "revoked",
-    open: (key) => ({ type: "revoke", key }),
-    danger: true,
-  },
-];
-
-/** The key list: filters, paging, `Create key`, and each key's actions. */
 export function KeysScreen({ client, info, onSessionEnded }: KeysScreenProps) {
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   /** Page tokens of the pages walked through; the last one is shown. */
@@ -138,20 +102,6 @@ export function KeysScreen({ client, info, onSessionEnded }: KeysScreenProps) {
       refresh();
     });
 
-  const applyFilters = (event: Event) => {
-    event.preventDefault();
-    const form = new FormData(event.currentTarget as HTMLFormElement);
-    const value = (name: string) => String(form.get(name) ?? "").trim();
-    setFilters({
-      kind: value("kind"),
-      status: value("status"),
-      owner: value("owner"),
-      run: value("run"),
-      tenant: value("tenant"),
-    });
-    setPages([""]);
-  };
-
   const caller = info.caller;
   return (
     <section aria-labelledby="keys-heading">
@@ -167,41 +117,13 @@ export function KeysScreen({ client, info, onSessionEnded }: KeysScreenProps) {
         {notice}
       </p>
 
-      <form class="filters" onSubmit={applyFilters} aria-label="Filter keys">
-        <label>
-          Kind
-          <select name="kind">
-            <option value="">any</option>
-            {["live", "user", "agent", "worker"].map((kind) => (
-              <option key={kind}>{kind}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Status
-          <select name="status">
-            <option value="">any</option>
-            {["active", "revoked", "expired"].map((status) => (
-              <option key={status}>{status}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Owner
-          <input name="owner" autoComplete="off" />
-        </label>
-        <label>
-          Run
-          <input name="run" autoComplete="off" />
-        </label>
-        {caller?.managesAll && (
-          <label>
-            Tenant
-            <input name="tenant" autoComplete="off" />
-          </label>
-        )}
-        <button type="submit">Filter</button>
-      </form>
+      <FilterForm
+        managesAll={caller?.managesAll ?? false}
+        onApply={(chosen) => {
+          setFilters(chosen);
+          setPages([""]);
+        }}
+      />
 
       <nav class="pager" aria-label="Pages of keys">
         <button
@@ -225,81 +147,14 @@ export function KeysScreen({ client, info, onSessionEnded }: KeysScreenProps) {
       </nav>
       <ErrorText text={error} />
 
-      <div class="table-wrap">
-        <table class="keys" aria-labelledby="keys-heading" aria-busy={loading}>
-          <colgroup>
-            <col class="c-name" />
-            <col class="c-lookup" />
-            <col class="c-kind" />
-            <col class="c-status" />
-            <col class="c-scopes" />
-            <col class="c-time" />
-            <col class="c-time" />
-            <col class="c-actions" />
-          </colgroup>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Key</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Status</th>
-              <th scope="col">Scopes</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Last used</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {keys === undefined && (
-              <tr>
-                <td colSpan={8}>{loading ? "Loading keys…" : "Keys could not be loaded."}</td>
-              </tr>
-            )}
-            {keys?.length === 0 && (
-              <tr>
-                <td colSpan={8}>No keys match.</td>
-              </tr>
-            )}
-            {keys?.map((key) => (
-              <tr key={key.id}>
-                <th scope="row">{key.name || <span class="hint">unnamed</span>}</th>
-                <td class="mono wrap">{key.keyLookup}</td>
-                <td>{key.kind}</td>
-                <td>
-                  <span class={`status ${key.status}`}>{key.status}</span>
-                </td>
-                <td class="mono wrap">{key.scopes.join(" ") || "—"}</td>
-                <td>
-                  <time dateTime={isoTime(key.expiresAt)}>
-                    {key.expiresAt ? formatTime(key.expiresAt) : "never"}
-                  </time>
-                </td>
-                <td>
-                  <time dateTime={isoTime(key.lastUsedAt)}>
-                    {key.lastUsedAt ? formatTime(key.lastUsedAt) : "never"}
-                  </time>
-                </td>
-                <td class="actions">
-                  {ROW_ACTIONS.filter((action) => action.applies(key)).map((action) => (
-                    <button
-                      key={action.label}
-                      type="button"
-                      class={action.danger ? "small danger-outline" : "small"}
-                      onClick={() => {
-                        setActionError(undefined);
-                        setOpen(action.open(key));
-                      }}
-                    >
-                      {action.label}
-                      <span class="visually-hidden"> {keyLabel(key)}</span>
-                    </button>
-                  ))}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <KeysTable
+        keys={keys}
+        loading={loading}
+        onAction={(chosen) => {
+          setActionError(undefined);
+          setOpen(chosen);
+        }}
+      />
 
       {open?.type === "create" && (
         <CreateKeyDialog

@@ -1,6 +1,6 @@
-import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../pipeline/decision.js";
-import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../pipeline/identity-headers.js";
-import type { RequestView } from "../pipeline/request-view.js";
+import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../auth/decision.js";
+import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../auth/identity-headers.js";
+import type { RequestView } from "../auth/request-view.js";
 
 /**
  * A deny also carries its JSON body in this header, because nginx

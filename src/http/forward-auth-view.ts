@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import type { RequestView } from "../pipeline/request-view.js";
+import type { RequestView } from "../auth/request-view.js";
 
 /** The path forward-auth is served on (DESIGN "Forward-auth"). */
 export const FORWARD_AUTH_PATH = "/authz";

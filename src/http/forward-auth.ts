@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Logger } from "../log.js";
-import type { Decision } from "../pipeline/decision.js";
-import { faultDeny } from "../pipeline/identify.js";
-import { DEFAULT_IDENTITY_PREFIX } from "../pipeline/identity-headers.js";
+import type { Decision } from "../auth/decision.js";
+import { faultDeny } from "../auth/decision.js";
+import { DEFAULT_IDENTITY_PREFIX } from "../auth/identity-headers.js";
+import { EMPTY_VIEW, type RequestView } from "../auth/request-view.js";
+import type { Logger } from "../lib/log.js";
+import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { logDeny } from "../pipeline/log-deny.js";
-import { type MaybePromise, whenReady } from "../pipeline/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
-import { EMPTY_VIEW, type RequestView } from "../pipeline/request-view.js";
 import {
   createForwardAuthResponder,
   type ForwardAuthResponderOptions,

@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Http2ServerRequest, type Http2ServerResponse, constants as http2 } from "node:http2";
-import type { Logger } from "../log.js";
-import { denyBody, wwwAuthenticate } from "../pipeline/decision.js";
-import { faultDeny } from "../pipeline/identify.js";
+import { denyBody, faultDeny, wwwAuthenticate } from "../auth/decision.js";
+import type { Logger } from "../lib/log.js";
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, type Logger } from "../lib/log.js";
 import { createForwardAuthHandler, type ForwardAuthOptions } from "./forward-auth.js";
 import { isForwardAuthTarget } from "./forward-auth-view.js";
 import { guard } from "./guard.js";

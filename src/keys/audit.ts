@@ -62,6 +62,23 @@ export class AuditLog {
   }
 
   /**
+   * Records a completed change: one `ok` row per key it touched, or one row
+   * without a key when it touched none.
+   */
+  recordChange(
+    actor: string,
+    action: string,
+    keys: readonly { readonly id: string; readonly tenant: string }[],
+  ): void {
+    if (keys.length === 0) {
+      this.record({ actor, action, keyId: null, tenant: null, outcome: "ok", detail: "" });
+    }
+    for (const key of keys) {
+      this.record({ actor, action, keyId: key.id, tenant: key.tenant, outcome: "ok", detail: "" });
+    }
+  }
+
+  /**
    * Newest first; `before` pages on (entries with a smaller seq), `outcome`
    * keeps one outcome only, `excludeActions` leaves those actions out.
    */

@@ -1,8 +1,5 @@
 import { hash, randomBytes } from "node:crypto";
-import type { KeyKind } from "../pipeline/identity.js";
-
-/** Every API-key kind, in the order DESIGN lists them. */
-export const KEY_KINDS: readonly KeyKind[] = ["live", "user", "agent", "worker"];
+import type { KeyKind } from "../auth/identity.js";
 
 const KEY_PATTERN = /^sk_(live|user|agent|worker)_([0-9a-f]{16})_([0-9a-f]{48})$/;
 

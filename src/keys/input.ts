@@ -1,5 +1,5 @@
-import { SCOPE_TOKEN } from "../pipeline/decision.js";
-import type { KeyKind, RunBinding } from "../pipeline/identity.js";
+import type { KeyKind, RunBinding } from "../auth/identity.js";
+import { SCOPE_TOKEN } from "../auth/scope.js";
 
 /** What a new key is made of (see KeyStore.create). */
 export interface CreateKeyInput {

@@ -1,4 +1,4 @@
-import type { KeyRecord } from "./store.js";
+import type { KeyRecord } from "./rows.js";
 
 /** A key as JSON (CLI `--json`, REST): camelCase names, ISO 8601 times, null when unset. */
 export interface KeyJson {

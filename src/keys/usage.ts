@@ -1,4 +1,4 @@
-import type { KeyStore } from "./store.js";
+import type { Db } from "./db.js";
 
 /** How often last-used times are written; "at most every few seconds per key". */
 export const USAGE_FLUSH_INTERVAL_MS = 5_000;
@@ -12,13 +12,22 @@ export const USAGE_FLUSH_INTERVAL_MS = 5_000;
 export class UsageTracker {
   #pending = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
+  readonly #touch;
+  readonly #touchAll;
 
   constructor(
-    private readonly store: KeyStore,
+    db: Db,
     private readonly onError: (error: unknown) => void,
     intervalMs = USAGE_FLUSH_INTERVAL_MS,
     private readonly now: () => number = Date.now,
   ) {
+    // A time only ever moves forward.
+    this.#touch = db.prepare(
+      "UPDATE keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+    );
+    this.#touchAll = db.transaction((uses: ReadonlyMap<string, number>) => {
+      for (const [id, at] of uses) this.#touch.run(at, id, at);
+    });
     this.#timer = setInterval(() => this.flush(), intervalMs);
     this.#timer.unref();
   }
@@ -33,7 +42,7 @@ export class UsageTracker {
     const batch = this.#pending;
     this.#pending = new Map();
     try {
-      this.store.recordUse(batch);
+      this.#touchAll(batch);
     } catch (error) {
       this.onError(error);
     }

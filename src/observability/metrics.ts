@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Decision } from "../pipeline/decision.js";
-import { whenReady } from "../pipeline/maybe-async.js";
+import type { Decision } from "../auth/decision.js";
+import { whenReady } from "../lib/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 
 /** Where a decision was asked for. */

@@ -1,6 +1,6 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import type { Decision } from "../pipeline/decision.js";
-import { type MaybePromise, whenReady } from "../pipeline/maybe-async.js";
+import type { Decision } from "../auth/decision.js";
+import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import type { Transport } from "./metrics.js";
 

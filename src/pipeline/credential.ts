@@ -1,7 +1,5 @@
+import { MAX_TOKEN_LENGTH } from "../auth/token.js";
 import { type ParsedKey, parseKey } from "../keys/format.js";
-
-/** The longest bearer token considered at all; longer is malformed, unparsed. */
-export const MAX_TOKEN_LENGTH = 8192;
 
 /** What the `authorization` header holds, classified but not yet verified. */
 export type Credential =

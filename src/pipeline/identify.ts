@@ -1,26 +1,13 @@
-import type { KeyStore, VerifiedKey } from "../keys/store.js";
+import { type Deny, deny } from "../auth/decision.js";
+import type { Identity } from "../auth/identity.js";
+import type { TokenResult, TokenVerifier } from "../auth/token.js";
+import type { KeyVerifier, VerifiedKey } from "../keys/verifier.js";
+import { whenReady } from "../lib/maybe-async.js";
 import { readCredential } from "./credential.js";
-import { type Deny, type DenyCode, newDecisionId } from "./decision.js";
-import type { Identity } from "./identity.js";
-import { type MaybePromise, whenReady } from "./maybe-async.js";
-
-/** The result of verifying a JWT (implemented by src/jwt). */
-export type TokenResult =
-  | { readonly ok: true; readonly identity: Identity }
-  | {
-      readonly ok: false;
-      readonly code: "invalid_token" | "token_expired" | "unavailable";
-      readonly reason: string;
-    };
-
-/** Verifies bearer JWTs. Must never throw; may answer synchronously (a cached verification). */
-export interface TokenVerifier {
-  verify(token: string): MaybePromise<TokenResult>;
-}
 
 /** Options for {@link createIdentifier}. */
 export interface IdentifierOptions {
-  readonly store: KeyStore;
+  readonly store: KeyVerifier;
   /** JWT verification; undefined when no issuer is configured (every JWT is then invalid_token). */
   readonly jwt?: TokenVerifier | undefined;
   /** Called once per verified key, for last-used tracking. Must be cheap. */
@@ -86,21 +73,4 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
 
 function tokenIdentity(result: TokenResult): Identity | Deny {
   return result.ok ? result.identity : deny(result.code, { reason: result.reason, kind: "jwt" });
-}
-
-/** True when an identify result is a deny rather than an identity. */
-export function isDeny(value: Identity | Deny): value is Deny {
-  return "allow" in value;
-}
-
-export function deny(
-  code: DenyCode,
-  details: Omit<Deny, "allow" | "decisionId" | "code"> = {},
-): Deny {
-  return { allow: false, decisionId: newDecisionId(), code, ...details };
-}
-
-/** A transport's own fault (undecodable request, handler error): a 503 deny that keeps its cause for the log. */
-export function faultDeny(reason: string, cause?: unknown): Deny {
-  return deny("unavailable", { reason, cause });
 }

@@ -1,6 +1,6 @@
-import type { Logger } from "../log.js";
-import type { Deny } from "./decision.js";
-import type { RequestView } from "./request-view.js";
+import type { Deny } from "../auth/decision.js";
+import type { RequestView } from "../auth/request-view.js";
+import type { Logger } from "../lib/log.js";
 
 /**
  * One line per denied request, whichever transport it came in on: decision

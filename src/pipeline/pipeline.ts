@@ -1,12 +1,10 @@
+import { type Decision, type Deny, deny, isDeny, newDecisionId } from "../auth/decision.js";
+import type { Identity } from "../auth/identity.js";
+import type { RequestView } from "../auth/request-view.js";
+import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { notAdmitted, type Policy, type Requirement } from "../policy/policy.js";
-import { type Decision, type Deny, newDecisionId } from "./decision.js";
-import { createIdentifier, deny, type IdentifierOptions, isDeny } from "./identify.js";
-import type { Identity } from "./identity.js";
-import { type MaybePromise, whenReady } from "./maybe-async.js";
+import { createIdentifier, type IdentifierOptions } from "./identify.js";
 import { describeRoutePath } from "./path.js";
-import type { RequestView } from "./request-view.js";
-
-export type { TokenResult, TokenVerifier } from "./identify.js";
 
 /** Options for {@link createPipeline}. */
 export interface PipelineOptions extends IdentifierOptions {
@@ -32,6 +30,9 @@ export type Pipeline = (view: RequestView) => MaybePromise<Decision>;
  * authorization. Each phase either hands its result on or ends the request
  * with a deny; an unexpected error anywhere ends it with `unavailable`, so a
  * fault can never turn into an allow.
+ *
+ * The phases share the options and read as one chain, so they stay in one
+ * closure; each phase is a short nested function.
  */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);

@@ -2,20 +2,10 @@ import { readFileSync } from "node:fs";
 import type { MatchFunction } from "path-to-regexp";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import type { CredentialKind, RunBinding } from "../auth/identity.js";
 import { formatZodError } from "../config/errors.js";
-import { SCOPE_TOKEN } from "../pipeline/decision.js";
-import type { CredentialKind, RunBinding } from "../pipeline/identity.js";
+import { scopeList } from "../config/scopes.js";
 import { compileTemplate, DEFAULT_WORKER_RUN_PATH } from "./template.js";
-
-/** A list of scope tokens (RFC 6749), as the policy and the config's `scopes:` write them. */
-export const scopeList = z.array(
-  z
-    .string()
-    .regex(
-      SCOPE_TOKEN,
-      "a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749)",
-    ),
-);
 
 /** Every credential kind a rule's `kinds:` may name (DESIGN "Credentials"). */
 export const CREDENTIAL_KINDS = [

@@ -1,6 +1,4 @@
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
-import { asBuffer } from "../check/grpc-codec.js";
 import {
   type ServerReflectionRequest,
   ServerReflectionRequestSchema,
@@ -9,6 +7,7 @@ import {
   ServerReflection as ServerReflectionV1,
 } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { grpcService, schemaCodec } from "../grpc/definition.js";
 import { createReflectionResponder, type ReflectionOptions } from "./responder.js";
 
 /**
@@ -38,28 +37,16 @@ export function reflectionServices(
     },
   };
   return [
-    [definition(ServerReflectionV1), implementation],
-    [definition(ServerReflectionV1alpha), implementation],
+    [grpcService(ServerReflectionV1, V1_CODECS), implementation],
+    [grpcService(ServerReflectionV1alpha, V1_CODECS), implementation],
   ];
 }
 
-// v1alpha's messages are v1's, field for field, so one pair of v1 codecs
-// serves both services; only the method path tells them apart.
-function definition(
-  service: typeof ServerReflectionV1 | typeof ServerReflectionV1alpha,
-): grpc.ServiceDefinition {
-  const method = service.method.serverReflectionInfo;
-  return {
-    [method.name]: {
-      path: `/${service.typeName}/${method.name}`,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: (m: ServerReflectionRequest) =>
-        asBuffer(toBinary(ServerReflectionRequestSchema, m)),
-      requestDeserialize: (bytes: Buffer) => fromBinary(ServerReflectionRequestSchema, bytes),
-      responseSerialize: (m: ServerReflectionResponse) =>
-        asBuffer(toBinary(ServerReflectionResponseSchema, m)),
-      responseDeserialize: (bytes: Buffer) => fromBinary(ServerReflectionResponseSchema, bytes),
-    },
-  };
-}
+// v1alpha's messages are v1's, field for field, so v1's codecs serve both
+// services; only the method path tells them apart.
+const V1_CODECS = {
+  ServerReflectionInfo: {
+    request: schemaCodec(ServerReflectionRequestSchema),
+    response: schemaCodec(ServerReflectionResponseSchema),
+  },
+};

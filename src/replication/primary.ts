@@ -8,9 +8,9 @@ import {
   WatchResponseSchema,
 } from "../gen/keyward/replication/v1/replication_pb.js";
 import { type Db, openDatabase } from "../keys/db.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../lib/log.js";
 import type { CommitNotifier } from "./notifier.js";
-import { REPLICATED_COLUMNS, rowToProto, type StoredKeyRow } from "./rows.js";
+import { REPLICATED_COLUMNS, type ReplicatedRow, rowToProto } from "./rows.js";
 import { tokenMatches } from "./token.js";
 
 /** Options for {@link replicationRoutes}. */
@@ -33,6 +33,9 @@ const CHANGE_BATCH = 500;
  * it: the stream's generator only pulls the next batch once the previous
  * messages were written, so a slow replica costs the primary one batch of
  * memory, never a growing buffer.
+ *
+ * The two streams (Watch and Snapshot) share the token check, the
+ * connection and the notifier, so they are declared together.
  */
 export function replicationRoutes(options: ReplicationOptions) {
   const heartbeatMs = options.heartbeatMs ?? 1000;
@@ -113,7 +116,7 @@ export function replicationRoutes(options: ReplicationOptions) {
     let rows: ReturnType<typeof rowToProto>[] = [];
     let first = true;
     for (const row of db
-      .prepare<[], StoredKeyRow>(`SELECT ${REPLICATED_COLUMNS} FROM keys`)
+      .prepare<[], ReplicatedRow>(`SELECT ${REPLICATED_COLUMNS} FROM keys`)
       .iterate()) {
       rows.push(rowToProto(row));
       if (rows.length === SNAPSHOT_CHUNK_ROWS) {
@@ -150,7 +153,7 @@ function prepare(db: Db) {
     changes: db.prepare<[number, number], { seq: number; key_id: string }>(
       "SELECT seq, key_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
     ),
-    row: db.prepare<[string], StoredKeyRow>(`SELECT ${REPLICATED_COLUMNS} FROM keys WHERE id = ?`),
+    row: db.prepare<[string], ReplicatedRow>(`SELECT ${REPLICATED_COLUMNS} FROM keys WHERE id = ?`),
   };
 }
 

@@ -3,7 +3,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Change, Snapshot } from "../gen/keyward/replication/v1/replication_pb.js";
 import { ReplicationService } from "../gen/keyward/replication/v1/replication_pb.js";
 import type { Db } from "../keys/db.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../lib/log.js";
 import { INSERT_ROW, protoToRow } from "./rows.js";
 
 /** Options for {@link ReplicaSync}. */

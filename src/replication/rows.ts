@@ -1,25 +1,13 @@
 import { create } from "@bufbuild/protobuf";
-import { type KeyRow, KeyRowSchema } from "../gen/keyward/replication/v1/replication_pb.js";
+import type { KeyKind } from "../auth/identity.js";
+import {
+  type KeyRow as KeyRowMessage,
+  KeyRowSchema,
+} from "../gen/keyward/replication/v1/replication_pb.js";
+import type { KeyRow } from "../keys/rows.js";
 
-/** A `keys` row as SQLite returns it. */
-export interface StoredKeyRow {
-  id: string;
-  lookup: string;
-  hash: Buffer;
-  kind: string;
-  name: string;
-  tenant: string;
-  owner: string;
-  scopes: string;
-  experiment: string | null;
-  variation: string | null;
-  run: string | null;
-  status: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  rotated_at: number | null;
-}
+/** The columns a replica receives: every one but the node-local `last_used_at`. */
+export type ReplicatedRow = Omit<KeyRow, "last_used_at">;
 
 /** The replicated columns, in the order of {@link INSERT_ROW}. */
 export const REPLICATED_COLUMNS =
@@ -29,7 +17,7 @@ export const INSERT_ROW = `INSERT OR REPLACE INTO keys (${REPLICATED_COLUMNS})
   VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run,
           @status, @created_at, @expires_at, @revoked_at, @rotated_at)`;
 
-export function rowToProto(row: StoredKeyRow): KeyRow {
+export function rowToProto(row: ReplicatedRow): KeyRowMessage {
   return create(KeyRowSchema, {
     id: row.id,
     lookup: row.lookup,
@@ -51,13 +39,17 @@ export function rowToProto(row: StoredKeyRow): KeyRow {
   });
 }
 
-export function protoToRow(row: KeyRow): StoredKeyRow {
+/**
+ * A received row as the replica stores it. Kind and status are taken as the
+ * primary wrote them: its own repository validated them when they were made.
+ */
+export function protoToRow(row: KeyRowMessage): ReplicatedRow {
   const time = (value: bigint) => (value === 0n ? null : Number(value));
   return {
     id: row.id,
     lookup: row.lookup,
     hash: Buffer.from(row.hash),
-    kind: row.kind,
+    kind: row.kind as KeyKind,
     name: row.name,
     tenant: row.tenant,
     owner: row.owner,
@@ -65,7 +57,7 @@ export function protoToRow(row: KeyRow): StoredKeyRow {
     experiment: row.hasBinding ? row.experiment : null,
     variation: row.hasBinding ? row.variation : null,
     run: row.hasBinding ? row.run : null,
-    status: row.status,
+    status: row.status as KeyRow["status"],
     created_at: Number(row.createdAt),
     expires_at: time(row.expiresAt),
     revoked_at: time(row.revokedAt),

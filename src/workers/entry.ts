@@ -1,4 +1,4 @@
-import { createLogger } from "../log.js";
+import { createLogger } from "../lib/log.js";
 import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js";
 import { runCheckWorker } from "./worker.js";
 

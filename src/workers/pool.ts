@@ -1,7 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../config/schema.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../lib/log.js";
 import { type FromWorker, isProtocolMessage, type MetricsJson, type ToWorker } from "./messages.js";
 
 /** The worker process's script: the compiled sibling of this module. */

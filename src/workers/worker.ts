@@ -1,13 +1,8 @@
 import { startConfiguredCheckServer } from "../check/configured.js";
 import type { CheckServer } from "../check/server.js";
 import type { Config } from "../config/schema.js";
-import { DecisionConfig, NO_JWT_STATS } from "../decision-config.js";
-import { openDatabase } from "../keys/db.js";
-import { KeyStore } from "../keys/store.js";
-import { UsageTracker } from "../keys/usage.js";
-import type { Logger } from "../log.js";
-import { Metrics } from "../observability/metrics.js";
-import { createPipeline } from "../pipeline/pipeline.js";
+import { createDecider } from "../decider/decider.js";
+import type { Logger } from "../lib/log.js";
 import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js";
 
 /**
@@ -23,12 +18,7 @@ import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js
  */
 export async function runCheckWorker(config: Config, logger: Logger): Promise<void> {
   const send = (message: FromWorker) => process.send?.(message);
-  const decisions = new DecisionConfig(config, logger);
-  const db = openDatabase(config.database, { busyTimeoutMs: 50 });
-  const store = new KeyStore(db, Date.now, config.cache.max_entries);
-  const usage = new UsageTracker(store, (error) =>
-    logger.warn({ err: error }, "could not record key usage"),
-  );
+  const decider = createDecider({ config, logger });
   let check: CheckServer | undefined;
 
   let closing = false;
@@ -37,9 +27,7 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
     closing = true;
     logger.info({ why }, "check worker draining");
     await check?.close();
-    usage.close();
-    decisions.close();
-    db.close();
+    decider.close();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
@@ -47,23 +35,13 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
   // The IPC channel closes when the main process exits, however it exits.
   process.on("disconnect", () => void shutdown("the main process is gone"));
 
-  await decisions.start();
-  const pipeline = createPipeline({
-    store,
-    policy: () => decisions.policy,
-    jwt: decisions.jwt,
-    onKeyUsed: (id) => usage.used(id),
-  });
-  const metrics = new Metrics({
-    keyCache: () => store.cacheStats(),
-    jwt: () => decisions.verifier?.stats() ?? NO_JWT_STATS,
-  });
+  await decider.start();
 
   process.on("message", (message: unknown) => {
     if (!isProtocolMessage(message)) return;
     const request = message as ToWorker;
     if (request.kw === "reload") {
-      decisions.reload(request.config).then(
+      decider.decisions.reload(request.config).then(
         () => send({ kw: "reloaded", id: request.id }),
         (error: Error) => {
           logger.error({ error: error.message }, "reload refused by a check worker");
@@ -71,7 +49,7 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
         },
       );
     } else if (request.kw === "metrics") {
-      metrics.registry
+      decider.metrics.registry
         .getMetricsAsJSON()
         .then((samples) => send({ kw: "metrics", id: request.id, metrics: samples }));
     } else if (request.kw === "close") {
@@ -79,6 +57,6 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
     }
   });
 
-  check = await startConfiguredCheckServer(config, pipeline, metrics, logger);
+  check = await startConfiguredCheckServer(config, decider.served("grpc"), logger);
   send({ kw: "listening", port: check.port });
 }

@@ -6,7 +6,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { decide } from "../helpers/admin.js";
 import { serve } from "../helpers/cli.js";
 import { EnvoyCheckClient } from "../helpers/envoy-client.js";
@@ -22,7 +22,7 @@ describe("crash safety of the admin API", () => {
       KEYWARD_HTTP_PORT: "0",
     };
     const bootstrap = openDatabase(database);
-    const root = new KeyStore(bootstrap).create({ kind: "live", scopes: ["keys:admin"] });
+    const root = new KeyRepository(bootstrap).create({ kind: "live", scopes: ["keys:admin"] });
     bootstrap.close();
 
     const first = await serve([], env);

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import {
   ADMIN_ISSUER,
   type AdminFixture,
@@ -259,7 +259,7 @@ describe("CreateKey only mints what the caller may grant", () => {
     let sibling: { id: string; secret: string };
     const RUN_PATH = "/experiments/exp-1/variations/1/runs/r-1";
     beforeAll(async () => {
-      const store = new KeyStore(db);
+      const store = new KeyRepository(db);
       const mint = () => store.create({ kind: "worker", tenant: "acme", binding: RUN });
       const own = mint();
       const other = mint();

@@ -2,7 +2,7 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { type AdminFixture, decide, keyOf, startAdminFixture } from "../helpers/admin.js";
 
 describe("GetKey", () => {
@@ -111,7 +111,7 @@ describe("GetKey", () => {
 
     // The admin API refuses an expiry already past; the row is written as a
     // key whose expiry has since passed would be.
-    const expired = new KeyStore(db).create({ kind: "live", expiresAt: Date.now() - 1_000 });
+    const expired = new KeyRepository(db).create({ kind: "live", expiresAt: Date.now() - 1_000 });
     expect(keyOf(await root.getKey({ id: expired.key.id })).status).toBe("expired");
   });
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Key, KeyService, ListKeysRequest } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { type AdminFixture, startAdminFixture } from "../helpers/admin.js";
 
 /** Every key a filter matches, following nextPageToken to the end. */
@@ -93,7 +93,7 @@ describe("ListKeys", () => {
       await root.revokeKey({ id: keysOf.revoked ?? "" });
       // The admin API refuses an expiry already past; the row is written as
       // a key whose expiry has since passed would be.
-      keysOf.expired = new KeyStore(db).create({
+      keysOf.expired = new KeyRepository(db).create({
         kind: "live",
         tenant: "filters",
         expiresAt: Date.now() - 1_000,

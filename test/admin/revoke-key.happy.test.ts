@@ -2,7 +2,7 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { type AdminFixture, decide, keyOf, startAdminFixture } from "../helpers/admin.js";
 
 describe("RevokeKey", () => {
@@ -55,7 +55,7 @@ describe("RevokeKey", () => {
     const root = f.client(f.rootToken);
     // The admin API refuses an expiry already past; the row is written as a
     // key whose expiry has since passed would be.
-    const created = new KeyStore(db).create({
+    const created = new KeyRepository(db).create({
       kind: "live",
       scopes: ["sources:read"],
       expiresAt: Date.now() - 1_000,

@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/keys/audit.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { type AdminFixture, decide, refusal, startAdminFixture } from "../helpers/admin.js";
 
 describe("RotateKey refuses what cannot be rotated", () => {
@@ -48,7 +48,10 @@ describe("RotateKey refuses what cannot be rotated", () => {
   // hold a scope keyward no longer knows: a new secret for it is refused
   // like a create naming that scope; revoking it still works.
   it("refuses to rotate a key holding a scope keyward does not know, naming the scope", async () => {
-    const legacy = new KeyStore(db).create({ kind: "live", scopes: ["sources:read", "legacy:x"] });
+    const legacy = new KeyRepository(db).create({
+      kind: "live",
+      scopes: ["sources:read", "legacy:x"],
+    });
     const root = f.client(f.rootToken);
     const error = await refusal(root.rotateKey({ id: legacy.key.id }));
     expect(error.code).toBe(Code.InvalidArgument);

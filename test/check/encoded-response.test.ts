@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import type { Decision, DenyCode } from "../../src/auth/decision.js";
+import type { Identity } from "../../src/auth/identity.js";
+import type { RequestView } from "../../src/auth/request-view.js";
 import { createEncodedCheckResponder } from "../../src/check/encoded-response.js";
 import { createCheckResponder } from "../../src/check/response.js";
 import { CheckResponseSchema } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
-import type { Decision, DenyCode } from "../../src/pipeline/decision.js";
-import type { Identity } from "../../src/pipeline/identity.js";
-import type { RequestView } from "../../src/pipeline/request-view.js";
 
 const view = (spoofedHeaders: string[] = []): RequestView => ({
   method: "GET",

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
+import { identityHeaders } from "../../src/auth/identity-headers.js";
 import { DEFAULTS } from "../../src/config/schema.js";
-import { identityHeaders } from "../../src/pipeline/identity-headers.js";
 import { policySchema } from "../../src/policy/policy.js";
 
 /** The facts deploy/ must agree with, taken from keyward's own source. */

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/keys/db.js";
 import { decide } from "../helpers/admin.js";
@@ -9,9 +10,8 @@ import {
   adminClient,
   bootstrapAdmin,
   type KeywardProcess,
-  sleep,
   spawnKeyward,
-} from "./support.js";
+} from "../helpers/hardening.js";
 
 /** What the test knows about one key from the answers it got. */
 interface Known {

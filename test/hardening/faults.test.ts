@@ -17,16 +17,25 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app.js";
+import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app/keyward.js";
 import { loadConfig } from "../../src/config/load.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
-import { createLogger } from "../../src/log.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { createLogger } from "../../src/lib/log.js";
+import {
+  adminClient,
+  type KeywardProcess,
+  outcome,
+  spawnExpectingFailure,
+  spawnKeyward,
+  WireCheckClient,
+} from "../helpers/hardening.js";
 import {
   AUDIENCE,
   claims,
@@ -37,15 +46,6 @@ import {
   signToken,
 } from "../helpers/jwks.js";
 import { LogCapture, scopeTablePolicyFile } from "../helpers/keyward.js";
-import {
-  adminClient,
-  type KeywardProcess,
-  outcome,
-  sleep,
-  spawnExpectingFailure,
-  spawnKeyward,
-  WireCheckClient,
-} from "./support.js";
 
 const NOBODY = 65534;
 
@@ -83,7 +83,7 @@ async function adminOutcome(call: Promise<unknown>): Promise<{ code: string; mes
 /** A database with a root admin key and `count` sources:read keys, checkpointed into the main file. */
 function seedDatabase(database: string, count: number) {
   const db = openDatabase(database);
-  const store = new KeyStore(db);
+  const store = new KeyRepository(db);
   const root = store.create({ kind: "live", scopes: ["keys:admin"] }).secret;
   const keys = db.transaction(() =>
     Array.from({ length: count }, () => store.create({ kind: "live", scopes: ["sources:read"] })),
@@ -583,7 +583,7 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
     const dir = mkdtempSync(join(tmpdir(), "keyward-jwks-"));
     const database = join(dir, "keys.db");
     const db = openDatabase(database);
-    const apiKey = new KeyStore(db).create({ kind: "live", scopes: ["sources:read"] }).secret;
+    const apiKey = new KeyRepository(db).create({ kind: "live", scopes: ["sources:read"] }).secret;
     db.close();
     const config = loadConfig({
       env: {},

@@ -5,9 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { headerValue } from "../../src/auth/identity-headers.js";
 import { identityTextProblem } from "../../src/keys/input.js";
-import { headerValue } from "../../src/pipeline/identity-headers.js";
 import { EnvoyCheckClient, structToJson } from "../helpers/envoy-client.js";
+import { judge } from "../helpers/hardening.js";
 import {
   AUDIENCE,
   claims,
@@ -17,7 +18,6 @@ import {
   signToken,
 } from "../helpers/jwks.js";
 import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
-import { judge } from "./support.js";
 
 // Issue 18: random Unicode and control characters in every identity field
 // and claim, through every transport (gRPC Check, /authz in its three

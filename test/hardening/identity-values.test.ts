@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { allowance, EnvoyCheckClient, structToJson } from "../helpers/envoy-client.js";
+import { bootstrapAdmin, type KeywardProcess, spawnKeyward } from "../helpers/hardening.js";
 import {
   AUDIENCE,
   claims,
@@ -12,7 +13,6 @@ import {
   signToken,
   startJwksServer,
 } from "../helpers/jwks.js";
-import { bootstrapAdmin, type KeywardProcess, spawnKeyward } from "./support.js";
 
 // Issue 18 point 1, process-wide: identity values that are not valid header
 // values (CJK, emoji, newline, DEL, NUL, lone surrogates, padding spaces, a

@@ -4,8 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
-import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import {
   encodeBytes,
   judge,
@@ -13,7 +12,8 @@ import {
   outcome,
   spawnKeyward,
   WireCheckClient,
-} from "./support.js";
+} from "../helpers/hardening.js";
+import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -312,7 +312,7 @@ describe("limits on the Check port: a header flood", () => {
     dir = mkdtempSync(join(tmpdir(), "keyward-flood-"));
     const database = join(dir, "keys.db");
     const db = openDatabase(database);
-    valid = new KeyStore(db).create({ kind: "live", scopes: ["sources:read"] }).secret;
+    valid = new KeyRepository(db).create({ kind: "live", scopes: ["sources:read"] }).secret;
     db.close();
     server = await spawnKeyward({ database });
     client = new WireCheckClient(server.ports.check);

@@ -3,14 +3,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../../src/auth/decision.js";
+import type { RequestView } from "../../src/auth/request-view.js";
+import { MAX_TOKEN_LENGTH } from "../../src/auth/token.js";
 import { type Db, openDatabase } from "../../src/keys/db.js";
 import { parseKey } from "../../src/keys/format.js";
-import { KeyStore } from "../../src/keys/store.js";
-import { MAX_TOKEN_LENGTH, readCredential } from "../../src/pipeline/credential.js";
-import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../../src/pipeline/decision.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { KeyVerifier } from "../../src/keys/verifier.js";
+import { readCredential } from "../../src/pipeline/credential.js";
 import { createPipeline } from "../../src/pipeline/pipeline.js";
-import type { RequestView } from "../../src/pipeline/request-view.js";
 import { loadPolicyFile } from "../../src/policy/policy.js";
+import { encodeWire, judge, WireCheckClient } from "../helpers/hardening.js";
 import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 import {
   authorizationArb,
@@ -23,8 +26,7 @@ import {
   tokenArb,
   type WireCase,
   wireCaseArb,
-} from "./model.js";
-import { encodeWire, judge, WireCheckClient } from "./support.js";
+} from "../helpers/model.js";
 
 // Fixed seed, so a failure reproduces; fast-check prints it (and the
 // shrunk counterexample) on failure. Override with FC_SEED to explore.
@@ -56,7 +58,7 @@ describe("property: the credential parser", () => {
   const pool: Minted[] = [];
   const store = (() => {
     const db = openDatabase(":memory:");
-    return { db, store: new KeyStore(db) };
+    return { db, store: new KeyRepository(db) };
   })();
   pool.push(...mintPool(store.store));
   afterAll(() => store.db.close());
@@ -139,18 +141,18 @@ describe("property: the decision pipeline over a real key store", () => {
   let db: Db;
   let pool: Minted[];
   let bySecret: Map<string, Minted>;
-  let store: KeyStore;
+  let store: KeyVerifier;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "keyward-prop-"));
     const file = join(dir, "keys.db");
     const writer = openDatabase(file);
-    pool = mintPool(new KeyStore(writer));
+    pool = mintPool(new KeyRepository(writer));
     writer.close();
     bySecret = new Map(pool.map((m) => [m.secret, m]));
     db = openDatabase(file);
     // The decision cache on, as in production.
-    store = new KeyStore(db, Date.now, 100_000);
+    store = new KeyVerifier(db, Date.now, 100_000);
   });
   afterAll(() => {
     db.close();
@@ -204,11 +206,11 @@ describe("property: the decision pipeline over a real key store", () => {
   it("fails closed when the store faults: the model's answer or 503, never another allow (10 k requests)", async () => {
     let fault = false;
     const faulty = {
-      verify: (...args: Parameters<KeyStore["verify"]>) => {
+      verify: (...args: Parameters<KeyVerifier["verify"]>) => {
         if (fault) throw new Error("SQLITE_IOERR: disk I/O error");
         return store.verify(...args);
       },
-    } as unknown as KeyStore;
+    } as unknown as KeyVerifier;
     const pipeline = createPipeline({ store: faulty, policy: () => policy });
     await fc.assert(
       fc.asyncProperty(

@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   adminClient,
@@ -8,10 +9,9 @@ import {
   type KeywardProcess,
   outcome,
   rssBytes,
-  sleep,
   spawnKeyward,
   WireCheckClient,
-} from "./support.js";
+} from "../helpers/hardening.js";
 
 // Bounded by work done, not by wall time: the soak ends when both amounts
 // are reached, however busy the machine is (time belongs in the bench).

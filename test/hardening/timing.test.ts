@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../../src/keys/db.js";
 import { parseKey } from "../../src/keys/format.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { KeyVerifier } from "../../src/keys/verifier.js";
 
 /** The statistics of bench/timing.mjs (plain ESM, loaded at run time). */
 interface TimingModule {
@@ -39,21 +40,21 @@ describe("timing: an unknown key id and a wrong secret take the same time", () =
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it(`KeyStore.verify over ${SAMPLES} interleaved samples of each: medians within 10 %`, async () => {
+  it(`KeyVerifier.verify over ${SAMPLES} interleaved samples of each: medians within 10 %`, async () => {
     const bench = (await import(
       /* @vite-ignore */ new URL("../../bench/timing.mjs", import.meta.url).href
     )) as TimingModule;
     dir = mkdtempSync(join(tmpdir(), "keyward-timing-"));
     const database = join(dir, "keys.db");
     const writer = openDatabase(database);
-    const seed = new KeyStore(writer);
+    const seed = new KeyRepository(writer);
     const lookups = writer.transaction(() =>
       Array.from({ length: 5_000 }, () => seed.create({ kind: "live" }).key.keyLookup),
     )();
     writer.close();
     db = openDatabase(database);
     // The decision cache on, as in production: both kinds miss it.
-    const store = new KeyStore(db, Date.now, 100_000);
+    const store = new KeyVerifier(db, Date.now, 100_000);
     const [unknownId, wrongSecret] = bench.sampleVerify({
       verify: (parsed, token) => store.verify(parsed, token),
       parseKey,

@@ -1,23 +1,14 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
-import { freePort } from "./nginx.js";
+import { join } from "node:path";
+import { findBinary } from "./binaries.js";
+import { freePort } from "./net.js";
 
 /** The caddy binary: $CADDY, else /usr/bin/caddy, else the first on PATH. */
 export function caddyBinary(): string {
-  const candidates = [
-    process.env.CADDY,
-    "/usr/bin/caddy",
-    ...(process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "caddy")),
-  ];
-  for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
-  // Failing (not skipping) on purpose: CI installs caddy (.ci/run).
-  throw new Error(
-    "caddy not found (looked at $CADDY, /usr/bin/caddy and PATH): " +
-      "install it (Debian: apt-get install caddy) to run the Caddy tests",
-  );
+  return findBinary("caddy", "CADDY", "/usr/bin/caddy");
 }
 
 /** Where a rendered Caddyfile listens and sends traffic; everything on 127.0.0.1. */

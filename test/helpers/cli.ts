@@ -9,10 +9,15 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `keyward …` to completion as a real child process. */
-export function keyward(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliResult {
+/** Runs `keyward …` to completion as a real child process (in `cwd`, default this one). */
+export function keyward(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+): CliResult {
   const result = spawnSync(process.execPath, [BIN, ...args], {
     encoding: "utf8",
+    ...(cwd && { cwd }),
     env: { ...process.env, KEYWARD_CONFIG: "", KEYWARD_DATABASE: "", ...env },
     timeout: 30_000,
   });
@@ -27,8 +32,13 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function serve(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+export function serve(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+): Promise<ServeProcess> {
   const child = spawn(process.execPath, [BIN, "serve", ...args], {
+    ...(cwd && { cwd }),
     env: { ...process.env, KEYWARD_CONFIG: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -9,25 +9,11 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { stringify } from "yaml";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { type ServeProcess, serve } from "./cli.js";
 import { EnvoyCheckClient } from "./envoy-client.js";
 import { scopeTablePolicyFile } from "./keyward.js";
-
-/**
- * Picks a free loopback port (bind 127.0.0.1:0, read it, close), for a
- * process that must come back on the same port after a restart.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "./net.js";
 
 /** Polls `probe` every `everyMs` until it returns true; throws `what` after `timeoutMs`. */
 export async function waitUntil(
@@ -231,7 +217,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     },
   });
   const rootDb = openDatabase(primary.database);
-  const root = new KeyStore(rootDb).create({
+  const root = new KeyRepository(rootDb).create({
     kind: "live",
     name: "cluster root",
     owner: "root",

@@ -9,7 +9,8 @@ import * as protoLoader from "@grpc/proto-loader";
 const require = createRequire(import.meta.url);
 const deps = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
 
-const definition = protoLoader.loadSync("envoy/service/auth/v3/external_auth.proto", {
+/** Envoy's ext_authz service as @grpc/proto-loader reads it from the canonical protos. */
+export const ENVOY_AUTH_PROTO = protoLoader.loadSync("envoy/service/auth/v3/external_auth.proto", {
   includeDirs: ["envoy-api", "googleapis", "xds", "protoc-gen-validate"].map((d) => join(deps, d)),
   keepCase: true,
   longs: String,
@@ -17,7 +18,7 @@ const definition = protoLoader.loadSync("envoy/service/auth/v3/external_auth.pro
   defaults: true,
   oneofs: true,
 });
-const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+const loaded = grpc.loadPackageDefinition(ENVOY_AUTH_PROTO) as unknown as {
   envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } };
 };
 

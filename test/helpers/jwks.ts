@@ -10,13 +10,13 @@ import {
   SignJWT,
 } from "jose";
 import { afterEach } from "vitest";
-import { type IssuerConfig, issuerSchema } from "../../src/jwt/config.js";
+import { type IssuerConfig, issuerSchema } from "../../src/config/issuers.js";
 import {
   createJwtVerifier,
   type JwtVerifier,
   type JwtVerifierOptions,
 } from "../../src/jwt/verifier.js";
-import { createLogger } from "../../src/log.js";
+import { createLogger } from "../../src/lib/log.js";
 
 export const ISSUER = "https://tenant.eu.auth0.com/";
 export const AUDIENCE = "https://api.example.com";

@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { parse, stringify } from "yaml";
-import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app.js";
+import { createKeyward, type Keyward, type KeywardPorts } from "../../src/app/keyward.js";
 import { loadConfig } from "../../src/config/load.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
-import { createLogger } from "../../src/log.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { createLogger } from "../../src/lib/log.js";
 
 /** The shipped policy, deploy/policy.yaml. Pass it as `policy` to test what it admits. */
 export const SHIPPED_POLICY = "deploy/policy.yaml";
@@ -53,7 +53,7 @@ export interface TestKeyward {
   readonly keyward: Keyward;
   readonly ports: KeywardPorts;
   /** A second connection to the same database file, as an operator's CLI would have. */
-  readonly store: KeyStore;
+  readonly store: KeyRepository;
   readonly dir: string;
   readonly database: string;
   readonly logs: LogCapture;
@@ -87,7 +87,7 @@ export async function startTestKeyward(
   return {
     keyward,
     ports,
-    store: new KeyStore(db),
+    store: new KeyRepository(db),
     dir,
     database,
     logs,

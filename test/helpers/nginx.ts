@@ -3,31 +3,13 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import { type AddressInfo, connect } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
+import { findBinary } from "./binaries.js";
+import { freePort } from "./net.js";
 
 /** The nginx binary: $NGINX, else /usr/sbin/nginx, else the first on PATH. */
 export function nginxBinary(): string {
-  const candidates = [
-    process.env.NGINX,
-    "/usr/sbin/nginx",
-    ...(process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "nginx")),
-  ];
-  for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
-  // Failing (not skipping) on purpose: CI installs nginx (.ci/run), so a
-  // missing binary is a broken environment, not an optional test.
-  throw new Error(
-    "nginx not found (looked at $NGINX, /usr/sbin/nginx and PATH): " +
-      "install it (Debian: apt-get install nginx) to run the nginx tests",
-  );
-}
-
-/** A port that was free a moment ago: bound on loopback, then released. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return findBinary("nginx", "NGINX", "/usr/sbin/nginx");
 }
 
 /** Where a rendered config sends traffic and listens; everything on 127.0.0.1. */

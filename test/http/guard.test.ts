@@ -2,11 +2,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { type AddressInfo, connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startAdminServer } from "../../src/admin/server.js";
+import type { Decision } from "../../src/auth/decision.js";
 import { startCheckServer } from "../../src/check/server.js";
 import { guard } from "../../src/http/guard.js";
 import { startHttpServer } from "../../src/http/server.js";
-import { createLogger } from "../../src/log.js";
-import type { Decision } from "../../src/pipeline/decision.js";
+import { createLogger } from "../../src/lib/log.js";
 import type { Pipeline } from "../../src/pipeline/pipeline.js";
 import { denial, EnvoyCheckClient } from "../helpers/envoy-client.js";
 import { LogCapture } from "../helpers/keyward.js";

@@ -8,10 +8,10 @@ import {
   unreachableUrl,
 } from "../helpers/jwks.js";
 import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
+import { freePort } from "../helpers/net.js";
 import {
   type EchoedRequest,
   type EchoService,
-  freePort,
   type RunningNginx,
   startEchoService,
   startNginx,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createLogger, decisionLogger } from "../../src/log.js";
+import { createLogger, decisionLogger } from "../../src/lib/log.js";
 import { LogCapture } from "../helpers/keyward.js";
 
 // The last line of defence: an authorization value that reaches a log call

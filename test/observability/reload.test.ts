@@ -71,8 +71,8 @@ describe("reload without restart", () => {
   });
 
   it("adds JWT issuers and the policy together on reload", async () => {
-    const { createKeyward } = await import("../../src/app.js");
-    const { createLogger } = await import("../../src/log.js");
+    const { createKeyward } = await import("../../src/app/keyward.js");
+    const { createLogger } = await import("../../src/lib/log.js");
     const env = {
       KEYWARD_DATABASE: join(dir, "issuers.db"),
       KEYWARD_CHECK_PORT: "0",

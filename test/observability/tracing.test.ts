@@ -6,9 +6,9 @@ import {
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deny } from "../../src/auth/decision.js";
+import { EMPTY_VIEW } from "../../src/auth/request-view.js";
 import { traced } from "../../src/observability/tracing.js";
-import { deny } from "../../src/pipeline/identify.js";
-import { EMPTY_VIEW } from "../../src/pipeline/request-view.js";
 import { EnvoyCheckClient } from "../helpers/envoy-client.js";
 import { startTestKeyward, type TestKeyward } from "../helpers/keyward.js";
 

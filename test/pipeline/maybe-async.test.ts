@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { whenReady } from "../../src/pipeline/maybe-async.js";
+import { whenReady } from "../../src/lib/maybe-async.js";
 
 describe("whenReady", () => {
   it("calls next at once for a ready value and returns its result, not a promise", () => {

@@ -1,17 +1,17 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { asBuffer, unaryMethod } from "../../src/check/grpc-codec.js";
-import { HealthState, healthService } from "../../src/check/health.js";
 import { AUTHORIZATION_SERVICE } from "../../src/check/server.js";
 import {
+  Authorization,
   type CheckRequest,
-  CheckRequestSchema,
   type CheckResponse,
   CheckResponseSchema,
   file_envoy_service_auth_v3_external_auth,
 } from "../../src/gen/envoy/service/auth/v3/external_auth_pb.js";
 import { file_grpc_health_v1_health } from "../../src/gen/grpc/health/v1/health_pb.js";
+import { grpcService } from "../../src/grpc/definition.js";
+import { HealthState, healthService } from "../../src/grpc/health.js";
 import { reflectionServices } from "../../src/reflection/grpc-service.js";
 import {
   descriptorsOf,
@@ -26,30 +26,15 @@ import {
 // be shown to encode a real CheckRequest.
 async function startCheckPort(): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server();
-  server.addService(
-    {
-      Check: unaryMethod<CheckRequest, CheckResponse>(
-        `/${AUTHORIZATION_SERVICE}/Check`,
-        {
-          serialize: (m) => asBuffer(toBinary(CheckRequestSchema, m)),
-          deserialize: (b) => fromBinary(CheckRequestSchema, b),
-        },
-        {
-          serialize: (m) => asBuffer(toBinary(CheckResponseSchema, m)),
-          deserialize: (b) => fromBinary(CheckResponseSchema, b),
-        },
-      ),
+  server.addService(grpcService(Authorization), {
+    Check(
+      call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
+      callback: grpc.sendUnaryData<CheckResponse>,
+    ) {
+      const path = call.request.attributes?.request?.http?.path ?? "";
+      callback(null, create(CheckResponseSchema, { status: { code: 0, message: path } }));
     },
-    {
-      Check(
-        call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
-        callback: grpc.sendUnaryData<CheckResponse>,
-      ) {
-        const path = call.request.attributes?.request?.http?.path ?? "";
-        callback(null, create(CheckResponseSchema, { status: { code: 0, message: path } }));
-      },
-    },
-  );
+  });
   server.addService(...healthService(new HealthState([AUTHORIZATION_SERVICE])));
   for (const service of reflectionServices({
     files: [file_envoy_service_auth_v3_external_auth, file_grpc_health_v1_health],

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { decide } from "../helpers/admin.js";
 import {
   appliedSequence,
@@ -42,7 +42,7 @@ describe("a replica that starts before its primary, with a primary that compacts
     expect(existsSync(replica.database)).toBe(false);
     // The primary's file already holds a key; the primary itself is not running.
     const db = openDatabase(cluster.primary.database);
-    const early = new KeyStore(db).create({ kind: "live", scopes: READ });
+    const early = new KeyRepository(db).create({ kind: "live", scopes: READ });
     db.close();
 
     await replica.start();

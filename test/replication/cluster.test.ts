@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { ReplicationService } from "../../src/gen/keyward/replication/v1/replication_pb.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { decide } from "../helpers/admin.js";
 import {
   appliedSequence,
@@ -91,7 +91,7 @@ describe("a primary and three replicas", () => {
     // Minted in one transaction on the primary's file, as an operator's CLI
     // would: the primary picks up commits by other processes too.
     const db = openDatabase(cluster.primary.database);
-    const store = new KeyStore(db);
+    const store = new KeyRepository(db);
     const keys = db.transaction(() =>
       Array.from({ length: 100 }, (_, i) =>
         store.create({ kind: "agent", name: `p${i}`, scopes: READ }),

@@ -9,11 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
 import { decide } from "../helpers/admin.js";
 import { type ServeProcess, serve } from "../helpers/cli.js";
-import { freePort, waitUntil } from "../helpers/cluster.js";
+import { waitUntil } from "../helpers/cluster.js";
 import { EnvoyCheckClient } from "../helpers/envoy-client.js";
+import { freePort } from "../helpers/net.js";
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl CLI. */
 function makeCertificates(
@@ -106,7 +107,7 @@ describe("replication over TLS with client certificates (mTLS)", () => {
     primaryUrl = `https://127.0.0.1:${adminPort}`;
     const database = join(dir, "primary.db");
     const db = openDatabase(database);
-    rootSecret = new KeyStore(db).create({ kind: "live", scopes: ["keys:admin"] }).secret;
+    rootSecret = new KeyRepository(db).create({ kind: "live", scopes: ["keys:admin"] }).secret;
     db.close();
     await start("primary", {
       role: "primary",

@@ -3,6 +3,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } f
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decide } from "../helpers/admin.js";
 import { BIN, keyward, type ServeProcess, serve } from "../helpers/cli.js";
@@ -25,8 +26,6 @@ function createKey(scopes: string): { id: string; secret: string } {
   const { key, secret } = JSON.parse(made.stdout);
   return { id: key.id, secret };
 }
-
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** Polls `probe` until it returns true or `ms` pass; returns the time it took, or undefined. */
 async function within(ms: number, probe: () => Promise<boolean>): Promise<number | undefined> {

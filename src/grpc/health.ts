@@ -1,18 +1,18 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import {
+  Health,
   type HealthCheckRequest,
-  HealthCheckRequestSchema,
   type HealthCheckResponse,
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../gen/grpc/health/v1/health_pb.js";
-import { asBuffer, unaryMethod } from "./grpc-codec.js";
+import { grpcService } from "./definition.js";
 
 export { ServingStatus };
 
 /**
- * grpc.health.v1 state for the Check port: the overall server ("") and each
+ * grpc.health.v1 state for a gRPC port: the overall server ("") and each
  * named service. Kubernetes gRPC probes and Envoy health checks read it;
  * `Watch` streams every change.
  */
@@ -50,21 +50,6 @@ export function healthService(
 ): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const reply = (status: ServingStatus): HealthCheckResponse =>
     create(HealthCheckResponseSchema, { status });
-  const request = {
-    serialize: (m: HealthCheckRequest) => asBuffer(toBinary(HealthCheckRequestSchema, m)),
-    deserialize: (b: Buffer) => fromBinary(HealthCheckRequestSchema, b),
-  };
-  const response = {
-    serialize: (m: HealthCheckResponse) => asBuffer(toBinary(HealthCheckResponseSchema, m)),
-    deserialize: (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
-  };
-  const definition: grpc.ServiceDefinition = {
-    Check: unaryMethod("/grpc.health.v1.Health/Check", request, response),
-    Watch: {
-      ...unaryMethod("/grpc.health.v1.Health/Watch", request, response),
-      responseStream: true,
-    },
-  };
   const implementation: grpc.UntypedServiceImplementation = {
     Check(
       call: grpc.ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>,
@@ -90,5 +75,5 @@ export function healthService(
       call.on("close", stop);
     },
   };
-  return [definition, implementation];
+  return [grpcService(Health), implementation];
 }

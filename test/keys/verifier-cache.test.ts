@@ -5,7 +5,8 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../../src/keys/db.js";
 import { parseKey } from "../../src/keys/format.js";
-import { KeyStore } from "../../src/keys/store.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { KeyVerifier } from "../../src/keys/verifier.js";
 
 // The decision cache and the cache of refused keys, on real SQLite files:
 // one connection serves verify() (as keyward's Check does) while another
@@ -13,7 +14,7 @@ import { KeyStore } from "../../src/keys/store.js";
 // connection's commits are noticed from the next event-loop turn on, which is
 // why the writes below are followed by `await nextTurn()`.
 
-function verify(store: KeyStore, token: string) {
+function verify(store: KeyVerifier, token: string) {
   const parsed = parseKey(token);
   if (!parsed) throw new Error(`not a key: ${token}`);
   return store.verify(parsed, token);
@@ -23,7 +24,7 @@ function wrongSecret(token: string): string {
   return `${token.slice(0, token.lastIndexOf("_") + 1)}${"0".repeat(48)}`;
 }
 
-describe("KeyStore caches", () => {
+describe("KeyVerifier caches", () => {
   let dir = "";
   const open: Db[] = [];
   const connect = (file: string): Db => {
@@ -43,9 +44,9 @@ describe("KeyStore caches", () => {
   /** A writer connection with one live key minted, and a caching store on another connection. */
   const writerAndStore = (cacheMaxEntries: number) => {
     const file = join(dir, "keys.db");
-    const writer = new KeyStore(connect(file));
+    const writer = new KeyRepository(connect(file));
     const minted = writer.create({ kind: "live" });
-    return { writer, ...minted, store: new KeyStore(connect(file), Date.now, cacheMaxEntries) };
+    return { writer, ...minted, store: new KeyVerifier(connect(file), Date.now, cacheMaxEntries) };
   };
 
   it("answers a repeated wrong secret or unknown id from the refused cache, still invalid_token", () => {
@@ -64,11 +65,11 @@ describe("KeyStore caches", () => {
   it("forgets a refusal when another connection commits: a key replicated after its first use is then allowed", async () => {
     // The key is minted elsewhere (the primary) and reaches this file only
     // after a client has already presented it here (a replica that is behind).
-    const primary = new KeyStore(connect(join(dir, "primary.db")));
+    const primary = new KeyRepository(connect(join(dir, "primary.db")));
     const minted = primary.create({ kind: "live", scopes: ["sources:read"] });
     const file = join(dir, "replica.db");
     const replicaWriter = connect(file);
-    const store = new KeyStore(connect(file), Date.now, 100);
+    const store = new KeyVerifier(connect(file), Date.now, 100);
 
     expect(verify(store, minted.secret)).toEqual({ ok: false, code: "invalid_token" });
     expect(verify(store, minted.secret)).toEqual({ ok: false, code: "invalid_token" });

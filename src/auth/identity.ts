@@ -2,6 +2,9 @@
 export type KeyKind = "live" | "user" | "agent" | "worker";
 export type CredentialKind = KeyKind | "jwt";
 
+/** Every API-key kind, in the order DESIGN lists them. */
+export const KEY_KINDS: readonly KeyKind[] = ["live", "user", "agent", "worker"];
+
 /** The run a `worker` key is bound to; it may only act under that run's path. */
 export interface RunBinding {
   readonly experiment: string;

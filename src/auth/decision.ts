@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Identity } from "./identity.js";
+import { SCOPE_TOKEN } from "./scope.js";
 
 /**
  * The closed set of deny codes (DESIGN "Decisions"). They are stable: they
@@ -89,9 +90,6 @@ export interface Deny {
 /** What the pipeline concludes about one request. */
 export type Decision = Allow | Deny;
 
-/** RFC 6749 section 3.3 scope-token: printable ASCII except space, `"` and `\`. */
-export const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
-
 /** The `WWW-Authenticate` value for a deny (RFC 6750 section 3). */
 export function wwwAuthenticate(deny: Deny): string {
   if (deny.code === "missing_credential") return 'Bearer realm="keyward"';
@@ -118,4 +116,22 @@ export function denyBody(deny: Deny): string {
 /** A fresh decision id: appears in the deny body, the log line and the dynamic metadata. */
 export function newDecisionId(): string {
   return randomUUID();
+}
+
+/** A deny with a fresh decision id; `details` are for the log (and the scopes for the challenge). */
+export function deny(
+  code: DenyCode,
+  details: Omit<Deny, "allow" | "decisionId" | "code"> = {},
+): Deny {
+  return { allow: false, decisionId: newDecisionId(), code, ...details };
+}
+
+/** A transport's own fault (undecodable request, handler error): a 503 deny that keeps its cause for the log. */
+export function faultDeny(reason: string, cause?: unknown): Deny {
+  return deny("unavailable", { reason, cause });
+}
+
+/** True when a result is a deny rather than an identity. */
+export function isDeny(value: Identity | Deny): value is Deny {
+  return "allow" in value;
 }

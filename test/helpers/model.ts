@@ -1,24 +1,16 @@
 import fc from "fast-check";
-import type { KeyStore } from "../../src/keys/store.js";
+import type { RunBinding } from "../../src/auth/identity.js";
+import type { KeyRepository } from "../../src/keys/repository.js";
 import { readCredential } from "../../src/pipeline/credential.js";
-import type { RunBinding } from "../../src/pipeline/identity.js";
 import { routePath } from "../../src/pipeline/path.js";
 import type { Policy } from "../../src/policy/policy.js";
-import type { WireRequest } from "./support.js";
+import { DATA_SCOPES } from "./admin.js";
+import type { WireRequest } from "./hardening.js";
 
 // The key table as the property tests model it, the outcome a request must
 // get under that model, and the arbitraries the properties draw from.
 
 /** Every data-plane scope of the seeds' table. */
-export const DATA_SCOPES = [
-  "sources:read",
-  "sources:write",
-  "items:read",
-  "items:write",
-  "runs:read",
-  "runs:execute",
-  "runs:apply",
-];
 
 /** A key the test minted, and what state the model says its secret is in. */
 export interface Minted {
@@ -38,7 +30,7 @@ export const RUN: RunBinding = { experiment: "e1", variation: "v1", run: "r1" };
  * worker key bound to {@link RUN}, a revoked key, an expired key and the old
  * secret of a rotated key. These are the only credentials that exist.
  */
-export function mintPool(store: KeyStore, now = Date.now()): Minted[] {
+export function mintPool(store: KeyRepository, now = Date.now()): Minted[] {
   const pool: Minted[] = [];
   const add = (
     minted: { secret: string; key: { id: string; kind: string; scopes: readonly string[] } },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { issuerSchema, issuersSchema } from "../../src/jwt/config.js";
+import { issuerSchema, issuersSchema } from "../../src/config/issuers.js";
 
 const base = { issuer: "https://tenant.eu.auth0.com/", audience: "https://api.example.com" };
 const withUri = { ...base, jwks_uri: "https://tenant.eu.auth0.com/.well-known/jwks.json" };

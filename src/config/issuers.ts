@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { SCOPE_TOKEN } from "../pipeline/decision.js";
+import { SCOPE_TOKEN } from "../auth/scope.js";
 
 /**
  * The JWS algorithms an issuer may be configured with: asymmetric ones only.

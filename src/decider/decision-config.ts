@@ -1,10 +1,10 @@
 import { existsSync } from "node:fs";
-import { ConfigError } from "./config/errors.js";
-import type { Config } from "./config/schema.js";
-import { createJwtVerifier, type JwtVerifier } from "./jwt/verifier.js";
-import type { Logger } from "./log.js";
-import type { TokenVerifier } from "./pipeline/identify.js";
-import { EMPTY_POLICY, loadPolicyFile, type Policy } from "./policy/policy.js";
+import type { TokenVerifier } from "../auth/token.js";
+import { ConfigError } from "../config/errors.js";
+import type { Config } from "../config/schema.js";
+import { createJwtVerifier, type JwtVerifier } from "../jwt/verifier.js";
+import type { Logger } from "../lib/log.js";
+import { EMPTY_POLICY, loadPolicyFile, type Policy } from "../policy/policy.js";
 
 const NO_ISSUER: TokenVerifier = {
   verify: async () => ({ ok: false, code: "invalid_token", reason: "no JWT issuer is configured" }),

@@ -1,33 +1,22 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import type * as protoLoader from "@grpc/proto-loader";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../../src/keys/db.js";
-import { KeyStore } from "../../src/keys/store.js";
-import type { EnvoyCheckResponse } from "../helpers/envoy-client.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { ENVOY_AUTH_PROTO, type EnvoyCheckResponse } from "./envoy-client.js";
 
 // Shared tooling of the hardening tests: a Check client that can send
 // arbitrary bytes, a judge of well-formed responses, a hand encoder for
 // CheckRequests whose string fields hold bytes protobufjs would never write,
 // bounded concurrency, and a keyward child process with a bounded log.
 
-const require = createRequire(import.meta.url);
-const deps = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
-const definition = protoLoader.loadSync("envoy/service/auth/v3/external_auth.proto", {
-  includeDirs: ["envoy-api", "googleapis", "xds", "protoc-gen-validate"].map((d) => join(deps, d)),
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
 const checkMethod = (
-  definition["envoy.service.auth.v3.Authorization"] as protoLoader.ServiceDefinition
+  ENVOY_AUTH_PROTO["envoy.service.auth.v3.Authorization"] as protoLoader.ServiceDefinition
 ).Check as protoLoader.MethodDefinition<object, EnvoyCheckResponse>;
 const CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check";
 
@@ -244,8 +233,6 @@ export function encodeBytes(request: ByteRequest): Buffer {
 
 // --- concurrency, time, processes ------------------------------------------
 
-export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
-
 /** Runs `fn` over `items` with at most `limit` calls in flight; results in order. */
 export async function mapLimit<T, R>(
   items: readonly T[],
@@ -276,7 +263,8 @@ export function rssBytes(pid: number): number {
 export function bootstrapAdmin(database: string): string {
   const db = openDatabase(database);
   try {
-    return new KeyStore(db).create({ kind: "live", name: "root", scopes: ["keys:admin"] }).secret;
+    return new KeyRepository(db).create({ kind: "live", name: "root", scopes: ["keys:admin"] })
+      .secret;
   } finally {
     db.close();
   }
@@ -329,21 +317,7 @@ export interface SpawnOptions {
  * quadratic under the tens of thousands of deny lines a soak produces.
  */
 export function spawnKeyward(options: SpawnOptions): Promise<KeywardProcess> {
-  const child = spawn(process.execPath, [BIN, "serve"], {
-    env: {
-      ...process.env,
-      KEYWARD_CONFIG: "",
-      KEYWARD_DATABASE: options.database,
-      KEYWARD_LISTEN_HOST: "127.0.0.1",
-      KEYWARD_CHECK_PORT: "0",
-      KEYWARD_ADMIN_PORT: "0",
-      KEYWARD_HTTP_PORT: "0",
-      ...options.env,
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-    ...(options.uid !== undefined ? { uid: options.uid } : {}),
-    ...(options.gid !== undefined ? { gid: options.gid } : {}),
-  });
+  const child = spawnServe(options);
   let tail = "";
   let partial = "";
   let exited = false;
@@ -397,20 +371,7 @@ export function spawnKeyward(options: SpawnOptions): Promise<KeywardProcess> {
 export function spawnExpectingFailure(
   options: SpawnOptions,
 ): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, "serve"], {
-    env: {
-      ...process.env,
-      KEYWARD_CONFIG: "",
-      KEYWARD_DATABASE: options.database,
-      KEYWARD_CHECK_PORT: "0",
-      KEYWARD_ADMIN_PORT: "0",
-      KEYWARD_HTTP_PORT: "0",
-      ...options.env,
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-    ...(options.uid !== undefined ? { uid: options.uid } : {}),
-    ...(options.gid !== undefined ? { gid: options.gid } : {}),
-  });
+  const child = spawnServe(options);
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString("utf8")).slice(-STDERR_TAIL);
@@ -421,5 +382,24 @@ export function spawnExpectingFailure(
       clearTimeout(timer);
       done({ code, stderr });
     });
+  });
+}
+
+/** `keyward serve` on ephemeral loopback ports, stderr piped, as `options` says. */
+function spawnServe(options: SpawnOptions): ChildProcess {
+  return spawn(process.execPath, [BIN, "serve"], {
+    env: {
+      ...process.env,
+      KEYWARD_CONFIG: "",
+      KEYWARD_DATABASE: options.database,
+      KEYWARD_LISTEN_HOST: "127.0.0.1",
+      KEYWARD_CHECK_PORT: "0",
+      KEYWARD_ADMIN_PORT: "0",
+      KEYWARD_HTTP_PORT: "0",
+      ...options.env,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+    ...(options.uid !== undefined ? { uid: options.uid } : {}),
+    ...(options.gid !== undefined ? { gid: options.gid } : {}),
   });
 }

@@ -6,7 +6,7 @@ import { protoKeyToJson } from "../admin/convert.js";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { KeyJson } from "../keys/json.js";
 import { UsageError } from "./errors.js";
-import type { KeyBackend, Minted } from "./keys.js";
+import type { KeyBackend, Minted } from "./key-backend.js";
 
 /** Talks Connect JSON over HTTP/1.1 to a running admin API. */
 export function remoteBackend(baseUrl: string, token: string | undefined): KeyBackend {

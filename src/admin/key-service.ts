@@ -1,0 +1,28 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import { handlers, type KeyServiceOptions } from "./rpc/context.js";
+import { mintHandlers } from "./rpc/mint.js";
+import { readHandlers } from "./rpc/read.js";
+import { revokeHandlers } from "./rpc/revoke.js";
+
+export type { KeyServiceOptions } from "./rpc/context.js";
+
+/**
+ * The KeyService routes (connect-es style: a function of the router). Each
+ * handler runs its work inside `options.audited`, one transaction with its
+ * audit rows; the handlers are grouped by what they do to secrets.
+ */
+export function keyServiceRoutes(options: KeyServiceOptions) {
+  const h = handlers(options);
+  return (router: ConnectRouter) =>
+    router.service(KeyService, {
+      ...mintHandlers(h),
+      ...revokeHandlers(h),
+      ...readHandlers(h),
+    });
+}
+
+/** KeyService with no behaviour, for a replica's admin port (its interceptor refuses every call). */
+export function refusingKeyServiceRoutes() {
+  return (router: ConnectRouter) => router.service(KeyService, {});
+}

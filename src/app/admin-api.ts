@@ -1,0 +1,150 @@
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { createAuditedCalls } from "../admin/audited.js";
+import { CONSOLE_DIST, type ConsoleHandler, createConsoleHandler } from "../admin/console.js";
+import { authInterceptor, refuseOnReplica } from "../admin/interceptors.js";
+import { keyServiceRoutes, refusingKeyServiceRoutes } from "../admin/key-service.js";
+import { type Config, consoleEnabled } from "../config/schema.js";
+import type { Decider } from "../decider/decider.js";
+import { file_keyward_admin_v1_admin } from "../gen/keyward/admin/v1/admin_pb.js";
+import { file_keyward_replication_v1_replication } from "../gen/keyward/replication/v1/replication_pb.js";
+import { AuditLog } from "../keys/audit.js";
+import { type Db, openDatabase } from "../keys/db.js";
+import { KeyRepository } from "../keys/repository.js";
+import { durationMs } from "../lib/duration.js";
+import type { Logger } from "../lib/log.js";
+import { reflectionRoutes } from "../reflection/routes.js";
+import { CommitNotifier } from "../replication/notifier.js";
+import { compactChanges, replicationRoutes } from "../replication/primary.js";
+import type { TlsFiles } from "./files.js";
+
+/** How often a primary compacts its change log. */
+const COMPACTION_INTERVAL_MS = 1000;
+
+/** Options for {@link createAdminApi}. */
+export interface AdminApiOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly decider: Decider;
+  /** The replication token (primary only). */
+  readonly token: string | undefined;
+  readonly tls: TlsFiles | undefined;
+  /** What is wrong with the database file, if anything: admin writes are refused then. */
+  readonly fileProblem: () => string | undefined;
+  /** The issuers in force (they follow reloads), for the console's sign-in. */
+  readonly issuers: () => Config["issuers"];
+  readonly now?: (() => number) | undefined;
+}
+
+/** The admin port's services, built and ready to serve; {@link start} begins background work. */
+export interface AdminApi {
+  readonly routes: (router: ConnectRouter) => void;
+  readonly interceptors: Interceptor[];
+  readonly console: ConsoleHandler | undefined;
+  readonly tls: { cert: Buffer; key: Buffer; ca?: Buffer | undefined } | undefined;
+  /** Starts the primary's change-log compaction. */
+  start(): void;
+  close(): void;
+}
+
+/**
+ * The admin side of a single process or a primary: key management through a
+ * connection of its own (so that its transactions, held across a call, are
+ * never visible to Check before they commit), the audit trail, replication
+ * streams on a primary, reflection and the key console. A replica gets
+ * {@link refusingAdminApi} instead.
+ */
+export function createAdminApi(options: AdminApiOptions): AdminApi {
+  const { config, logger, decider, token, now } = options;
+  const log = logger.child({ name: "admin" });
+  const db: Db = openDatabase(config.database, { busyTimeoutMs: 250 });
+  const audit = new AuditLog(db, now);
+  const commits = config.role === "primary" && token ? new CommitNotifier(db) : undefined;
+  const keys = keyServiceRoutes({
+    store: new KeyRepository(db, now),
+    db,
+    audited: createAuditedCalls({
+      db,
+      audit,
+      log,
+      onCommit: () => commits?.notify(),
+      onOutcome: (method, outcome) => decider.metrics.adminCall(method, outcome),
+      writable: options.fileProblem,
+    }),
+    defaultTtlMs: durationMs(config.keys.default_ttl) as number,
+    knownScopes: () => decider.decisions.knownScopes,
+    audit,
+    role: config.role,
+    ...(now && { now }),
+  });
+  const streams =
+    commits &&
+    replicationRoutes({
+      database: config.database,
+      token: token as string,
+      notifier: commits,
+      logger: logger.child({ name: "replication" }),
+    });
+  const reflection = reflectionRoutes({
+    files: [
+      file_keyward_admin_v1_admin,
+      ...(streams ? [file_keyward_replication_v1_replication] : []),
+    ],
+  });
+  let compaction: NodeJS.Timeout | undefined;
+  const tls = options.tls;
+  return {
+    routes: (router) => reflection(streams ? streams(keys(router)) : keys(router)),
+    interceptors: [authInterceptor(decider.identify, audit, log)],
+    console: adminConsole(config, options.issuers, logger),
+    tls: tls?.cert && tls.key ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
+    start() {
+      if (!commits) return;
+      compaction = setInterval(() => {
+        try {
+          compactChanges(db, config.replication.retain_changes);
+        } catch (error) {
+          logger.warn({ err: error }, "change log compaction failed");
+        }
+      }, COMPACTION_INTERVAL_MS);
+      compaction.unref();
+    },
+    close() {
+      if (compaction) clearInterval(compaction);
+      commits?.close();
+      db.close();
+    },
+  };
+}
+
+/** A replica's admin port: every call is refused, naming the primary; the console may still be served. */
+export function refusingAdminApi(
+  config: Config,
+  issuers: () => Config["issuers"],
+  logger: Logger,
+): AdminApi {
+  return {
+    routes: refusingKeyServiceRoutes(),
+    interceptors: [refuseOnReplica(config.replication.primary as string)],
+    console: adminConsole(config, issuers, logger),
+    tls: undefined,
+    start() {},
+    close() {},
+  };
+}
+
+/** The key console's files when it is on; issuers are read per request, so reloads show. */
+function adminConsole(
+  config: Config,
+  issuers: () => Config["issuers"],
+  logger: Logger,
+): ConsoleHandler | undefined {
+  if (!consoleEnabled(config)) return undefined;
+  const handler = createConsoleHandler({ issuers });
+  if (!handler.built) {
+    logger.warn(
+      { folder: CONSOLE_DIST },
+      "console.enabled but the console was not built (npm run build); /console/ answers 503",
+    );
+  }
+  return handler;
+}

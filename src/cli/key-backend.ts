@@ -1,0 +1,25 @@
+import type { RunBinding } from "../auth/identity.js";
+import type { CreateKeyInput } from "../keys/input.js";
+import type { KeyJson } from "../keys/json.js";
+import type { ListKeysFilter } from "../keys/repository.js";
+
+/** A minted key as the CLI prints it: the key and its secret, once. */
+export interface Minted {
+  key: KeyJson;
+  secret: string;
+}
+
+/**
+ * Where `keys` commands act: directly on a database file (bootstrap, and
+ * operators on the box: local-backend.ts) or through a running admin API
+ * (remote-backend.ts). Both print the same JSON.
+ */
+export interface KeyBackend {
+  create(input: CreateKeyInput, idempotencyKey: string | undefined): Promise<Minted>;
+  rotate(id: string): Promise<Minted>;
+  revoke(id: string): Promise<KeyJson>;
+  get(id: string): Promise<KeyJson>;
+  list(filter: ListKeysFilter, limit: number): Promise<KeyJson[]>;
+  revokeRun(binding: RunBinding): Promise<KeyJson[]>;
+  close(): void;
+}

@@ -1,0 +1,79 @@
+import { userInfo } from "node:os";
+import { AuditLog } from "../keys/audit.js";
+import { openDatabase } from "../keys/db.js";
+import { keyToJson } from "../keys/json.js";
+import { KeyRepository } from "../keys/repository.js";
+import type { KeyBackend } from "./key-backend.js";
+
+/** Works on the file directly; every change is audited in its own transaction, as the admin API does. */
+export function localBackend(file: string): KeyBackend {
+  const db = openDatabase(file);
+  const store = new KeyRepository(db);
+  const audit = new AuditLog(db);
+  const actor = `cli:${safeUser()}`;
+  const audited = <T>(
+    action: string,
+    change: () => T,
+    keysOf: (value: T) => { id: string; tenant: string }[],
+  ): T =>
+    db.transaction(() => {
+      const value = change();
+      audit.recordChange(actor, action, keysOf(value));
+      return value;
+    })();
+  const found = <T>(id: string, value: T | undefined): T => {
+    if (value === undefined) throw new Error(`key ${id} not found`);
+    return value;
+  };
+  return {
+    async create(input) {
+      const minted = audited(
+        "CreateKey",
+        () => store.create(input),
+        (m) => [m.key],
+      );
+      return { key: keyToJson(minted.key), secret: minted.secret };
+    },
+    async rotate(id) {
+      const minted = audited(
+        "RotateKey",
+        () => found(id, store.rotate(id)),
+        (m) => [m.key],
+      );
+      return { key: keyToJson(minted.key), secret: minted.secret };
+    },
+    async revoke(id) {
+      return keyToJson(
+        audited(
+          "RevokeKey",
+          () => found(id, store.revoke(id)),
+          (k) => [k],
+        ),
+      );
+    },
+    async get(id) {
+      return keyToJson(found(id, store.get(id)));
+    },
+    async list(filter, limit) {
+      return store.list(filter, limit).map(keyToJson);
+    },
+    async revokeRun(binding) {
+      return audited(
+        "RevokeRunKeys",
+        () => store.revokeRun(binding),
+        (keys) => keys,
+      ).map(keyToJson);
+    },
+    close() {
+      db.close();
+    },
+  };
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return "unknown";
+  }
+}

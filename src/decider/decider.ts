@@ -1,0 +1,94 @@
+import type { Config } from "../config/schema.js";
+import { type Db, openDatabase } from "../keys/db.js";
+import { UsageTracker } from "../keys/usage.js";
+import { KeyVerifier } from "../keys/verifier.js";
+import type { Logger } from "../lib/log.js";
+import { type MetricSources, Metrics, type Transport } from "../observability/metrics.js";
+import { traced } from "../observability/tracing.js";
+import { createIdentifier, type Identifier } from "../pipeline/identify.js";
+import { createPipeline, type Pipeline } from "../pipeline/pipeline.js";
+import { DecisionConfig, NO_JWT_STATS } from "./decision-config.js";
+
+/** Options for {@link createDecider}. */
+export interface DeciderOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Clock, epoch ms; default Date.now. */
+  readonly now?: (() => number) | undefined;
+  /**
+   * Whether keyward can decide at all; a string says why not (a replica
+   * before its first snapshot), and every request is then a 503 deny.
+   */
+  readonly unavailable?: (() => string | undefined) | undefined;
+  /** Replication state for the metrics, read at scrape time (replicas only). */
+  readonly replica?: MetricSources["replica"];
+}
+
+/**
+ * The decision side of keyward, as the main process and every Check worker
+ * build it: the key verifier on a connection of its own, the live policy and
+ * issuers, the pipeline over them, last-used tracking and the metrics.
+ */
+export interface Decider {
+  /** The pipeline itself (Check's and forward-auth's share it). */
+  readonly pipeline: Pipeline;
+  /** The identity phase alone, for the admin API's callers. */
+  readonly identify: Identifier;
+  readonly metrics: Metrics;
+  /** The policy and issuers in force, reloadable, and the scopes they know. */
+  readonly decisions: DecisionConfig;
+  /** The verifier's connection (readiness reads a page of the key table through it). */
+  readonly db: Db;
+  /** The pipeline as a transport serves it: traced and counted per transport. */
+  served(transport: Transport): Pipeline;
+  /** Starts the issuers (first JWKS fetch included). */
+  start(): Promise<void>;
+  /** Flushes last-used times, stops the issuers and closes the connection. */
+  close(): void;
+}
+
+/**
+ * Builds a {@link Decider}. A bad policy file throws (a ConfigError) before
+ * the database is opened, so start-up stops with one line and nothing to undo.
+ */
+export function createDecider(options: DeciderOptions): Decider {
+  const { config, logger, now } = options;
+  const decisions = new DecisionConfig(config, logger, now);
+  // Check's connection: reads never wait for writers (WAL); its only writes
+  // are the batched last-used times, which may be dropped.
+  const db = openDatabase(config.database, { busyTimeoutMs: 50 });
+  const keys = new KeyVerifier(db, now, config.cache.max_entries);
+  // A replica's file is written only by what its primary streams.
+  const usage =
+    config.role === "replica"
+      ? undefined
+      : new UsageTracker(db, (error) => logger.warn({ err: error }, "could not record key usage"));
+  const onKeyUsed = usage && ((id: string) => usage.used(id));
+  const pipeline = createPipeline({
+    store: keys,
+    policy: () => decisions.policy,
+    jwt: decisions.jwt,
+    onKeyUsed,
+    ...(options.unavailable && { unavailable: options.unavailable }),
+  });
+  const metrics = new Metrics({
+    keyCache: () => keys.cacheStats(),
+    jwt: () => decisions.verifier?.stats() ?? NO_JWT_STATS,
+    ...(options.replica && { replica: options.replica }),
+    ...(now && { now }),
+  });
+  return {
+    pipeline,
+    identify: createIdentifier({ store: keys, jwt: decisions.jwt, onKeyUsed }),
+    metrics,
+    decisions,
+    db,
+    served: (transport) => metrics.instrument(traced(pipeline, transport), transport),
+    start: () => decisions.start(),
+    close() {
+      usage?.close();
+      decisions.close();
+      db.close();
+    },
+  };
+}

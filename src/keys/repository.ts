@@ -1,0 +1,175 @@
+import type { KeyKind, RunBinding } from "../auth/identity.js";
+import type { Db } from "./db.js";
+import { hashKey, keyLookup, mintKey, newKeyId } from "./format.js";
+import { type CreateKeyInput, KeyInputError, validateKeyInput } from "./input.js";
+import { type KeyRecord, type KeyRow, toRecord } from "./rows.js";
+
+/** A key together with its plaintext; returned once, by create and rotate only. */
+export interface MintedKey {
+  readonly key: KeyRecord;
+  readonly secret: string;
+}
+
+export interface ListKeysFilter {
+  readonly tenant?: string;
+  readonly kind?: KeyKind;
+  /** Any of these kinds (for callers confined to some kinds). */
+  readonly kinds?: readonly KeyKind[];
+  readonly status?: KeyRecord["status"];
+  readonly owner?: string;
+  readonly run?: string;
+}
+
+/** Where a page of {@link KeyRepository.list} starts: just after this key. */
+export interface PageCursor {
+  readonly createdAt: number;
+  readonly id: string;
+}
+
+/**
+ * The key table as the admin API and the CLI change it: mint, rotate,
+ * revoke, read and list. Every write is one statement or one immediate
+ * transaction; a secret is returned once and never stored.
+ */
+export class KeyRepository {
+  readonly #db: Db;
+  readonly #now: () => number;
+  readonly #byId;
+  readonly #insert;
+  readonly #setHash;
+  readonly #revoke;
+
+  constructor(db: Db, now: () => number = Date.now) {
+    this.#db = db;
+    this.#now = now;
+    this.#byId = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?");
+    this.#insert = db.prepare(
+      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at)
+       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at)`,
+    );
+    this.#setHash = db.prepare("UPDATE keys SET hash = ?, rotated_at = ? WHERE id = ?");
+    this.#revoke = db.prepare(
+      "UPDATE keys SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'",
+    );
+  }
+
+  /** Mints a key; the returned secret is never stored or shown again. */
+  create(input: CreateKeyInput): MintedKey {
+    validateKeyInput(input);
+    const id = newKeyId();
+    const secret = mintKey(input.kind, id);
+    this.#insert.run({
+      id,
+      lookup: keyLookup(input.kind, id),
+      hash: hashKey(secret),
+      kind: input.kind,
+      name: input.name ?? "",
+      tenant: input.tenant ?? "",
+      owner: input.owner ?? "",
+      scopes: (input.scopes ?? []).join(" "),
+      experiment: input.binding?.experiment ?? null,
+      variation: input.binding?.variation ?? null,
+      run: input.binding?.run ?? null,
+      created_at: this.#now(),
+      expires_at: input.expiresAt ?? null,
+    });
+    return { key: this.#mustGet(id), secret };
+  }
+
+  /**
+   * Replaces the key's secret, keeping its id and lookup. The old secret fails
+   * from the moment this returns. A revoked key cannot be rotated back to life.
+   */
+  rotate(id: string): MintedKey | undefined {
+    return this.#db
+      .transaction((): MintedKey | undefined => {
+        const row = this.#byId.get(id);
+        if (!row) return undefined;
+        if (row.status === "revoked") throw new KeyInputError(undefined, `key ${id} is revoked`);
+        const secret = mintKey(row.kind, row.id);
+        this.#setHash.run(hashKey(secret), this.#now(), id);
+        return { key: this.#mustGet(id), secret };
+      })
+      .immediate();
+  }
+
+  /** Revokes a key; revoking a revoked key is a no-op. Undefined if unknown. */
+  revoke(id: string): KeyRecord | undefined {
+    this.#revoke.run(this.#now(), id);
+    return this.get(id);
+  }
+
+  get(id: string): KeyRecord | undefined {
+    const row = this.#byId.get(id);
+    return row ? this.#toRecord(row) : undefined;
+  }
+
+  /**
+   * Newest first, `limit` at most, starting after `after` (the last key of
+   * the previous page). Filters combine with AND.
+   */
+  list(filter: ListKeysFilter = {}, limit = 100, after?: PageCursor): KeyRecord[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit, now: this.#now() };
+    for (const field of ["tenant", "kind", "owner", "run"] as const) {
+      const value = filter[field];
+      if (value !== undefined) {
+        where.push(`${field} = @${field}`);
+        params[field] = value;
+      }
+    }
+    if (filter.kinds !== undefined) {
+      where.push(`kind IN (${filter.kinds.map((k) => `'${k}'`).join(",")})`);
+    }
+    if (filter.status === "revoked") where.push("status = 'revoked'");
+    if (filter.status === "expired") {
+      where.push("status = 'active' AND expires_at IS NOT NULL AND expires_at <= @now");
+    }
+    if (filter.status === "active") {
+      where.push("status = 'active' AND (expires_at IS NULL OR expires_at > @now)");
+    }
+    if (after) {
+      where.push("(created_at < @afterAt OR (created_at = @afterAt AND id < @afterId))");
+      params.afterAt = after.createdAt;
+      params.afterId = after.id;
+    }
+    const sql = `SELECT * FROM keys ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+                 ORDER BY created_at DESC, id DESC LIMIT @limit`;
+    return this.#db
+      .prepare<Record<string, string | number>, KeyRow>(sql)
+      .all(params)
+      .map((row) => this.#toRecord(row));
+  }
+
+  /** The active keys bound to the run (of `tenant` only, when given). */
+  runKeys(binding: RunBinding, tenant?: string): KeyRecord[] {
+    return this.#db
+      .prepare<[string, string, string], KeyRow>(
+        "SELECT * FROM keys WHERE experiment = ? AND variation = ? AND run = ? AND status = 'active'",
+      )
+      .all(binding.experiment, binding.variation, binding.run)
+      .filter((row) => tenant === undefined || row.tenant === tenant)
+      .map((row) => this.#toRecord(row));
+  }
+
+  /** Revokes every active key bound to the run; returns the keys it revoked. */
+  revokeRun(binding: RunBinding, tenant?: string): KeyRecord[] {
+    return this.#db
+      .transaction(() => {
+        const keys = this.runKeys(binding, tenant);
+        for (const key of keys) this.#revoke.run(this.#now(), key.id);
+        return keys.map((key) => this.#mustGet(key.id));
+      })
+      .immediate();
+  }
+
+  #mustGet(id: string): KeyRecord {
+    const record = this.get(id);
+    if (!record) throw new Error(`key ${id} vanished during its own write`);
+    return record;
+  }
+
+  #toRecord(row: KeyRow): KeyRecord {
+    return toRecord(row, this.#now());
+  }
+}

@@ -1,0 +1,76 @@
+import type { KeyKind, RunBinding } from "../auth/identity.js";
+
+/**
+ * A `keys` row as SQLite returns it (migrations in db.ts). The one row type:
+ * the verifier, the repository and replication all read and write it.
+ */
+export interface KeyRow {
+  id: string;
+  lookup: string;
+  hash: Buffer;
+  kind: KeyKind;
+  name: string;
+  tenant: string;
+  owner: string;
+  /** Space-separated scope tokens. */
+  scopes: string;
+  experiment: string | null;
+  variation: string | null;
+  run: string | null;
+  status: "active" | "revoked";
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  rotated_at: number | null;
+  /** Local to each node: replication leaves it out. */
+  last_used_at: number | null;
+}
+
+/** A key as the admin surfaces show it. Holds no secret and no hash. */
+export interface KeyRecord {
+  readonly id: string;
+  readonly keyLookup: string;
+  readonly kind: KeyKind;
+  readonly name: string;
+  readonly tenant: string;
+  readonly owner: string;
+  readonly scopes: readonly string[];
+  readonly binding: RunBinding | undefined;
+  /** `expired` is derived from `expiresAt` at read time; it is never stored. */
+  readonly status: "active" | "revoked" | "expired";
+  readonly createdAt: number;
+  readonly expiresAt: number | undefined;
+  readonly revokedAt: number | undefined;
+  readonly lastUsedAt: number | undefined;
+}
+
+/** The row as the admin surfaces show it, its status read at `now`. */
+export function toRecord(row: KeyRow, now: number): KeyRecord {
+  const expired = row.expires_at !== null && row.expires_at <= now;
+  return {
+    id: row.id,
+    keyLookup: row.lookup,
+    kind: row.kind,
+    name: row.name,
+    tenant: row.tenant,
+    owner: row.owner,
+    scopes: splitScopes(row.scopes),
+    binding: bindingOf(row),
+    status: row.status === "revoked" ? "revoked" : expired ? "expired" : "active",
+    createdAt: row.created_at,
+    expiresAt: row.expires_at ?? undefined,
+    revokedAt: row.revoked_at ?? undefined,
+    lastUsedAt: row.last_used_at ?? undefined,
+  };
+}
+
+export function splitScopes(scopes: string): string[] {
+  return scopes === "" ? [] : scopes.split(" ");
+}
+
+export function bindingOf(
+  row: Pick<KeyRow, "experiment" | "variation" | "run">,
+): RunBinding | undefined {
+  if (row.experiment === null || row.variation === null || row.run === null) return undefined;
+  return { experiment: row.experiment, variation: row.variation, run: row.run };
+}

@@ -1,0 +1,180 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { LRUCache } from "lru-cache";
+import type { CredentialKind, RunBinding } from "../auth/identity.js";
+import { boundedCache } from "../lib/bounded-cache.js";
+import type { Db } from "./db.js";
+import { hashKey, keyDigest, type ParsedKey } from "./format.js";
+import { bindingOf, type KeyRow, splitScopes } from "./rows.js";
+
+/** What the store knows about a presented key (see {@link KeyVerifier.verify}). */
+export type KeyVerdict = { readonly ok: true; readonly key: VerifiedKey } | KeyDenied;
+
+export interface KeyDenied {
+  readonly ok: false;
+  readonly code: "invalid_token" | "key_revoked" | "key_expired";
+  readonly keyId?: string | undefined;
+}
+
+/** The facts of a key that authorization needs, read on the hot path. */
+export interface VerifiedKey {
+  readonly id: string;
+  readonly kind: CredentialKind;
+  readonly tenant: string;
+  readonly owner: string;
+  readonly scopes: readonly string[];
+  readonly expiresAt: number | undefined;
+  readonly binding: RunBinding | undefined;
+}
+
+/**
+ * Compared against when a lookup is unknown and the table is empty, so that
+ * an unknown id costs the same hash-and-compare as a wrong secret and answers
+ * the same way.
+ */
+const DUMMY_HASH = randomBytes(32);
+
+/**
+ * The Check hot path over the key table: one indexed read, one SHA-256 and
+ * one constant-time compare per presented key, statements prepared once,
+ * and a bounded decision cache that any commit by another connection clears.
+ * Read-only: the admin API writes through the repository on a connection of
+ * its own.
+ */
+export class KeyVerifier {
+  readonly #now: () => number;
+  readonly #byLookup;
+  readonly #hashByLookup;
+  readonly #dataVersion;
+  /**
+   * The decision cache: verdicts of presented keys whose secret matched,
+   * keyed by the SHA-256 of the presented key (never the key). Any commit by
+   * another connection (admin API, CLI, replication) clears it before the
+   * next event-loop turn's first verification (see {@link KeyVerifier.verify}),
+   * so a revocation or rotation holds for every request sent after it.
+   */
+  readonly #cache: LRUCache<string, Extract<KeyVerdict, { ok: true }> | KeyDenied> | undefined;
+  /**
+   * Presented keys that matched no stored hash (unknown id or wrong secret
+   * alike), keyed the same way: a client retrying with a rotated-out or
+   * mistyped key is answered without reading the table. Kept apart from the
+   * decision cache and bounded at a tenth of it, so that guessing can neither
+   * evict verified keys nor grow memory without bound; cleared with it.
+   */
+  readonly #refused: LRUCache<string, KeyDenied> | undefined;
+  #seenVersion = -1;
+  /** True from a data_version read until the end of that event-loop turn. */
+  #versionRead = false;
+  readonly #endTurn = () => {
+    this.#versionRead = false;
+  };
+  #hits = 0;
+  #misses = 0;
+
+  /**
+   * @param cacheMaxEntries bound of the decision cache; 0 (the default) disables it.
+   */
+  constructor(db: Db, now: () => number = Date.now, cacheMaxEntries = 0) {
+    this.#now = now;
+    this.#cache = cacheMaxEntries > 0 ? boundedCache(cacheMaxEntries) : undefined;
+    this.#refused =
+      cacheMaxEntries > 0 ? boundedCache(Math.max(1, Math.floor(cacheMaxEntries / 10))) : undefined;
+    this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+    this.#hashByLookup = db
+      .prepare<[string, number, Buffer], Buffer>(
+        // An unknown lookup reads a decoy row's hash instead: a row picked
+        // by the presented digest, so that both kinds of refusal read one
+        // index entry and one table row from anywhere in the table. The
+        // decoy can never match: equal SHA-256 digests would mean the
+        // presented key is the decoy's, whose lookup is known.
+        `SELECT COALESCE(
+           (SELECT hash FROM keys WHERE lookup = ?),
+           (SELECT hash FROM keys WHERE rowid > ? % (SELECT max(rowid) FROM keys) ORDER BY rowid LIMIT 1),
+           ?)`,
+      )
+      .pluck();
+    // Only what verify() reads, once the secret matched.
+    this.#byLookup = db.prepare<[string], KeyRow>(
+      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at FROM keys WHERE lookup = ?",
+    );
+  }
+
+  /**
+   * Verifies a presented key. Order matters: the secret is checked first so
+   * that only a holder of the secret learns that a key is revoked or expired;
+   * an unknown lookup is compared against a decoy row's hash (a dummy when
+   * the table is empty) so it answers exactly like a wrong secret.
+   *
+   * With the caches on, whether another connection has committed
+   * (`PRAGMA data_version`) is read once per event-loop turn rather than once
+   * per call: the requests handled in one turn were all read off their
+   * sockets before it began, so they are concurrent with any commit made
+   * during it, while a request sent after a commit returned is handled in a
+   * later turn and sees it. Under load one turn answers tens of requests.
+   */
+  verify(parsed: ParsedKey, token: string): KeyVerdict {
+    const cache = this.#cache;
+    const refused = this.#refused;
+    if (cache === undefined || refused === undefined) {
+      return this.#verifyStored(parsed, hashKey(token));
+    }
+    if (!this.#versionRead) {
+      const version = this.#dataVersion.get() as number;
+      if (version !== this.#seenVersion) {
+        cache.clear();
+        refused.clear();
+        this.#seenVersion = version;
+      }
+      this.#versionRead = true;
+      setImmediate(this.#endTurn);
+    }
+    const cacheKey = keyDigest(token);
+    let verdict = cache.get(cacheKey) ?? refused.get(cacheKey);
+    if (verdict !== undefined) this.#hits++;
+    else {
+      this.#misses++;
+      verdict = this.#verifyStored(parsed, Buffer.from(cacheKey, "base64"));
+      // Only a presented key whose secret matched enters the decision cache,
+      // so guessing cannot fill it; a refused one goes to its own small cache.
+      if (verdict.ok || verdict.code !== "invalid_token") cache.set(cacheKey, verdict);
+      else refused.set(cacheKey, verdict);
+    }
+    // Time moves on while an entry sits in the cache.
+    const expiresAt = verdict.ok ? verdict.key.expiresAt : undefined;
+    if (expiresAt !== undefined && expiresAt <= this.#now()) {
+      return { ok: false, code: "key_expired", keyId: verdict.ok ? verdict.key.id : undefined };
+    }
+    return verdict;
+  }
+
+  /** Decision-cache counters, for metrics. */
+  cacheStats(): { hits: number; misses: number } {
+    return { hits: this.#hits, misses: this.#misses };
+  }
+
+  #verifyStored(parsed: ParsedKey, presented: Buffer): KeyVerdict {
+    // One query shape for known and unknown ids: the stored hash, or a decoy
+    // when the lookup is unknown. Only a matching secret reads the whole row,
+    // so an unknown id and a wrong secret cost the same (bench/TIMING.md).
+    const decoy = presented.readUInt32LE(0);
+    const stored = this.#hashByLookup.get(parsed.lookup, decoy, DUMMY_HASH) as Buffer;
+    if (!timingSafeEqual(presented, stored)) return { ok: false, code: "invalid_token" };
+    const row = this.#byLookup.get(parsed.lookup);
+    if (!row) return { ok: false, code: "invalid_token" };
+    if (row.status === "revoked") return { ok: false, code: "key_revoked", keyId: row.id };
+    if (row.expires_at !== null && row.expires_at <= this.#now()) {
+      return { ok: false, code: "key_expired", keyId: row.id };
+    }
+    return {
+      ok: true,
+      key: {
+        id: row.id,
+        kind: row.kind,
+        tenant: row.tenant,
+        owner: row.owner,
+        scopes: splitScopes(row.scopes),
+        expiresAt: row.expires_at ?? undefined,
+        binding: bindingOf(row),
+      },
+    };
+  }
+}
