@@ -16,7 +16,7 @@ import { asBuffer, grpcService } from "../grpc/definition.js";
 import { HealthState, healthService } from "../grpc/health.js";
 import type { Logger } from "../lib/log.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
-import { logDeny } from "../pipeline/log-deny.js";
+import { logDecision, logDeny } from "../pipeline/log-decision.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
 import { createEncodedCheckResponder } from "./encoded-response.js";
@@ -95,7 +95,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   const answer = (decision: Decision, view: RequestView, callback: grpc.sendUnaryData<Buffer>) => {
     let bytes: Buffer;
     try {
-      if (!decision.allow) logDeny(log, decision, view);
+      logDecision(log, decision, view);
       bytes = respond(decision, view);
     } catch (cause) {
       const fault = faultDeny("response failed", cause);

@@ -5,7 +5,7 @@ import { DEFAULT_IDENTITY_PREFIX } from "../auth/identity-headers.js";
 import { EMPTY_VIEW, type RequestView } from "../auth/request-view.js";
 import type { Logger } from "../lib/log.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
-import { logDeny } from "../pipeline/log-deny.js";
+import { logDecision } from "../pipeline/log-decision.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import {
   createForwardAuthResponder,
@@ -39,7 +39,7 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
   return (request: IncomingMessage, response: ServerResponse): MaybePromise<void> => {
     let view: RequestView = EMPTY_VIEW;
     const answer = (decision: Decision): void => {
-      if (!decision.allow) logDeny(log, decision, view);
+      logDecision(log, decision, view);
       send(response, respond(decision, view));
     };
     let problem: string | undefined;
@@ -67,14 +67,15 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
  */
 function unjudgeable(decision: Decision, problem: string | undefined): Decision {
   if (problem === undefined) return decision;
+  // A shadow allow too: a proxy that does not say which request to judge is
+  // misconfigured, and shadow mode is for rolling out routes, not for that.
   if (decision.allow) {
     return {
       allow: false,
       decisionId: decision.decisionId,
       code: "insufficient_scope",
       reason: problem,
-      keyId: decision.identity.keyId,
-      kind: decision.identity.kind,
+      ...(decision.identity && { keyId: decision.identity.keyId, kind: decision.identity.kind }),
     };
   }
   return decision.code === "insufficient_scope" ? { ...decision, reason: problem } : decision;

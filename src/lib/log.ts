@@ -55,7 +55,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 /**
  * The child a transport's deny lines go to (one per denied request, see
- * pipeline/log-deny.ts). Those lines are built from fixed scalar fields and
+ * pipeline/log-decision.ts). Those lines are built from fixed scalar fields and
  * never carry a header map, so this child censors `authorization` at the top
  * level and under `err` only: the root's one-level wildcard costs a few
  * microseconds per line, a large share of a denied Check (bench/NOTES.md).

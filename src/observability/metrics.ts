@@ -37,6 +37,7 @@ export class Metrics {
   readonly #decisions: Counter<"transport" | "outcome" | "code" | "kind">;
   readonly #duration: Histogram<"transport">;
   readonly #admin: Counter<"method" | "outcome">;
+  readonly #shadowDenies: Counter<"code">;
   readonly #decisionChildren = new Map<string, Counter.Internal>();
   readonly #durationChildren = new Map<Transport, Histogram.Internal<"transport">>();
 
@@ -59,6 +60,12 @@ export class Metrics {
       buckets: [
         0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
       ],
+      registers,
+    });
+    this.#shadowDenies = new Counter({
+      name: "keyward_shadow_denies_total",
+      help: "Requests allowed in shadow mode that enforce mode would have denied, by the would-be deny code.",
+      labelNames: ["code"],
       registers,
     });
     this.#admin = new Counter({
@@ -182,7 +189,7 @@ export class Metrics {
   decided(transport: Transport, decision: Decision, seconds: number): void {
     const outcome = decision.allow ? "allow" : "deny";
     const code = decision.allow ? "" : decision.code;
-    const kind = decision.allow ? decision.identity.kind : (decision.kind ?? "");
+    const kind = decision.allow ? (decision.identity?.kind ?? "") : (decision.kind ?? "");
     const key = `${transport}|${outcome}|${code}|${kind}`;
     let child = this.#decisionChildren.get(key);
     if (child === undefined) {
@@ -190,6 +197,8 @@ export class Metrics {
       this.#decisionChildren.set(key, child);
     }
     child.inc();
+    if (decision.allow && decision.shadowDeny)
+      this.#shadowDenies.labels(decision.shadowDeny.code).inc();
     let timer = this.#durationChildren.get(transport);
     if (timer === undefined) {
       timer = this.#duration.labels(transport);

@@ -36,8 +36,10 @@ export function traced(pipeline: Pipeline, transport: Transport): Pipeline {
     const finish = (decision: Decision): Decision => {
       span.setAttribute("keyward.decision", decision.allow ? "allow" : decision.code);
       span.setAttribute("keyward.decision_id", decision.decisionId);
-      if (decision.allow) span.setAttribute("keyward.credential.kind", decision.identity.kind);
-      else if (decision.code === "unavailable") span.setStatus({ code: SpanStatusCode.ERROR });
+      if (decision.identity) span.setAttribute("keyward.credential.kind", decision.identity.kind);
+      if (decision.allow) {
+        if (decision.shadowDeny) span.setAttribute("keyward.shadow_deny", decision.shadowDeny.code);
+      } else if (decision.code === "unavailable") span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
       return decision;
     };

@@ -1,4 +1,11 @@
-import { type Decision, type Deny, deny, isDeny, newDecisionId } from "../auth/decision.js";
+import {
+  type Decision,
+  type Deny,
+  deny,
+  isDeny,
+  newDecisionId,
+  shadowAllow,
+} from "../auth/decision.js";
 import type { Identity } from "../auth/identity.js";
 import type { RequestView } from "../auth/request-view.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
@@ -114,7 +121,26 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
   }
 
-  return (view) => {
+  /**
+   * Shadow mode: a deny on a route whose mode is `shadow` becomes an allow
+   * that carries it. Every deny the pipeline makes counts (unknown and
+   * malformed credentials, faults included: in shadow mode the operator has
+   * asked keyward to block nothing yet). If even the mode cannot be read,
+   * the deny stands.
+   */
+  function enforced(decision: Decision, view: RequestView): Decision {
+    if (decision.allow) return decision;
+    try {
+      const path = describeRoutePath(view.path).path;
+      return options.policy().modeFor(view.method, path) === "shadow"
+        ? shadowAllow(decision)
+        : decision;
+    } catch {
+      return decision;
+    }
+  }
+
+  function decideView(view: RequestView): MaybePromise<Decision> {
     try {
       const why = options.unavailable?.();
       if (why !== undefined) return deny("unavailable", { reason: why });
@@ -122,6 +148,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     } catch (cause) {
       return fault(cause);
     }
+  }
+
+  return (view) => {
+    const decision = decideView(view);
+    // Without a shadow route anywhere, nothing more is done per request.
+    return options.policy().shadows
+      ? whenReady(decision, (made) => enforced(made, view))
+      : decision;
   };
 }
 
@@ -129,6 +163,6 @@ function fault(cause: unknown): Decision {
   return deny("unavailable", { reason: "internal error", cause });
 }
 
-function who(identity: Identity): { keyId: string; kind: string } {
-  return { keyId: identity.keyId, kind: identity.kind };
+function who(identity: Identity): { keyId: string; kind: string; identity: Identity } {
+  return { keyId: identity.keyId, kind: identity.kind, identity };
 }
