@@ -21,5 +21,6 @@ export function startConfiguredCheckServer(
     prefix: config.headers.prefix,
     stripAuthorization: config.headers.strip_authorization,
     responseCacheEntries: config.cache.max_entries,
+    metadataNamespace: config.route_metadata.namespace,
   });
 }

@@ -33,6 +33,8 @@ export interface CheckServerOptions extends CheckResponderOptions {
   readonly host?: string;
   /** Default 9191; 0 picks a free port. */
   readonly port?: number;
+  /** The filter-metadata namespace `required_scopes` is read under; default "keyward". */
+  readonly metadataNamespace?: string;
   /** Distinct encoded responses kept (see encoded-response.ts); default 10 000. */
   readonly responseCacheEntries?: number;
 }
@@ -117,7 +119,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
       try {
         if (call.request === UNDECODABLE) decision = faultDeny("undecodable CheckRequest");
         else {
-          view = viewOfCheckRequest(call.request, prefix);
+          view = viewOfCheckRequest(call.request, prefix, options.metadataNamespace);
           decision = options.pipeline(view);
         }
       } catch (cause) {

@@ -18,6 +18,7 @@ export const DEFAULTS = {
   workers: 1,
   keyTtl: "90d",
   retainChanges: 100_000,
+  metadataNamespace: "keyward",
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -52,6 +53,20 @@ export const configSchema = z
       .strict()
       .prefault({}),
     issuers: issuersSchema.default([]),
+    /**
+     * Where Check reads a route's `required_scopes` besides context
+     * extensions: the filter-metadata namespace of the route's metadata and
+     * of the metadata context.
+     */
+    route_metadata: z
+      .object({
+        namespace: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '.', '_' and '-' only")
+          .default(DEFAULTS.metadataNamespace),
+      })
+      .strict()
+      .prefault({}),
     replication: z
       .object({
         /** A replica's primary: its admin URL. */

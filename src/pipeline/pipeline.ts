@@ -45,13 +45,16 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);
 
   /**
-   * The route's requirement. Scopes come from Envoy's per-route setting when
-   * it has one (operator configuration, not client input), else from the
+   * The route's requirement. Scopes come from the proxy's per-route setting
+   * when it has one (context extensions or route metadata: operator
+   * configuration, not client input), else from the
    * first matching policy rule. Which credentials may come at all (`kinds:`,
    * `jwt:`) is always the policy rule's: a per-route scope list narrows or
    * widens the scopes, never the credential kinds the policy admits.
    */
   function requirementOf(view: RequestView, path: string | undefined): Requirement {
+    // A requirement the proxy states but keyward cannot read is not replaced by a weaker one.
+    if (view.requiredScopesProblem !== undefined) return { type: "deny" };
     const policy = options.policy();
     if (view.requiredScopes !== undefined) {
       const scopes = view.requiredScopes.split(/\s+/).filter((s) => s !== "");
@@ -80,7 +83,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const { path, problem } = describeRoutePath(view.path);
     const requirement = requirementOf(view, path);
     if (requirement.type === "deny") {
-      const reason = problem ? `${problem}: matches no rule` : "no rule grants this route";
+      const reason =
+        view.requiredScopesProblem ??
+        (problem ? `${problem}: matches no rule` : "no rule grants this route");
       return deny("insufficient_scope", { reason, ...who(identity) });
     }
     // The rule names the credentials it admits (DESIGN "Route policy": others get 403).
