@@ -6,7 +6,7 @@ import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
 import { openDatabase } from "../keys/db.js";
 import { durationMs } from "../lib/duration.js";
-import { createLogger, decisionLogger, type Logger } from "../lib/log.js";
+import { createLogger, type Logger } from "../lib/log.js";
 import { ReplicaSync } from "../replication/replica.js";
 import { CheckWorkers } from "../workers/pool.js";
 import { createAdminApi, refusingAdminApi } from "./admin-api.js";
@@ -120,7 +120,11 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
         running.push(() => workers.close());
         checkPort = await workers.start();
       } else {
-        const check = await startConfiguredCheckServer(config, decider.served("grpc"), logger);
+        const check = await startConfiguredCheckServer(
+          config,
+          decider.served("grpc"),
+          decider.decisionLog("check"),
+        );
         running.push(() => check.close());
         checkPort = check.port;
       }
@@ -132,7 +136,8 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
         logger: logger.child({ name: "http" }),
         forwardAuth: {
           pipeline: decider.served("http"),
-          logger: decisionLogger(logger, "http"),
+          logger: decider.decisionLog("http"),
+          allowSampleRate: config.log.allow_sample_rate,
           prefix: config.headers.prefix,
           stripAuthorization: config.headers.strip_authorization,
         },

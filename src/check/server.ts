@@ -33,6 +33,8 @@ export interface CheckServerOptions extends CheckResponderOptions {
   readonly host?: string;
   /** Default 9191; 0 picks a free port. */
   readonly port?: number;
+  /** Share of allowed decisions logged, 0..1 (config `log.allow_sample_rate`); default 0. */
+  readonly allowSampleRate?: number;
   /** The filter-metadata namespace `required_scopes` is read under; default "keyward". */
   readonly metadataNamespace?: string;
   /** Distinct encoded responses kept (see encoded-response.ts); default 10 000. */
@@ -67,6 +69,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   const respond = createEncodedCheckResponder(options, options.responseCacheEntries);
   const prefix = options.prefix ?? "x-auth-";
   const health = new HealthState([AUTHORIZATION_SERVICE]);
+  const sampleRate = options.allowSampleRate ?? 0;
 
   // Responses leave the handler already encoded (encoded-response.ts); a
   // CheckResponse message is only ever serialised by a client.
@@ -97,7 +100,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   const answer = (decision: Decision, view: RequestView, callback: grpc.sendUnaryData<Buffer>) => {
     let bytes: Buffer;
     try {
-      logDecision(log, decision, view);
+      logDecision(log, decision, view, sampleRate);
       bytes = respond(decision, view);
     } catch (cause) {
       const fault = faultDeny("response failed", cause);

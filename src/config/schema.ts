@@ -19,6 +19,8 @@ export const DEFAULTS = {
   keyTtl: "90d",
   retainChanges: 100_000,
   metadataNamespace: "keyward",
+  logFileMaxSize: "10M",
+  logFileMaxFiles: 5,
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -137,6 +139,29 @@ export const configSchema = z
     log_level: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default(DEFAULTS.logLevel),
+    log: z
+      .object({
+        /** Share of allowed decisions logged (0..1), with the deny lines' fields. */
+        allow_sample_rate: z.number().min(0).max(1).default(0),
+        /**
+         * Write decision lines (denies, shadow denies, sampled allows) to this
+         * file instead of standard error, rotated by size; a Check worker
+         * writes FILE with `.worker-N` before its extension.
+         */
+        file: z
+          .object({
+            path: z.string().min(1),
+            max_size: z
+              .string()
+              .regex(/^[1-9]\d*[BKMG]$/, "expected a size such as 10M (B, K, M or G)")
+              .default(DEFAULTS.logFileMaxSize),
+            max_files: z.number().int().min(1).max(1000).default(DEFAULTS.logFileMaxFiles),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

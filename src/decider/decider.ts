@@ -2,7 +2,7 @@ import type { Config } from "../config/schema.js";
 import { type Db, openDatabase } from "../keys/db.js";
 import { UsageTracker } from "../keys/usage.js";
 import { KeyVerifier } from "../keys/verifier.js";
-import type { Logger } from "../lib/log.js";
+import { createLogger, decisionLogger, type Logger, rotatingFile } from "../lib/log.js";
 import { type MetricSources, Metrics, type Transport } from "../observability/metrics.js";
 import { traced } from "../observability/tracing.js";
 import { createIdentifier, type Identifier } from "../pipeline/identify.js";
@@ -22,6 +22,8 @@ export interface DeciderOptions {
   readonly unavailable?: (() => string | undefined) | undefined;
   /** Replication state for the metrics, read at scrape time (replicas only). */
   readonly replica?: MetricSources["replica"];
+  /** The Check worker this decider serves in, if any (its decision-log file is its own). */
+  readonly worker?: number;
 }
 
 /**
@@ -41,6 +43,11 @@ export interface Decider {
   readonly db: Db;
   /** The pipeline as a transport serves it: traced and counted per transport. */
   served(transport: Transport): Pipeline;
+  /**
+   * The logger a transport writes its decision lines to (`name`: check,
+   * http): the configured decision-log file, else the process's log.
+   */
+  decisionLog(name: string): Logger;
   /** Starts the issuers (first JWKS fetch included). */
   start(): Promise<void>;
   /** Flushes last-used times, stops the issuers and closes the connection. */
@@ -71,6 +78,9 @@ export function createDecider(options: DeciderOptions): Decider {
     onKeyUsed,
     ...(options.unavailable && { unavailable: options.unavailable }),
   });
+  const file =
+    config.log.file && rotatingFile(decisionFileOptions(config.log.file, options.worker));
+  const decisionRoot = file ? createLogger({ destination: file }) : logger;
   const metrics = new Metrics({
     keyCache: () => keys.cacheStats(),
     jwt: () => decisions.verifier?.stats() ?? NO_JWT_STATS,
@@ -84,11 +94,24 @@ export function createDecider(options: DeciderOptions): Decider {
     decisions,
     db,
     served: (transport) => metrics.instrument(traced(pipeline, transport), transport),
+    decisionLog: (name) => decisionLogger(decisionRoot, name),
     start: () => decisions.start(),
     close() {
       usage?.close();
       decisions.close();
       db.close();
+      // Flushes what the stream still buffers, then closes the file.
+      file?.end();
     },
   };
+}
+
+/** The decision-log file of this process: a Check worker's has `.worker-N` before the extension. */
+function decisionFileOptions(
+  file: NonNullable<Config["log"]["file"]>,
+  worker: number | undefined,
+): { path: string; maxSize: string; maxFiles: number } {
+  const path =
+    worker === undefined ? file.path : file.path.replace(/(\.[^./]*)?$/, `.worker-${worker}$1`);
+  return { path, maxSize: file.max_size, maxFiles: file.max_files };
 }

@@ -19,6 +19,8 @@ export interface ForwardAuthOptions extends ForwardAuthResponderOptions {
   /** The same pipeline the Check port uses. */
   readonly pipeline: Pipeline;
   readonly logger: Logger;
+  /** Share of allowed decisions logged, 0..1 (config `log.allow_sample_rate`); default 0. */
+  readonly allowSampleRate?: number;
 }
 
 /**
@@ -33,13 +35,14 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
   const log = options.logger;
   const respond = createForwardAuthResponder(options);
   const prefix = options.prefix ?? DEFAULT_IDENTITY_PREFIX;
+  const sampleRate = options.allowSampleRate ?? 0;
 
   // Returns the pending answer when the decision is asynchronous, so that a
   // failure while writing it reaches the caller's guard (guard.ts).
   return (request: IncomingMessage, response: ServerResponse): MaybePromise<void> => {
     let view: RequestView = EMPTY_VIEW;
     const answer = (decision: Decision): void => {
-      logDecision(log, decision, view);
+      logDecision(log, decision, view, sampleRate);
       send(response, respond(decision, view));
     };
     let problem: string | undefined;

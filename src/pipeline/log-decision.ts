@@ -1,14 +1,15 @@
-import type { Decision, Deny } from "../auth/decision.js";
+import type { Allow, Decision, Deny } from "../auth/decision.js";
 import type { RequestView } from "../auth/request-view.js";
 import type { Logger } from "../lib/log.js";
 
-/** The fields every decision line carries; never the token. */
-function fieldsOf(deny: Deny, view: RequestView) {
+/** The fields every decision line carries, from the decision's deny or identity; never the token. */
+function fieldsOf(decision: Deny | Allow, view: RequestView) {
+  const deny = decision.allow ? undefined : decision;
   return {
-    decision_id: deny.decisionId,
-    reason: deny.reason,
-    key_id: deny.keyId,
-    kind: deny.kind,
+    decision_id: decision.decisionId,
+    reason: deny?.reason,
+    key_id: deny ? deny.keyId : decision.identity?.keyId,
+    kind: deny ? deny.kind : decision.identity?.kind,
     method: view.method,
     path: view.path.split("?")[0],
   };
@@ -27,24 +28,46 @@ export function logDeny(log: Logger, deny: Deny, view: RequestView): void {
 }
 
 /**
- * The log line of a decision, if it has one: a deny (see {@link logDeny}),
- * or a shadow allow, which is logged at info like the deny it stands for,
- * with the would-be code as `shadow_deny` (not `error`: the request was let
- * through) and its fault cause, if any.
+ * The log line of a decision, if it has one:
+ * - a deny (see {@link logDeny});
+ * - a shadow allow, logged at info like the deny it stands for, with the
+ *   would-be code as `shadow_deny` (not `error`: the request was let
+ *   through) and its fault cause, if any;
+ * - a plain allow, with probability `allowSampleRate` (config
+ *   `log.allow_sample_rate`, 0 by default, when no random number is drawn):
+ *   the deny line's fields with `outcome: "allow"`, the tenant and scopes.
  */
-export function logDecision(log: Logger, decision: Decision, view: RequestView): void {
+export function logDecision(
+  log: Logger,
+  decision: Decision,
+  view: RequestView,
+  allowSampleRate = 0,
+): void {
   if (!decision.allow) {
     logDeny(log, decision, view);
     return;
   }
   const would = decision.shadowDeny;
-  if (would === undefined) return;
-  log.info(
-    {
-      ...fieldsOf(would, view),
-      shadow_deny: would.code,
-      ...(would.cause !== undefined && { err: would.cause }),
-    },
-    "check allowed in shadow mode; enforce mode would deny",
-  );
+  if (would !== undefined) {
+    log.info(
+      {
+        ...fieldsOf(would, view),
+        shadow_deny: would.code,
+        ...(would.cause !== undefined && { err: would.cause }),
+      },
+      "check allowed in shadow mode; enforce mode would deny",
+    );
+    return;
+  }
+  if (allowSampleRate > 0 && Math.random() < allowSampleRate) {
+    log.info(
+      {
+        ...fieldsOf(decision, view),
+        outcome: "allow",
+        tenant: decision.identity?.tenant,
+        scopes: decision.identity?.scopes.join(" "),
+      },
+      "check allowed",
+    );
+  }
 }

@@ -16,9 +16,9 @@ import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js
  * Resolves once the worker listens; it exits on a `close` message, on
  * SIGTERM or SIGINT (after draining), or when the main process goes away.
  */
-export async function runCheckWorker(config: Config, logger: Logger): Promise<void> {
+export async function runCheckWorker(config: Config, logger: Logger, slot?: number): Promise<void> {
   const send = (message: FromWorker) => process.send?.(message);
-  const decider = createDecider({ config, logger });
+  const decider = createDecider({ config, logger, ...(slot !== undefined && { worker: slot }) });
   let check: CheckServer | undefined;
 
   let closing = false;
@@ -57,6 +57,10 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
     }
   });
 
-  check = await startConfiguredCheckServer(config, decider.served("grpc"), logger);
+  check = await startConfiguredCheckServer(
+    config,
+    decider.served("grpc"),
+    decider.decisionLog("check"),
+  );
   send({ kw: "listening", port: check.port });
 }
