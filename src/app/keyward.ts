@@ -194,7 +194,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       running.length = 0;
       // Then what create() built, in reverse.
       admin.close();
-      decider.close();
+      await decider.close();
       syncDb?.close();
       logger.info("keyward stopped");
     },

@@ -4,7 +4,8 @@ import { UsageTracker } from "../keys/usage.js";
 import { KeyVerifier } from "../keys/verifier.js";
 import { createLogger, decisionLogger, type Logger, rotatingFile } from "../lib/log.js";
 import { type MetricSources, Metrics, type Transport } from "../observability/metrics.js";
-import { traced } from "../observability/tracing.js";
+import { type OtelEnv, startTracing, type TracingSdk } from "../observability/otel-sdk.js";
+import { tracedIfEnabled } from "../observability/tracing.js";
 import { createIdentifier, type Identifier } from "../pipeline/identify.js";
 import { createPipeline, type Pipeline } from "../pipeline/pipeline.js";
 import { DecisionConfig, NO_JWT_STATS } from "./decision-config.js";
@@ -24,6 +25,8 @@ export interface DeciderOptions {
   readonly replica?: MetricSources["replica"];
   /** The Check worker this decider serves in, if any (its decision-log file is its own). */
   readonly worker?: number;
+  /** Where the OpenTelemetry settings are read (`OTEL_*`); default process.env. */
+  readonly env?: OtelEnv;
 }
 
 /**
@@ -41,17 +44,23 @@ export interface Decider {
   readonly decisions: DecisionConfig;
   /** The verifier's connection (readiness reads a page of the key table through it). */
   readonly db: Db;
-  /** The pipeline as a transport serves it: traced and counted per transport. */
+  /**
+   * The pipeline as a transport serves it: counted per transport, and traced
+   * when a tracing SDK is registered (call it after {@link start}).
+   */
   served(transport: Transport): Pipeline;
   /**
    * The logger a transport writes its decision lines to (`name`: check,
    * http): the configured decision-log file, else the process's log.
    */
   decisionLog(name: string): Logger;
-  /** Starts the issuers (first JWKS fetch included). */
+  /**
+   * Starts the issuers (first JWKS fetch included) and, when the environment
+   * asks for it, trace export (otel-sdk.ts).
+   */
   start(): Promise<void>;
-  /** Flushes last-used times, stops the issuers and closes the connection. */
-  close(): void;
+  /** Flushes last-used times and pending spans, stops the issuers and closes the connection. */
+  close(): Promise<void>;
 }
 
 /**
@@ -87,21 +96,26 @@ export function createDecider(options: DeciderOptions): Decider {
     ...(options.replica && { replica: options.replica }),
     ...(now && { now }),
   });
+  let tracing: TracingSdk | undefined;
   return {
     pipeline,
     identify: createIdentifier({ store: keys, jwt: decisions.jwt, onKeyUsed }),
     metrics,
     decisions,
     db,
-    served: (transport) => metrics.instrument(traced(pipeline, transport), transport),
+    served: (transport) => metrics.instrument(tracedIfEnabled(pipeline, transport), transport),
     decisionLog: (name) => decisionLogger(decisionRoot, name),
-    start: () => decisions.start(),
-    close() {
+    async start() {
+      tracing = await startTracing(options.env ?? process.env);
+      await decisions.start();
+    },
+    async close() {
       usage?.close();
       decisions.close();
       db.close();
       // Flushes what the stream still buffers, then closes the file.
       file?.end();
+      await tracing?.shutdown();
     },
   };
 }

@@ -27,7 +27,7 @@ export async function runCheckWorker(config: Config, logger: Logger, slot?: numb
     closing = true;
     logger.info({ why }, "check worker draining");
     await check?.close();
-    decider.close();
+    await decider.close();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
