@@ -7,6 +7,7 @@ import { startHttpServer } from "../http/server.js";
 import { openDatabase } from "../keys/db.js";
 import { durationMs } from "../lib/duration.js";
 import { createLogger, type Logger } from "../lib/log.js";
+import { mergeTopKeys, type TopKeys, type TopKeysReport } from "../observability/top-keys.js";
 import { ReplicaSync } from "../replication/replica.js";
 import { CheckWorkers } from "../workers/pool.js";
 import { createAdminApi, refusingAdminApi } from "./admin-api.js";
@@ -151,6 +152,9 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
               ]).metrics()
             : await metrics.registry.metrics(),
         }),
+        ...(decider.topKeys && {
+          topKeys: topKeysOf(decider.topKeys, workers),
+        }),
         readiness: () =>
           readiness({
             db: decider.db,
@@ -224,4 +228,10 @@ function replicaUnavailable(
     }
     return undefined;
   };
+}
+
+/** This process's busiest keys, merged with every Check worker's. */
+function topKeysOf(own: TopKeys, workers: CheckWorkers | undefined) {
+  return async (limit: number): Promise<TopKeysReport> =>
+    mergeTopKeys([own.report(limit), ...((await workers?.topKeys(limit)) ?? [])], limit);
 }

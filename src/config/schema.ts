@@ -21,6 +21,9 @@ export const DEFAULTS = {
   metadataNamespace: "keyward",
   logFileMaxSize: "10M",
   logFileMaxFiles: 5,
+  maxTenants: 100,
+  topKeysWindow: "5m",
+  topKeysCapacity: 1000,
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -139,6 +142,35 @@ export const configSchema = z
     log_level: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default(DEFAULTS.logLevel),
+    metrics: z
+      .object({
+        /** Tenants with a series of their own in keyward_tenant_decisions_total; the rest are "other". */
+        max_tenants: z.number().int().min(0).max(10_000).default(DEFAULTS.maxTenants),
+      })
+      .strict()
+      .prefault({}),
+    debug: z
+      .object({
+        /** `/debug/top-keys` on the HTTP port: the busiest keys over the last minutes. Off by default. */
+        top_keys: z
+          .object({
+            enabled: z.boolean().default(false),
+            /** Whole minutes, 1m to 60m. */
+            window: z
+              .string()
+              .default(DEFAULTS.topKeysWindow)
+              .refine((value) => {
+                const ms = durationMs(value);
+                return ms !== undefined && ms % 60_000 === 0 && ms >= 60_000 && ms <= 3_600_000;
+              }, "expected whole minutes from 1m to 60m"),
+            /** Keys tallied per minute (memory bound). */
+            max_keys: z.number().int().min(10).max(100_000).default(DEFAULTS.topKeysCapacity),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         /** Share of allowed decisions logged (0..1), with the deny lines' fields. */

@@ -2,9 +2,11 @@ import type { Config } from "../config/schema.js";
 import { type Db, openDatabase } from "../keys/db.js";
 import { UsageTracker } from "../keys/usage.js";
 import { KeyVerifier } from "../keys/verifier.js";
+import { durationMs } from "../lib/duration.js";
 import { createLogger, decisionLogger, type Logger, rotatingFile } from "../lib/log.js";
 import { type MetricSources, Metrics, type Transport } from "../observability/metrics.js";
 import { type OtelEnv, startTracing, type TracingSdk } from "../observability/otel-sdk.js";
+import { TopKeys } from "../observability/top-keys.js";
 import { tracedIfEnabled } from "../observability/tracing.js";
 import { createIdentifier, type Identifier } from "../pipeline/identify.js";
 import { createPipeline, type Pipeline } from "../pipeline/pipeline.js";
@@ -40,6 +42,8 @@ export interface Decider {
   /** The identity phase alone, for the admin API's callers. */
   readonly identify: Identifier;
   readonly metrics: Metrics;
+  /** The busiest keys of this process, when `debug.top_keys.enabled`. */
+  readonly topKeys: TopKeys | undefined;
   /** The policy and issuers in force, reloadable, and the scopes they know. */
   readonly decisions: DecisionConfig;
   /** The verifier's connection (readiness reads a page of the key table through it). */
@@ -90,7 +94,16 @@ export function createDecider(options: DeciderOptions): Decider {
   const file =
     config.log.file && rotatingFile(decisionFileOptions(config.log.file, options.worker));
   const decisionRoot = file ? createLogger({ destination: file }) : logger;
+  const topKeys = config.debug.top_keys.enabled
+    ? new TopKeys({
+        windowMinutes: (durationMs(config.debug.top_keys.window) as number) / 60_000,
+        capacity: config.debug.top_keys.max_keys,
+        ...(now && { now }),
+      })
+    : undefined;
   const metrics = new Metrics({
+    maxTenants: config.metrics.max_tenants,
+    ...(topKeys && { topKeys }),
     keyCache: () => keys.cacheStats(),
     jwt: () => decisions.verifier?.stats() ?? NO_JWT_STATS,
     ...(options.replica && { replica: options.replica }),
@@ -101,6 +114,7 @@ export function createDecider(options: DeciderOptions): Decider {
     pipeline,
     identify: createIdentifier({ store: keys, jwt: decisions.jwt, onKeyUsed }),
     metrics,
+    topKeys,
     decisions,
     db,
     served: (transport) => metrics.instrument(tracedIfEnabled(pipeline, transport), transport),

@@ -52,6 +52,8 @@ export async function runCheckWorker(config: Config, logger: Logger, slot?: numb
       decider.metrics.registry
         .getMetricsAsJSON()
         .then((samples) => send({ kw: "metrics", id: request.id, metrics: samples }));
+    } else if (request.kw === "topKeys") {
+      send({ kw: "topKeys", id: request.id, report: decider.topKeys?.report(request.limit) });
     } else if (request.kw === "close") {
       void shutdown("the main process is stopping");
     }
