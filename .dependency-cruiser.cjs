@@ -19,7 +19,8 @@ const FLOORS = {
   admin: ["auth", "config", "gen", "http", "keys", "lib", "pipeline"],
   replication: ["auth", "gen", "keys", "lib"],
   decider: ["auth", "config", "jwt", "keys", "lib", "observability", "pipeline", "policy"],
-  workers: ["check", "config", "decider", "lib"],
+  // observability: the top-keys report a worker sends its main process.
+  workers: ["check", "config", "decider", "lib", "observability"],
   app: [
     "admin",
     "check",
@@ -30,6 +31,8 @@ const FLOORS = {
     "jwt",
     "keys",
     "lib",
+    // observability: merging the top-keys reports of the main process and its workers.
+    "observability",
     "reflection",
     "replication",
     "workers",

@@ -6,7 +6,8 @@ import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
 import { openDatabase } from "../keys/db.js";
 import { durationMs } from "../lib/duration.js";
-import { createLogger, decisionLogger, type Logger } from "../lib/log.js";
+import { createLogger, type Logger } from "../lib/log.js";
+import { mergeTopKeys, type TopKeys, type TopKeysReport } from "../observability/top-keys.js";
 import { ReplicaSync } from "../replication/replica.js";
 import { CheckWorkers } from "../workers/pool.js";
 import { createAdminApi, refusingAdminApi } from "./admin-api.js";
@@ -120,7 +121,11 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
         running.push(() => workers.close());
         checkPort = await workers.start();
       } else {
-        const check = await startConfiguredCheckServer(config, decider.served("grpc"), logger);
+        const check = await startConfiguredCheckServer(
+          config,
+          decider.served("grpc"),
+          decider.decisionLog("check"),
+        );
         running.push(() => check.close());
         checkPort = check.port;
       }
@@ -132,7 +137,8 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
         logger: logger.child({ name: "http" }),
         forwardAuth: {
           pipeline: decider.served("http"),
-          logger: decisionLogger(logger, "http"),
+          logger: decider.decisionLog("http"),
+          allowSampleRate: config.log.allow_sample_rate,
           prefix: config.headers.prefix,
           stripAuthorization: config.headers.strip_authorization,
         },
@@ -145,6 +151,9 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
                 ...(await workers.metrics()),
               ]).metrics()
             : await metrics.registry.metrics(),
+        }),
+        ...(decider.topKeys && {
+          topKeys: topKeysOf(decider.topKeys, workers),
         }),
         readiness: () =>
           readiness({
@@ -189,7 +198,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       running.length = 0;
       // Then what create() built, in reverse.
       admin.close();
-      decider.close();
+      await decider.close();
       syncDb?.close();
       logger.info("keyward stopped");
     },
@@ -219,4 +228,10 @@ function replicaUnavailable(
     }
     return undefined;
   };
+}
+
+/** This process's busiest keys, merged with every Check worker's. */
+function topKeysOf(own: TopKeys, workers: CheckWorkers | undefined) {
+  return async (limit: number): Promise<TopKeysReport> =>
+    mergeTopKeys([own.report(limit), ...((await workers?.topKeys(limit)) ?? [])], limit);
 }

@@ -71,7 +71,18 @@ export const OUTCOMES: Readonly<Record<DenyCode, Outcome>> = {
 export interface Allow {
   readonly allow: true;
   readonly decisionId: string;
-  readonly identity: Identity;
+  /**
+   * Who is calling. Undefined only on a shadow allow whose credential proved
+   * nobody (missing, malformed, unknown): the request goes upstream with no
+   * identity, and any client-sent identity header is still removed.
+   */
+  readonly identity: Identity | undefined;
+  /**
+   * Shadow mode (DESIGN "Route policy"): the deny keyward would have sent,
+   * recorded in the log, the metadata and the metrics but not enforced. It
+   * shares this allow's decision id.
+   */
+  readonly shadowDeny?: Deny;
 }
 
 export interface Deny {
@@ -85,6 +96,12 @@ export interface Deny {
   readonly keyId?: string;
   readonly kind?: string;
   readonly cause?: unknown;
+  /**
+   * The identity the credential proved when the deny is about the route
+   * (insufficient_scope): a shadow allow passes it upstream. Never in a deny
+   * answer.
+   */
+  readonly identity?: Identity;
 }
 
 /** What the pipeline concludes about one request. */
@@ -124,6 +141,15 @@ export function deny(
   details: Omit<Deny, "allow" | "decisionId" | "code"> = {},
 ): Deny {
   return { allow: false, decisionId: newDecisionId(), code, ...details };
+}
+
+/**
+ * The allow a shadow-mode route answers in place of `would`: the request
+ * goes upstream (with the identity the credential proved, if any) and the
+ * deny is kept for the log, the metadata and the metrics.
+ */
+export function shadowAllow(would: Deny): Allow {
+  return { allow: true, decisionId: would.decisionId, identity: would.identity, shadowDeny: would };
 }
 
 /** A transport's own fault (undecodable request, handler error): a 503 deny that keeps its cause for the log. */

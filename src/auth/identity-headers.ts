@@ -12,9 +12,19 @@ export const DEFAULT_IDENTITY_PREFIX = "x-auth-";
  * so an empty fact can never let a forged one through.
  */
 export function identityHeaders(
-  identity: Identity,
+  identity: Identity | undefined,
   prefix: string = DEFAULT_IDENTITY_PREFIX,
 ): [name: string, value: string][] {
+  // A shadow allow of a credential that proved nobody: every fact is empty.
+  if (identity === undefined) {
+    return [
+      [`${prefix}kind`, ""],
+      [`${prefix}subject`, ""],
+      [`${prefix}key-id`, ""],
+      [`${prefix}tenant`, ""],
+      [`${prefix}scopes`, ""],
+    ];
+  }
   return [
     [`${prefix}kind`, headerValue(identity.kind)],
     [`${prefix}subject`, headerValue(identity.subject)],

@@ -17,12 +17,15 @@ export interface RequestView {
   /** Lower-case names of client-sent headers carrying the identity prefix (to strip). */
   readonly spoofedHeaders: readonly string[];
   /**
-   * The route's `required_scopes` from Envoy's per-route context extensions,
-   * or undefined when the route sets none (the policy file decides then).
-   * Only the ext_authz transport sets it: Envoy's configuration is trusted,
-   * request headers are not.
+   * The route's `required_scopes` (space-separated) from the proxy's
+   * configuration: Envoy's per-route context extensions, else the route's
+   * metadata, else the metadata context; undefined when none sets any (the
+   * policy file decides then). Only the ext_authz transport sets it: the
+   * proxy's configuration is trusted, request headers are not.
    */
   readonly requiredScopes: string | undefined;
+  /** Why the route's configured scopes cannot be read; the request is then denied 403. */
+  readonly requiredScopesProblem?: string;
   /** W3C trace context headers the proxy forwarded, for tracing only. */
   readonly traceContext?: { readonly traceparent?: string; readonly tracestate?: string };
 }

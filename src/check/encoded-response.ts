@@ -58,7 +58,12 @@ export function createEncodedCheckResponder(
   return (decision, view) => {
     if (decision.decisionId.length !== DECISION_ID_LENGTH) return encode(decision, view);
     let template: Template | false | undefined;
-    if (decision.allow && view.spoofedHeaders.length === 0) {
+    if (
+      decision.allow &&
+      decision.identity !== undefined &&
+      decision.shadowDeny === undefined &&
+      view.spoofedHeaders.length === 0
+    ) {
       template = byIdentity.get(decision.identity);
       if (template === undefined) {
         template = build(decision, view);
@@ -67,13 +72,14 @@ export function createEncodedCheckResponder(
     } else {
       const key = decision.allow
         ? JSON.stringify([
-            decision.identity.kind,
-            decision.identity.subject,
-            decision.identity.keyId,
-            decision.identity.tenant,
-            decision.identity.scopes,
-            decision.identity.expiresAt ?? null,
+            decision.identity?.kind,
+            decision.identity?.subject,
+            decision.identity?.keyId,
+            decision.identity?.tenant,
+            decision.identity?.scopes,
+            decision.identity?.expiresAt ?? null,
             view.spoofedHeaders,
+            decision.shadowDeny?.code ?? null,
           ])
         : JSON.stringify([decision.code, decision.requiredScopes ?? null]);
       template = templates.get(key);

@@ -1,5 +1,6 @@
 import type { RequestView } from "../auth/request-view.js";
 import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { routeScopes } from "./route-scopes.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
@@ -7,9 +8,15 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
  * Builds the pipeline's view of an ext_authz CheckRequest. Envoy sends the
  * headers either as the `headers` map (lower-case keys) or, with
  * `encode_raw_headers`, as `header_map` entries whose value is in `raw_value`
- * bytes; both are read the same way.
+ * bytes; both are read the same way. The route's required scopes come from
+ * the proxy's configuration only (route-scopes.ts), under the filter-metadata
+ * `namespace`.
  */
-export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string): RequestView {
+export function viewOfCheckRequest(
+  request: CheckRequest,
+  identityPrefix: string,
+  namespace?: string,
+): RequestView {
   const attributes = request.attributes;
   const http = attributes?.request?.http;
   let authorization: string | undefined;
@@ -43,12 +50,14 @@ export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string
     for (const name in http.headers) addHeader(name, http.headers[name] as string);
   }
 
+  const route = routeScopes(attributes, namespace);
   return {
     method: (http?.method ?? "").toUpperCase(),
     path: http?.path ?? "",
     authorization,
     spoofedHeaders: [...spoofed],
-    requiredScopes: attributes?.contextExtensions.required_scopes,
+    requiredScopes: route.scopes,
+    ...(route.problem !== undefined && { requiredScopesProblem: route.problem }),
     ...(traceparent !== undefined && {
       traceContext: { traceparent, ...(tracestate !== undefined && { tracestate }) },
     }),

@@ -21,10 +21,16 @@ export interface CheckResponderOptions {
   readonly stripAuthorization?: boolean;
 }
 
-/** Identity metadata and the error code go to Envoy's dynamic metadata as a Struct. */
+/**
+ * Identity metadata and the error code go to Envoy's dynamic metadata as a
+ * Struct; a shadow allow adds `shadow_deny` (the would-be deny's code) and
+ * carries the identity facts only when the credential proved one.
+ */
 export function metadataOf(decision: Decision): JsonObject {
   if (!decision.allow) return { decision_id: decision.decisionId, error: decision.code };
   const id = decision.identity;
+  const shadow = decision.shadowDeny && { shadow_deny: decision.shadowDeny.code };
+  if (id === undefined) return { decision_id: decision.decisionId, ...shadow };
   return {
     decision_id: decision.decisionId,
     kind: id.kind,
@@ -33,6 +39,7 @@ export function metadataOf(decision: Decision): JsonObject {
     tenant: id.tenant,
     scopes: [...id.scopes],
     expires_at: id.expiresAt === undefined ? null : new Date(id.expiresAt).toISOString(),
+    ...shadow,
   };
 }
 

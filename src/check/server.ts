@@ -16,7 +16,7 @@ import { asBuffer, grpcService } from "../grpc/definition.js";
 import { HealthState, healthService } from "../grpc/health.js";
 import type { Logger } from "../lib/log.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
-import { logDeny } from "../pipeline/log-deny.js";
+import { logDecision, logDeny } from "../pipeline/log-decision.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
 import { createEncodedCheckResponder } from "./encoded-response.js";
@@ -33,6 +33,10 @@ export interface CheckServerOptions extends CheckResponderOptions {
   readonly host?: string;
   /** Default 9191; 0 picks a free port. */
   readonly port?: number;
+  /** Share of allowed decisions logged, 0..1 (config `log.allow_sample_rate`); default 0. */
+  readonly allowSampleRate?: number;
+  /** The filter-metadata namespace `required_scopes` is read under; default "keyward". */
+  readonly metadataNamespace?: string;
   /** Distinct encoded responses kept (see encoded-response.ts); default 10 000. */
   readonly responseCacheEntries?: number;
 }
@@ -65,6 +69,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   const respond = createEncodedCheckResponder(options, options.responseCacheEntries);
   const prefix = options.prefix ?? "x-auth-";
   const health = new HealthState([AUTHORIZATION_SERVICE]);
+  const sampleRate = options.allowSampleRate ?? 0;
 
   // Responses leave the handler already encoded (encoded-response.ts); a
   // CheckResponse message is only ever serialised by a client.
@@ -95,7 +100,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
   const answer = (decision: Decision, view: RequestView, callback: grpc.sendUnaryData<Buffer>) => {
     let bytes: Buffer;
     try {
-      if (!decision.allow) logDeny(log, decision, view);
+      logDecision(log, decision, view, sampleRate);
       bytes = respond(decision, view);
     } catch (cause) {
       const fault = faultDeny("response failed", cause);
@@ -117,7 +122,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
       try {
         if (call.request === UNDECODABLE) decision = faultDeny("undecodable CheckRequest");
         else {
-          view = viewOfCheckRequest(call.request, prefix);
+          view = viewOfCheckRequest(call.request, prefix, options.metadataNamespace);
           decision = options.pipeline(view);
         }
       } catch (cause) {

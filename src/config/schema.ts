@@ -18,6 +18,12 @@ export const DEFAULTS = {
   workers: 1,
   keyTtl: "90d",
   retainChanges: 100_000,
+  metadataNamespace: "keyward",
+  logFileMaxSize: "10M",
+  logFileMaxFiles: 5,
+  maxTenants: 100,
+  topKeysWindow: "5m",
+  topKeysCapacity: 1000,
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -52,6 +58,20 @@ export const configSchema = z
       .strict()
       .prefault({}),
     issuers: issuersSchema.default([]),
+    /**
+     * Where Check reads a route's `required_scopes` besides context
+     * extensions: the filter-metadata namespace of the route's metadata and
+     * of the metadata context.
+     */
+    route_metadata: z
+      .object({
+        namespace: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '.', '_' and '-' only")
+          .default(DEFAULTS.metadataNamespace),
+      })
+      .strict()
+      .prefault({}),
     replication: z
       .object({
         /** A replica's primary: its admin URL. */
@@ -122,6 +142,58 @@ export const configSchema = z
     log_level: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default(DEFAULTS.logLevel),
+    metrics: z
+      .object({
+        /** Tenants with a series of their own in keyward_tenant_decisions_total; the rest are "other". */
+        max_tenants: z.number().int().min(0).max(10_000).default(DEFAULTS.maxTenants),
+      })
+      .strict()
+      .prefault({}),
+    debug: z
+      .object({
+        /** `/debug/top-keys` on the HTTP port: the busiest keys over the last minutes. Off by default. */
+        top_keys: z
+          .object({
+            enabled: z.boolean().default(false),
+            /** Whole minutes, 1m to 60m. */
+            window: z
+              .string()
+              .default(DEFAULTS.topKeysWindow)
+              .refine((value) => {
+                const ms = durationMs(value);
+                return ms !== undefined && ms % 60_000 === 0 && ms >= 60_000 && ms <= 3_600_000;
+              }, "expected whole minutes from 1m to 60m"),
+            /** Keys tallied per minute (memory bound). */
+            max_keys: z.number().int().min(10).max(100_000).default(DEFAULTS.topKeysCapacity),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        /** Share of allowed decisions logged (0..1), with the deny lines' fields. */
+        allow_sample_rate: z.number().min(0).max(1).default(0),
+        /**
+         * Write decision lines (denies, shadow denies, sampled allows) to this
+         * file instead of standard error, rotated by size; a Check worker
+         * writes FILE with `.worker-N` before its extension.
+         */
+        file: z
+          .object({
+            path: z.string().min(1),
+            max_size: z
+              .string()
+              .regex(/^[1-9]\d*[BKMG]$/, "expected a size such as 10M (B, K, M or G)")
+              .default(DEFAULTS.logFileMaxSize),
+            max_files: z.number().int().min(1).max(1000).default(DEFAULTS.logFileMaxFiles),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

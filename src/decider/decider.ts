@@ -2,9 +2,12 @@ import type { Config } from "../config/schema.js";
 import { type Db, openDatabase } from "../keys/db.js";
 import { UsageTracker } from "../keys/usage.js";
 import { KeyVerifier } from "../keys/verifier.js";
-import type { Logger } from "../lib/log.js";
+import { durationMs } from "../lib/duration.js";
+import { createLogger, decisionLogger, type Logger, rotatingFile } from "../lib/log.js";
 import { type MetricSources, Metrics, type Transport } from "../observability/metrics.js";
-import { traced } from "../observability/tracing.js";
+import { type OtelEnv, startTracing, type TracingSdk } from "../observability/otel-sdk.js";
+import { TopKeys } from "../observability/top-keys.js";
+import { tracedIfEnabled } from "../observability/tracing.js";
 import { createIdentifier, type Identifier } from "../pipeline/identify.js";
 import { createPipeline, type Pipeline } from "../pipeline/pipeline.js";
 import { DecisionConfig, NO_JWT_STATS } from "./decision-config.js";
@@ -22,6 +25,10 @@ export interface DeciderOptions {
   readonly unavailable?: (() => string | undefined) | undefined;
   /** Replication state for the metrics, read at scrape time (replicas only). */
   readonly replica?: MetricSources["replica"];
+  /** The Check worker this decider serves in, if any (its decision-log file is its own). */
+  readonly worker?: number;
+  /** Where the OpenTelemetry settings are read (`OTEL_*`); default process.env. */
+  readonly env?: OtelEnv;
 }
 
 /**
@@ -35,16 +42,29 @@ export interface Decider {
   /** The identity phase alone, for the admin API's callers. */
   readonly identify: Identifier;
   readonly metrics: Metrics;
+  /** The busiest keys of this process, when `debug.top_keys.enabled`. */
+  readonly topKeys: TopKeys | undefined;
   /** The policy and issuers in force, reloadable, and the scopes they know. */
   readonly decisions: DecisionConfig;
   /** The verifier's connection (readiness reads a page of the key table through it). */
   readonly db: Db;
-  /** The pipeline as a transport serves it: traced and counted per transport. */
+  /**
+   * The pipeline as a transport serves it: counted per transport, and traced
+   * when a tracing SDK is registered (call it after {@link start}).
+   */
   served(transport: Transport): Pipeline;
-  /** Starts the issuers (first JWKS fetch included). */
+  /**
+   * The logger a transport writes its decision lines to (`name`: check,
+   * http): the configured decision-log file, else the process's log.
+   */
+  decisionLog(name: string): Logger;
+  /**
+   * Starts the issuers (first JWKS fetch included) and, when the environment
+   * asks for it, trace export (otel-sdk.ts).
+   */
   start(): Promise<void>;
-  /** Flushes last-used times, stops the issuers and closes the connection. */
-  close(): void;
+  /** Flushes last-used times and pending spans, stops the issuers and closes the connection. */
+  close(): Promise<void>;
 }
 
 /**
@@ -71,24 +91,55 @@ export function createDecider(options: DeciderOptions): Decider {
     onKeyUsed,
     ...(options.unavailable && { unavailable: options.unavailable }),
   });
+  const file =
+    config.log.file && rotatingFile(decisionFileOptions(config.log.file, options.worker));
+  const decisionRoot = file ? createLogger({ destination: file }) : logger;
+  const topKeys = config.debug.top_keys.enabled
+    ? new TopKeys({
+        windowMinutes: (durationMs(config.debug.top_keys.window) as number) / 60_000,
+        capacity: config.debug.top_keys.max_keys,
+        ...(now && { now }),
+      })
+    : undefined;
   const metrics = new Metrics({
+    maxTenants: config.metrics.max_tenants,
+    ...(topKeys && { topKeys }),
     keyCache: () => keys.cacheStats(),
     jwt: () => decisions.verifier?.stats() ?? NO_JWT_STATS,
     ...(options.replica && { replica: options.replica }),
     ...(now && { now }),
   });
+  let tracing: TracingSdk | undefined;
   return {
     pipeline,
     identify: createIdentifier({ store: keys, jwt: decisions.jwt, onKeyUsed }),
     metrics,
+    topKeys,
     decisions,
     db,
-    served: (transport) => metrics.instrument(traced(pipeline, transport), transport),
-    start: () => decisions.start(),
-    close() {
+    served: (transport) => metrics.instrument(tracedIfEnabled(pipeline, transport), transport),
+    decisionLog: (name) => decisionLogger(decisionRoot, name),
+    async start() {
+      tracing = await startTracing(options.env ?? process.env);
+      await decisions.start();
+    },
+    async close() {
       usage?.close();
       decisions.close();
       db.close();
+      // Flushes what the stream still buffers, then closes the file.
+      file?.end();
+      await tracing?.shutdown();
     },
   };
+}
+
+/** The decision-log file of this process: a Check worker's has `.worker-N` before the extension. */
+function decisionFileOptions(
+  file: NonNullable<Config["log"]["file"]>,
+  worker: number | undefined,
+): { path: string; maxSize: string; maxFiles: number } {
+  const path =
+    worker === undefined ? file.path : file.path.replace(/(\.[^./]*)?$/, `.worker-${worker}$1`);
+  return { path, maxSize: file.max_size, maxFiles: file.max_files };
 }

@@ -17,6 +17,12 @@ export const DENY_BODY_HEADER = "x-keyward-deny-body";
  */
 export const ENVOY_HEADERS_TO_REMOVE = "x-envoy-auth-headers-to-remove";
 
+/**
+ * On a shadow allow, the code of the deny that enforce mode would have sent
+ * (DESIGN "Route policy"), for the proxy's access log.
+ */
+export const SHADOW_DENY_HEADER = "x-keyward-shadow-deny";
+
 /** Options for {@link createForwardAuthResponder}. */
 export interface ForwardAuthResponderOptions {
   /** Prefix of the identity headers; default "x-auth-". */
@@ -39,7 +45,9 @@ export interface HttpAnswer {
  * when there is anything to remove, `x-envoy-auth-headers-to-remove` naming
  * the other client-sent headers with the identity prefix. Deny →
  * the decision's status, the JSON deny body and `www-authenticate`, exactly
- * as the Check port sends them. Neither may be cached by anything in between.
+ * as the Check port sends them; a shadow allow is an allow that also names
+ * the would-be deny in `x-keyward-shadow-deny`. Neither may be cached by
+ * anything in between.
  */
 export function createForwardAuthResponder(options: ForwardAuthResponderOptions = {}) {
   const prefix = options.prefix ?? DEFAULT_IDENTITY_PREFIX;
@@ -67,6 +75,7 @@ export function createForwardAuthResponder(options: ForwardAuthResponderOptions 
     const remove = view.spoofedHeaders.filter((name) => !(name in headers));
     if (options.stripAuthorization) remove.push("authorization");
     if (remove.length > 0) headers[ENVOY_HEADERS_TO_REMOVE] = remove.join(", ");
+    if (decision.shadowDeny) headers[SHADOW_DENY_HEADER] = decision.shadowDeny.code;
     return { status: 200, headers, body: "" };
   };
 }

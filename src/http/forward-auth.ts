@@ -5,7 +5,7 @@ import { DEFAULT_IDENTITY_PREFIX } from "../auth/identity-headers.js";
 import { EMPTY_VIEW, type RequestView } from "../auth/request-view.js";
 import type { Logger } from "../lib/log.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
-import { logDeny } from "../pipeline/log-deny.js";
+import { logDecision } from "../pipeline/log-decision.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import {
   createForwardAuthResponder,
@@ -19,6 +19,8 @@ export interface ForwardAuthOptions extends ForwardAuthResponderOptions {
   /** The same pipeline the Check port uses. */
   readonly pipeline: Pipeline;
   readonly logger: Logger;
+  /** Share of allowed decisions logged, 0..1 (config `log.allow_sample_rate`); default 0. */
+  readonly allowSampleRate?: number;
 }
 
 /**
@@ -33,13 +35,14 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
   const log = options.logger;
   const respond = createForwardAuthResponder(options);
   const prefix = options.prefix ?? DEFAULT_IDENTITY_PREFIX;
+  const sampleRate = options.allowSampleRate ?? 0;
 
   // Returns the pending answer when the decision is asynchronous, so that a
   // failure while writing it reaches the caller's guard (guard.ts).
   return (request: IncomingMessage, response: ServerResponse): MaybePromise<void> => {
     let view: RequestView = EMPTY_VIEW;
     const answer = (decision: Decision): void => {
-      if (!decision.allow) logDeny(log, decision, view);
+      logDecision(log, decision, view, sampleRate);
       send(response, respond(decision, view));
     };
     let problem: string | undefined;
@@ -67,14 +70,15 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
  */
 function unjudgeable(decision: Decision, problem: string | undefined): Decision {
   if (problem === undefined) return decision;
+  // A shadow allow too: a proxy that does not say which request to judge is
+  // misconfigured, and shadow mode is for rolling out routes, not for that.
   if (decision.allow) {
     return {
       allow: false,
       decisionId: decision.decisionId,
       code: "insufficient_scope",
       reason: problem,
-      keyId: decision.identity.keyId,
-      kind: decision.identity.kind,
+      ...(decision.identity && { keyId: decision.identity.keyId, kind: decision.identity.kind }),
     };
   }
   return decision.code === "insufficient_scope" ? { ...decision, reason: problem } : decision;

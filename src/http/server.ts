@@ -23,6 +23,11 @@ export interface HttpServerOptions {
   readonly forwardAuth?: ForwardAuthOptions;
   /** Prometheus exposition for `/metrics`; absent, `/metrics` is 404. */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
+  /**
+   * The busiest keys for `/debug/top-keys?limit=N` (N from 1 to 1000,
+   * default 20); absent (the default), `/debug/top-keys` is 404.
+   */
+  readonly topKeys?: (limit: number) => Promise<unknown>;
   /** Where a request that fails while being answered is logged (see guard.ts); default: stderr. */
   readonly logger?: Logger;
 }
@@ -37,6 +42,7 @@ export interface HttpServer {
 /**
  * The plain-HTTP port. `/authz` and `/authz/…` are forward-auth (any method;
  * see forward-auth.ts). `/metrics` is the Prometheus exposition.
+ * `/debug/top-keys` (only when configured) lists the busiest keys.
  * `/healthz` answers 200 while the process is alive;
  * `/readyz` answers 200 only when keyward can decide (store open, JWKS
  * loaded), else 503 with the failing checks, so an orchestrator keeps traffic
@@ -60,6 +66,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         status: readiness.ready ? (readiness.degraded ? "degraded" : "ready") : "not_ready",
         checks: readiness.checks,
       });
+    }
+    if (path === "/debug/top-keys" && options.topKeys) {
+      const limit = Number(new URLSearchParams(target.split("?")[1] ?? "").get("limit") ?? 20);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        return send(res, 400, { error: "invalid_limit", message: "limit: 1 to 1000" });
+      }
+      return options.topKeys(limit).then(
+        (report) => send(res, 200, report),
+        () => send(res, 500, { error: "top_keys_unavailable" }),
+      );
     }
     if (path === "/metrics" && options.metrics) {
       // Returned, so that a failure while writing reaches the guard.

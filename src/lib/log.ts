@@ -1,4 +1,6 @@
+import { basename, dirname } from "node:path";
 import { type DestinationStream, type Logger, pino } from "pino";
+import { createStream, type RotatingFileStream } from "rotating-file-stream";
 
 export type { Logger };
 
@@ -55,7 +57,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 /**
  * The child a transport's deny lines go to (one per denied request, see
- * pipeline/log-deny.ts). Those lines are built from fixed scalar fields and
+ * pipeline/log-decision.ts). Those lines are built from fixed scalar fields and
  * never carry a header map, so this child censors `authorization` at the top
  * level and under `err` only: the root's one-level wildcard costs a few
  * microseconds per line, a large share of a denied Check (bench/NOTES.md).
@@ -65,4 +67,28 @@ export function decisionLogger(logger: Logger, name: string): Logger {
     { name },
     { redact: { paths: ["authorization", "err.authorization"], censor: CENSOR } },
   );
+}
+
+/** Options for {@link rotatingFile}. */
+export interface RotatingFileOptions {
+  /** The file lines are written to; rotated copies are FILE.1 (newest) … FILE.N. */
+  readonly path: string;
+  /** Size past which the file is rotated: digits and B, K, M or G (e.g. "10M"). */
+  readonly maxSize: string;
+  /** Rotated copies kept (N); older ones are deleted. */
+  readonly maxFiles: number;
+}
+
+/**
+ * A log destination that rotates by size, as logrotate would (FILE,
+ * FILE.1, … FILE.N), through rotating-file-stream: lines written while a
+ * rotation runs are buffered by the stream and land in the new file, so
+ * none is lost or split across two files. End it to flush.
+ */
+export function rotatingFile(options: RotatingFileOptions): RotatingFileStream {
+  return createStream(basename(options.path), {
+    path: `${dirname(options.path)}/`,
+    size: options.maxSize,
+    rotate: options.maxFiles,
+  });
 }

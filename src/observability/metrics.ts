@@ -2,6 +2,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import type { Decision } from "../auth/decision.js";
 import { whenReady } from "../lib/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
+import { TenantDecisions } from "./tenant-decisions.js";
+import type { TopKeys } from "./top-keys.js";
 
 /** Where a decision was asked for. */
 export type Transport = "grpc" | "http";
@@ -25,6 +27,10 @@ export interface MetricSources {
     connected: boolean;
   };
   readonly now?: () => number;
+  /** Distinct tenants counted by name in keyward_tenant_decisions_total; default 100. */
+  readonly maxTenants?: number;
+  /** Where each decision's key is tallied for /debug/top-keys, when that is on. */
+  readonly topKeys?: TopKeys;
 }
 
 /**
@@ -37,6 +43,9 @@ export class Metrics {
   readonly #decisions: Counter<"transport" | "outcome" | "code" | "kind">;
   readonly #duration: Histogram<"transport">;
   readonly #admin: Counter<"method" | "outcome">;
+  readonly #shadowDenies: Counter<"code">;
+  readonly #tenants: TenantDecisions;
+  readonly #topKeys: TopKeys | undefined;
   readonly #decisionChildren = new Map<string, Counter.Internal>();
   readonly #durationChildren = new Map<Transport, Histogram.Internal<"transport">>();
 
@@ -61,6 +70,14 @@ export class Metrics {
       ],
       registers,
     });
+    this.#shadowDenies = new Counter({
+      name: "keyward_shadow_denies_total",
+      help: "Requests allowed in shadow mode that enforce mode would have denied, by the would-be deny code.",
+      labelNames: ["code"],
+      registers,
+    });
+    this.#tenants = new TenantDecisions(this.registry, sources.maxTenants ?? 100);
+    this.#topKeys = sources.topKeys;
     this.#admin = new Counter({
       name: "keyward_admin_requests_total",
       help: "Admin API calls, by RPC and outcome (ok or an error code).",
@@ -182,7 +199,7 @@ export class Metrics {
   decided(transport: Transport, decision: Decision, seconds: number): void {
     const outcome = decision.allow ? "allow" : "deny";
     const code = decision.allow ? "" : decision.code;
-    const kind = decision.allow ? decision.identity.kind : (decision.kind ?? "");
+    const kind = decision.allow ? (decision.identity?.kind ?? "") : (decision.kind ?? "");
     const key = `${transport}|${outcome}|${code}|${kind}`;
     let child = this.#decisionChildren.get(key);
     if (child === undefined) {
@@ -190,6 +207,10 @@ export class Metrics {
       this.#decisionChildren.set(key, child);
     }
     child.inc();
+    if (decision.allow && decision.shadowDeny)
+      this.#shadowDenies.labels(decision.shadowDeny.code).inc();
+    this.#tenants.count(decision);
+    this.#topKeys?.record(decision);
     let timer = this.#durationChildren.get(transport);
     if (timer === undefined) {
       timer = this.#duration.labels(transport);

@@ -1,4 +1,11 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import {
+  context,
+  ProxyTracerProvider,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
 import type { Decision } from "../auth/decision.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
@@ -36,8 +43,10 @@ export function traced(pipeline: Pipeline, transport: Transport): Pipeline {
     const finish = (decision: Decision): Decision => {
       span.setAttribute("keyward.decision", decision.allow ? "allow" : decision.code);
       span.setAttribute("keyward.decision_id", decision.decisionId);
-      if (decision.allow) span.setAttribute("keyward.credential.kind", decision.identity.kind);
-      else if (decision.code === "unavailable") span.setStatus({ code: SpanStatusCode.ERROR });
+      if (decision.identity) span.setAttribute("keyward.credential.kind", decision.identity.kind);
+      if (decision.allow) {
+        if (decision.shadowDeny) span.setAttribute("keyward.shadow_deny", decision.shadowDeny.code);
+      } else if (decision.code === "unavailable") span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
       return decision;
     };
@@ -55,4 +64,24 @@ export function traced(pipeline: Pipeline, transport: Transport): Pipeline {
     }
     return whenReady(result, finish, fail);
   };
+}
+
+/** What the API's global tracer provider delegates to while no SDK is registered. */
+const NO_SDK = new ProxyTracerProvider().getDelegate();
+
+/** True when a tracing SDK is registered (by otel-sdk.ts from OTEL_*, or by a preload module). */
+export function tracingRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NO_SDK;
+}
+
+/**
+ * {@link traced} when a tracing SDK is registered now, else the pipeline
+ * itself: without one, even the API's no-op spans and context extraction
+ * cost a fraction of a microsecond per decision (bench/tracing-cost.mjs), so
+ * keyward skips them. Called when a transport starts, after the SDK (if
+ * any) is registered.
+ */
+export function tracedIfEnabled(pipeline: Pipeline, transport: Transport): Pipeline {
+  return tracingRegistered() ? traced(pipeline, transport) : pipeline;
 }

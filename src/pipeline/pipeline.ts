@@ -1,4 +1,11 @@
-import { type Decision, type Deny, deny, isDeny, newDecisionId } from "../auth/decision.js";
+import {
+  type Decision,
+  type Deny,
+  deny,
+  isDeny,
+  newDecisionId,
+  shadowAllow,
+} from "../auth/decision.js";
 import type { Identity } from "../auth/identity.js";
 import type { RequestView } from "../auth/request-view.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
@@ -38,13 +45,16 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);
 
   /**
-   * The route's requirement. Scopes come from Envoy's per-route setting when
-   * it has one (operator configuration, not client input), else from the
+   * The route's requirement. Scopes come from the proxy's per-route setting
+   * when it has one (context extensions or route metadata: operator
+   * configuration, not client input), else from the
    * first matching policy rule. Which credentials may come at all (`kinds:`,
    * `jwt:`) is always the policy rule's: a per-route scope list narrows or
    * widens the scopes, never the credential kinds the policy admits.
    */
   function requirementOf(view: RequestView, path: string | undefined): Requirement {
+    // A requirement the proxy states but keyward cannot read is not replaced by a weaker one.
+    if (view.requiredScopesProblem !== undefined) return { type: "deny" };
     const policy = options.policy();
     if (view.requiredScopes !== undefined) {
       const scopes = view.requiredScopes.split(/\s+/).filter((s) => s !== "");
@@ -73,7 +83,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const { path, problem } = describeRoutePath(view.path);
     const requirement = requirementOf(view, path);
     if (requirement.type === "deny") {
-      const reason = problem ? `${problem}: matches no rule` : "no rule grants this route";
+      const reason =
+        view.requiredScopesProblem ??
+        (problem ? `${problem}: matches no rule` : "no rule grants this route");
       return deny("insufficient_scope", { reason, ...who(identity) });
     }
     // The rule names the credentials it admits (DESIGN "Route policy": others get 403).
@@ -114,7 +126,26 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
   }
 
-  return (view) => {
+  /**
+   * Shadow mode: a deny on a route whose mode is `shadow` becomes an allow
+   * that carries it. Every deny the pipeline makes counts (unknown and
+   * malformed credentials, faults included: in shadow mode the operator has
+   * asked keyward to block nothing yet). If even the mode cannot be read,
+   * the deny stands.
+   */
+  function enforced(decision: Decision, view: RequestView): Decision {
+    if (decision.allow) return decision;
+    try {
+      const path = describeRoutePath(view.path).path;
+      return options.policy().modeFor(view.method, path) === "shadow"
+        ? shadowAllow(decision)
+        : decision;
+    } catch {
+      return decision;
+    }
+  }
+
+  function decideView(view: RequestView): MaybePromise<Decision> {
     try {
       const why = options.unavailable?.();
       if (why !== undefined) return deny("unavailable", { reason: why });
@@ -122,6 +153,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     } catch (cause) {
       return fault(cause);
     }
+  }
+
+  return (view) => {
+    const decision = decideView(view);
+    // Without a shadow route anywhere, nothing more is done per request.
+    return options.policy().shadows
+      ? whenReady(decision, (made) => enforced(made, view))
+      : decision;
   };
 }
 
@@ -129,6 +168,6 @@ function fault(cause: unknown): Decision {
   return deny("unavailable", { reason: "internal error", cause });
 }
 
-function who(identity: Identity): { keyId: string; kind: string } {
-  return { keyId: identity.keyId, kind: identity.kind };
+function who(identity: Identity): { keyId: string; kind: string; identity: Identity } {
+  return { keyId: identity.keyId, kind: identity.kind, identity };
 }

@@ -16,6 +16,13 @@ export const CREDENTIAL_KINDS = [
   "jwt",
 ] as const satisfies readonly CredentialKind[];
 
+/**
+ * What a route does with a deny (DESIGN "Route policy"): `enforce` sends it,
+ * `shadow` lets the request through and records the would-be deny.
+ */
+export const MODES = ["enforce", "shadow"] as const;
+export type Mode = (typeof MODES)[number];
+
 /** The roles an issuer may carry (the config's `issuers[].role`). */
 export const JWT_ROLES = ["researcher", "admin"] as const;
 
@@ -37,6 +44,8 @@ const ruleSchema = z
     kinds: z.array(z.enum(CREDENTIAL_KINDS)).min(1).optional(),
     /** Further conditions on a JWT; absent, any configured issuer. */
     jwt: jwtConditionSchema.optional(),
+    /** This route's mode; absent, the file's top-level `mode`. */
+    mode: z.enum(MODES).optional(),
   })
   .strict()
   .refine(
@@ -51,6 +60,8 @@ const ruleSchema = z
 export const policySchema = z
   .object({
     default: z.enum(["deny", "authenticated"]).default("deny"),
+    /** The mode of every rule without its own, and of requests no rule matches. */
+    mode: z.enum(MODES).default("enforce"),
     worker_run_path: z.string().startsWith("/").default(DEFAULT_WORKER_RUN_PATH),
     rules: z.array(ruleSchema).default([]),
   })
@@ -90,6 +101,7 @@ interface CompiledRule {
   readonly methods: ReadonlySet<string> | "*";
   readonly match: MatchFunction<Record<string, string | string[]>>;
   readonly requirement: Requirement;
+  readonly mode: Mode;
 }
 
 /** A loaded, compiled route policy. Immutable; reload by loading a new one. */
@@ -102,6 +114,14 @@ export interface Policy {
   readonly scopes: ReadonlySet<string>;
   /** True when some rule limits credential kinds or JWTs (`kinds:` or `jwt:`). */
   readonly limitsCredentials: boolean;
+  /**
+   * The mode of the route `path` names: its first matching rule's, else the
+   * file's top-level one; `path` undefined (a target keyward cannot read)
+   * names no rule and gets the top-level mode.
+   */
+  modeFor(method: string, path: string | undefined): Mode;
+  /** True when any request may be in shadow mode (the pipeline skips the lookup otherwise). */
+  readonly shadows: boolean;
 }
 
 const DENY: Requirement = { type: "deny" };
@@ -130,6 +150,7 @@ export function compilePolicy(doc: PolicyDocument, options: PolicyOptions = {}):
     return {
       methods: methods.includes("*") ? "*" : new Set(methods),
       match,
+      mode: rule.mode ?? doc.mode,
       requirement: {
         type: "scopes",
         scopes: rule.scopes,
@@ -145,17 +166,21 @@ export function compilePolicy(doc: PolicyDocument, options: PolicyOptions = {}):
     throw new Error(`worker_run_path: ${(error as Error).message}`);
   }
   const fallback = doc.default === "authenticated" ? ANY : DENY;
+  const ruleFor = (method: string, path: string): CompiledRule | undefined => {
+    for (const rule of rules) {
+      if (rule.methods !== "*" && !rule.methods.has(method)) continue;
+      if (rule.match(path)) return rule;
+    }
+    return undefined;
+  };
 
   return {
     scopes: new Set(doc.rules.flatMap((rule) => rule.scopes)),
     limitsCredentials: doc.rules.some((rule) => rule.kinds !== undefined || rule.jwt !== undefined),
-    requirementFor(method, path) {
-      for (const rule of rules) {
-        if (rule.methods !== "*" && !rule.methods.has(method)) continue;
-        if (rule.match(path)) return rule.requirement;
-      }
-      return fallback;
-    },
+    shadows: doc.mode === "shadow" || rules.some((rule) => rule.mode === "shadow"),
+    requirementFor: (method, path) => ruleFor(method, path)?.requirement ?? fallback,
+    modeFor: (method, path) =>
+      (path === undefined ? undefined : ruleFor(method, path)?.mode) ?? doc.mode,
     withinRun(binding, path) {
       const found = runMatch(path);
       if (!found) return false;

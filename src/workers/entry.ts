@@ -12,7 +12,7 @@ const waiting = (message: unknown) => {
   process.off("disconnect", orphaned);
   const { slot, config } = message as Extract<ToWorker, { kw: "start" }>;
   const logger = createLogger({ level: config.log_level }).child({ worker: slot });
-  runCheckWorker(config, logger).catch((error: Error) => {
+  runCheckWorker(config, logger, slot).catch((error: Error) => {
     logger.error({ err: error }, "check worker failed to start");
     const failed: FromWorker = { kw: "failed", message: error.message };
     process.send?.(failed, undefined, undefined, () => process.exit(1));

@@ -1,5 +1,6 @@
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { Config } from "../config/schema.js";
+import type { TopKeysReport } from "../observability/top-keys.js";
 
 /** Prometheus samples as `Registry.getMetricsAsJSON()` returns them. */
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
@@ -13,6 +14,7 @@ export type ToWorker =
   | { readonly kw: "start"; readonly slot: number; readonly config: Config }
   | { readonly kw: "reload"; readonly id: number; readonly config: Config }
   | { readonly kw: "metrics"; readonly id: number }
+  | { readonly kw: "topKeys"; readonly id: number; readonly limit: number }
   | { readonly kw: "close" };
 
 /** What a Check worker answers. */
@@ -21,7 +23,8 @@ export type FromWorker =
   | { readonly kw: "listening"; readonly port: number }
   | { readonly kw: "failed"; readonly message: string }
   | { readonly kw: "reloaded"; readonly id: number; readonly error?: string }
-  | { readonly kw: "metrics"; readonly id: number; readonly metrics: MetricsJson };
+  | { readonly kw: "metrics"; readonly id: number; readonly metrics: MetricsJson }
+  | { readonly kw: "topKeys"; readonly id: number; readonly report: TopKeysReport | undefined };
 
 /** True for a message of this protocol (the channel also carries Node's own). */
 export function isProtocolMessage(message: unknown): message is { kw: string } {

@@ -2,6 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../lib/log.js";
+import type { TopKeysReport } from "../observability/top-keys.js";
 import { type FromWorker, isProtocolMessage, type MetricsJson, type ToWorker } from "./messages.js";
 
 /** The worker process's script: the compiled sibling of this module. */
@@ -81,6 +82,14 @@ export class CheckWorkers {
   async metrics(): Promise<MetricsJson[]> {
     const answers = await this.#askAll((id) => ({ kw: "metrics", id }));
     return answers.flatMap((answer) => (answer.kw === "metrics" ? [answer.metrics] : []));
+  }
+
+  /** Every listening worker's busiest keys (a worker that does not answer in time is left out). */
+  async topKeys(limit: number): Promise<TopKeysReport[]> {
+    const answers = await this.#askAll((id) => ({ kw: "topKeys", id, limit }));
+    return answers.flatMap((answer) =>
+      answer.kw === "topKeys" && answer.report ? [answer.report] : [],
+    );
   }
 
   /** Tells every worker to drain and waits for them to exit (killing any that take too long). */

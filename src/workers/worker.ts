@@ -16,9 +16,9 @@ import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js
  * Resolves once the worker listens; it exits on a `close` message, on
  * SIGTERM or SIGINT (after draining), or when the main process goes away.
  */
-export async function runCheckWorker(config: Config, logger: Logger): Promise<void> {
+export async function runCheckWorker(config: Config, logger: Logger, slot?: number): Promise<void> {
   const send = (message: FromWorker) => process.send?.(message);
-  const decider = createDecider({ config, logger });
+  const decider = createDecider({ config, logger, ...(slot !== undefined && { worker: slot }) });
   let check: CheckServer | undefined;
 
   let closing = false;
@@ -27,7 +27,7 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
     closing = true;
     logger.info({ why }, "check worker draining");
     await check?.close();
-    decider.close();
+    await decider.close();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
@@ -52,11 +52,17 @@ export async function runCheckWorker(config: Config, logger: Logger): Promise<vo
       decider.metrics.registry
         .getMetricsAsJSON()
         .then((samples) => send({ kw: "metrics", id: request.id, metrics: samples }));
+    } else if (request.kw === "topKeys") {
+      send({ kw: "topKeys", id: request.id, report: decider.topKeys?.report(request.limit) });
     } else if (request.kw === "close") {
       void shutdown("the main process is stopping");
     }
   });
 
-  check = await startConfiguredCheckServer(config, decider.served("grpc"), logger);
+  check = await startConfiguredCheckServer(
+    config,
+    decider.served("grpc"),
+    decider.decisionLog("check"),
+  );
   send({ kw: "listening", port: check.port });
 }

@@ -176,9 +176,9 @@ describe("property: the decision pipeline over a real key store", () => {
     if ("allow" in expected) {
       expect(decision.allow, JSON.stringify(decision)).toBe(true);
       if (!decision.allow) return;
-      expect(decision.identity.keyId).toBe(expected.allow.id);
-      expect(decision.identity.kind).toBe(expected.allow.kind);
-      expect(decision.identity.scopes).toEqual(expected.allow.scopes);
+      expect(decision.identity?.keyId).toBe(expected.allow.id);
+      expect(decision.identity?.kind).toBe(expected.allow.kind);
+      expect(decision.identity?.scopes).toEqual(expected.allow.scopes);
       return;
     }
     expect(decision.allow).toBe(false);

@@ -61,7 +61,36 @@ export interface CheckInput {
   /** Sent as header_map with raw_value bytes, as Envoy's encode_raw_headers does. */
   rawHeaders?: [string, string | Buffer][];
   contextExtensions?: Record<string, string>;
+  /** The route's metadata (route_metadata_context.filter_metadata), by namespace. */
+  routeMetadata?: Record<string, Record<string, unknown>>;
+  /** The filter's metadata context (metadata_context.filter_metadata), by namespace. */
+  metadataContext?: Record<string, Record<string, unknown>>;
 }
+
+/**
+ * Plain JSON as a google.protobuf.Struct for proto-loader. protobufjs
+ * defines the well-known Struct types itself, with camelCase field names
+ * whatever `keepCase` says (a snake_case `string_value` is dropped silently).
+ */
+export function jsonToStruct(json: Record<string, unknown>): {
+  fields: Record<string, unknown>;
+} {
+  const value = (v: unknown): unknown => {
+    if (v === null) return { nullValue: "NULL_VALUE" };
+    if (typeof v === "string") return { stringValue: v };
+    if (typeof v === "number") return { numberValue: v };
+    if (typeof v === "boolean") return { boolValue: v };
+    if (Array.isArray(v)) return { listValue: { values: v.map(value) } };
+    return { structValue: jsonToStruct(v as Record<string, unknown>) };
+  };
+  return { fields: Object.fromEntries(Object.entries(json).map(([k, v]) => [k, value(v)])) };
+}
+
+const metadataOf = (byNamespace: Record<string, Record<string, unknown>>) => ({
+  filter_metadata: Object.fromEntries(
+    Object.entries(byNamespace).map(([namespace, json]) => [namespace, jsonToStruct(json)]),
+  ),
+});
 
 export class EnvoyCheckClient {
   readonly #client: grpc.Client & Record<string, grpc.MethodDefinition<unknown, unknown>>;
@@ -92,7 +121,12 @@ export class EnvoyCheckClient {
       http.headers = input.headers ?? {};
     }
     const request = {
-      attributes: { request: { http }, context_extensions: input.contextExtensions ?? {} },
+      attributes: {
+        request: { http },
+        context_extensions: input.contextExtensions ?? {},
+        ...(input.routeMetadata && { route_metadata_context: metadataOf(input.routeMetadata) }),
+        ...(input.metadataContext && { metadata_context: metadataOf(input.metadataContext) }),
+      },
     };
     return new Promise((resolve, reject) => {
       (

@@ -171,6 +171,7 @@ describe.each<ReflectionVersion>(["v1", "v1alpha"])(
       expect(files.map((f) => f.name)).toEqual([
         "envoy/service/auth/v3/attribute_context.proto",
         "envoy/config/core/v3/base.proto",
+        "google/protobuf/struct.proto",
         "google/protobuf/wrappers.proto",
         "google/protobuf/timestamp.proto",
       ]);

@@ -95,7 +95,9 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     copyFileSync("deploy/policy.yaml", policy);
     admin = createKey("keys:admin").secret;
     reader = createKey("sources:read");
-    server = await serve([], {
+    const config = join(dir, "keyward.yaml");
+    writeFileSync(config, "debug:\n  top_keys:\n    enabled: true\n");
+    server = await serve(["--config", config], {
       KEYWARD_DATABASE: db,
       KEYWARD_POLICY: policy,
       KEYWARD_WORKERS: "2",
@@ -139,6 +141,14 @@ describe("workers: 2 — Check served by two processes on one port", () => {
     const before = await decisionsCounted("missing_credential");
     for (let i = 0; i < 10; i++) await (clients[i % 4] as EnvoyCheckClient).check({ path: "/" });
     expect((await decisionsCounted("missing_credential")) - before).toBe(10);
+  });
+
+  it("merges every worker's busiest keys into /debug/top-keys", async () => {
+    // The reader's four allows of beforeAll went to both workers (two each).
+    const report = (await (await fetch(`${http}/debug/top-keys`)).json()) as { keys: unknown[] };
+    expect(report.keys).toEqual([
+      { key_id: reader.id, kind: "live", tenant: "", requests: 4, denied: 0 },
+    ]);
   });
 
   // How fast a revocation reaches the workers is measured by `npm run bench`;

@@ -1,5 +1,5 @@
-// Subset of Envoy's envoy/config/core/v3/base.proto: the header messages
-// ext_authz uses. Field numbers match Envoy's.
+// Subset of Envoy's envoy/config/core/v3/base.proto: the header and
+// metadata messages ext_authz uses. Field numbers match Envoy's.
 // Edition 2023 with proto3's implicit presence (wire- and JSON-identical to
 // Envoy's proto3 file), for one difference: strings are not rejected for
 // invalid UTF-8. Envoy versions before 1.30 can send Latin-1 header values;
@@ -13,14 +13,34 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import { file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file envoy/config/core/v3/base.proto.
  */
 export const file_envoy_config_core_v3_base: GenFile = /*@__PURE__*/
-  fileDesc("Ch9lbnZveS9jb25maWcvY29yZS92My9iYXNlLnByb3RvEhRlbnZveS5jb25maWcuY29yZS52MyI8CgtIZWFkZXJWYWx1ZRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkSEQoJcmF3X3ZhbHVlGAMgASgMIuICChFIZWFkZXJWYWx1ZU9wdGlvbhIxCgZoZWFkZXIYASABKAsyIS5lbnZveS5jb25maWcuY29yZS52My5IZWFkZXJWYWx1ZRIuCgZhcHBlbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuQm9vbFZhbHVlQgIYARJRCg1hcHBlbmRfYWN0aW9uGAMgASgOMjouZW52b3kuY29uZmlnLmNvcmUudjMuSGVhZGVyVmFsdWVPcHRpb24uSGVhZGVyQXBwZW5kQWN0aW9uEhgKEGtlZXBfZW1wdHlfdmFsdWUYBCABKAgifQoSSGVhZGVyQXBwZW5kQWN0aW9uEhsKF0FQUEVORF9JRl9FWElTVFNfT1JfQUREEAASEQoNQUREX0lGX0FCU0VOVBABEh4KGk9WRVJXUklURV9JRl9FWElTVFNfT1JfQUREEAISFwoTT1ZFUldSSVRFX0lGX0VYSVNUUxADIj8KCUhlYWRlck1hcBIyCgdoZWFkZXJzGAEgAygLMiEuZW52b3kuY29uZmlnLmNvcmUudjMuSGVhZGVyVmFsdWVCB5IDBAgCIANiCGVkaXRpb25zcOgH", [file_google_protobuf_wrappers]);
+  fileDesc("Ch9lbnZveS9jb25maWcvY29yZS92My9iYXNlLnByb3RvEhRlbnZveS5jb25maWcuY29yZS52MyKnAQoITWV0YWRhdGESSwoPZmlsdGVyX21ldGFkYXRhGAEgAygLMjIuZW52b3kuY29uZmlnLmNvcmUudjMuTWV0YWRhdGEuRmlsdGVyTWV0YWRhdGFFbnRyeRpOChNGaWx0ZXJNZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRImCgV2YWx1ZRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3Q6AjgBIjwKC0hlYWRlclZhbHVlEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIRCglyYXdfdmFsdWUYAyABKAwi4gIKEUhlYWRlclZhbHVlT3B0aW9uEjEKBmhlYWRlchgBIAEoCzIhLmVudm95LmNvbmZpZy5jb3JlLnYzLkhlYWRlclZhbHVlEi4KBmFwcGVuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5Cb29sVmFsdWVCAhgBElEKDWFwcGVuZF9hY3Rpb24YAyABKA4yOi5lbnZveS5jb25maWcuY29yZS52My5IZWFkZXJWYWx1ZU9wdGlvbi5IZWFkZXJBcHBlbmRBY3Rpb24SGAoQa2VlcF9lbXB0eV92YWx1ZRgEIAEoCCJ9ChJIZWFkZXJBcHBlbmRBY3Rpb24SGwoXQVBQRU5EX0lGX0VYSVNUU19PUl9BREQQABIRCg1BRERfSUZfQUJTRU5UEAESHgoaT1ZFUldSSVRFX0lGX0VYSVNUU19PUl9BREQQAhIXChNPVkVSV1JJVEVfSUZfRVhJU1RTEAMiPwoJSGVhZGVyTWFwEjIKB2hlYWRlcnMYASADKAsyIS5lbnZveS5jb25maWcuY29yZS52My5IZWFkZXJWYWx1ZUIHkgMECAIgA2IIZWRpdGlvbnNw6Ac", [file_google_protobuf_struct, file_google_protobuf_wrappers]);
+
+/**
+ * Metadata by filter namespace. keyward reads filter_metadata only;
+ * typed_filter_metadata (2) is left out and skipped as an unknown field.
+ *
+ * @generated from message envoy.config.core.v3.Metadata
+ */
+export type Metadata = Message<"envoy.config.core.v3.Metadata"> & {
+  /**
+   * @generated from field: map<string, google.protobuf.Struct> filter_metadata = 1;
+   */
+  filterMetadata: { [key: string]: JsonObject };
+};
+
+/**
+ * Describes the message envoy.config.core.v3.Metadata.
+ * Use `create(MetadataSchema)` to create a new message.
+ */
+export const MetadataSchema: GenMessage<Metadata> = /*@__PURE__*/
+  messageDesc(file_envoy_config_core_v3_base, 0);
 
 /**
  * @generated from message envoy.config.core.v3.HeaderValue
@@ -49,7 +69,7 @@ export type HeaderValue = Message<"envoy.config.core.v3.HeaderValue"> & {
  * Use `create(HeaderValueSchema)` to create a new message.
  */
 export const HeaderValueSchema: GenMessage<HeaderValue> = /*@__PURE__*/
-  messageDesc(file_envoy_config_core_v3_base, 0);
+  messageDesc(file_envoy_config_core_v3_base, 1);
 
 /**
  * @generated from message envoy.config.core.v3.HeaderValueOption
@@ -84,7 +104,7 @@ export type HeaderValueOption = Message<"envoy.config.core.v3.HeaderValueOption"
  * Use `create(HeaderValueOptionSchema)` to create a new message.
  */
 export const HeaderValueOptionSchema: GenMessage<HeaderValueOption> = /*@__PURE__*/
-  messageDesc(file_envoy_config_core_v3_base, 1);
+  messageDesc(file_envoy_config_core_v3_base, 2);
 
 /**
  * @generated from enum envoy.config.core.v3.HeaderValueOption.HeaderAppendAction
@@ -115,7 +135,7 @@ export enum HeaderValueOption_HeaderAppendAction {
  * Describes the enum envoy.config.core.v3.HeaderValueOption.HeaderAppendAction.
  */
 export const HeaderValueOption_HeaderAppendActionSchema: GenEnum<HeaderValueOption_HeaderAppendAction> = /*@__PURE__*/
-  enumDesc(file_envoy_config_core_v3_base, 1, 0);
+  enumDesc(file_envoy_config_core_v3_base, 2, 0);
 
 /**
  * @generated from message envoy.config.core.v3.HeaderMap
@@ -132,5 +152,5 @@ export type HeaderMap = Message<"envoy.config.core.v3.HeaderMap"> & {
  * Use `create(HeaderMapSchema)` to create a new message.
  */
 export const HeaderMapSchema: GenMessage<HeaderMap> = /*@__PURE__*/
-  messageDesc(file_envoy_config_core_v3_base, 2);
+  messageDesc(file_envoy_config_core_v3_base, 3);
 

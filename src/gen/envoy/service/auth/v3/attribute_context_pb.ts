@@ -13,7 +13,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { HeaderMap } from "../../../config/core/v3/base_pb.js";
+import type { HeaderMap, Metadata } from "../../../config/core/v3/base_pb.js";
 import { file_envoy_config_core_v3_base } from "../../../config/core/v3/base_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file envoy/service/auth/v3/attribute_context.proto.
  */
 export const file_envoy_service_auth_v3_attribute_context: GenFile = /*@__PURE__*/
-  fileDesc("Ci1lbnZveS9zZXJ2aWNlL2F1dGgvdjMvYXR0cmlidXRlX2NvbnRleHQucHJvdG8SFWVudm95LnNlcnZpY2UuYXV0aC52MyKPCAoQQXR0cmlidXRlQ29udGV4dBI8CgZzb3VyY2UYASABKAsyLC5lbnZveS5zZXJ2aWNlLmF1dGgudjMuQXR0cmlidXRlQ29udGV4dC5QZWVyEkEKC2Rlc3RpbmF0aW9uGAIgASgLMiwuZW52b3kuc2VydmljZS5hdXRoLnYzLkF0dHJpYnV0ZUNvbnRleHQuUGVlchJACgdyZXF1ZXN0GAQgASgLMi8uZW52b3kuc2VydmljZS5hdXRoLnYzLkF0dHJpYnV0ZUNvbnRleHQuUmVxdWVzdBJaChJjb250ZXh0X2V4dGVuc2lvbnMYCiADKAsyPi5lbnZveS5zZXJ2aWNlLmF1dGgudjMuQXR0cmlidXRlQ29udGV4dC5Db250ZXh0RXh0ZW5zaW9uc0VudHJ5GrgBCgRQZWVyEg8KB3NlcnZpY2UYAiABKAkSSAoGbGFiZWxzGAMgAygLMjguZW52b3kuc2VydmljZS5hdXRoLnYzLkF0dHJpYnV0ZUNvbnRleHQuUGVlci5MYWJlbHNFbnRyeRIRCglwcmluY2lwYWwYBCABKAkSEwoLY2VydGlmaWNhdGUYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARp2CgdSZXF1ZXN0EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkEKBGh0dHAYAiABKAsyMy5lbnZveS5zZXJ2aWNlLmF1dGgudjMuQXR0cmlidXRlQ29udGV4dC5IdHRwUmVxdWVzdBruAgoLSHR0cFJlcXVlc3QSCgoCaWQYASABKAkSDgoGbWV0aG9kGAIgASgJElEKB2hlYWRlcnMYAyADKAsyQC5lbnZveS5zZXJ2aWNlLmF1dGgudjMuQXR0cmlidXRlQ29udGV4dC5IdHRwUmVxdWVzdC5IZWFkZXJzRW50cnkSDAoEcGF0aBgEIAEoCRIMCgRob3N0GAUgASgJEg4KBnNjaGVtZRgGIAEoCRINCgVxdWVyeRgHIAEoCRIQCghmcmFnbWVudBgIIAEoCRIMCgRzaXplGAkgASgDEhAKCHByb3RvY29sGAogASgJEgwKBGJvZHkYCyABKAkSEAoIcmF3X2JvZHkYDCABKAwSMwoKaGVhZGVyX21hcBgNIAEoCzIfLmVudm95LmNvbmZpZy5jb3JlLnYzLkhlYWRlck1hcBouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo4ChZDb250ZXh0RXh0ZW5zaW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCB5IDBAgCIANiCGVkaXRpb25zcOgH", [file_envoy_config_core_v3_base, file_google_protobuf_timestamp]);
+  fileDesc("Ci1lbnZveS9zZXJ2aWNlL2F1dGgvdjMvYXR0cmlidXRlX2NvbnRleHQucHJvdG8SFWVudm95LnNlcnZpY2UuYXV0aC52MyKJCQoQQXR0cmlidXRlQ29udGV4dBI8CgZzb3VyY2UYASABKAsyLC5lbnZveS5zZXJ2aWNlLmF1dGgudjMuQXR0cmlidXRlQ29udGV4dC5QZWVyEkEKC2Rlc3RpbmF0aW9uGAIgASgLMiwuZW52b3kuc2VydmljZS5hdXRoLnYzLkF0dHJpYnV0ZUNvbnRleHQuUGVlchJACgdyZXF1ZXN0GAQgASgLMi8uZW52b3kuc2VydmljZS5hdXRoLnYzLkF0dHJpYnV0ZUNvbnRleHQuUmVxdWVzdBJaChJjb250ZXh0X2V4dGVuc2lvbnMYCiADKAsyPi5lbnZveS5zZXJ2aWNlLmF1dGgudjMuQXR0cmlidXRlQ29udGV4dC5Db250ZXh0RXh0ZW5zaW9uc0VudHJ5EjgKEG1ldGFkYXRhX2NvbnRleHQYCyABKAsyHi5lbnZveS5jb25maWcuY29yZS52My5NZXRhZGF0YRI+ChZyb3V0ZV9tZXRhZGF0YV9jb250ZXh0GA0gASgLMh4uZW52b3kuY29uZmlnLmNvcmUudjMuTWV0YWRhdGEauAEKBFBlZXISDwoHc2VydmljZRgCIAEoCRJICgZsYWJlbHMYAyADKAsyOC5lbnZveS5zZXJ2aWNlLmF1dGgudjMuQXR0cmlidXRlQ29udGV4dC5QZWVyLkxhYmVsc0VudHJ5EhEKCXByaW5jaXBhbBgEIAEoCRITCgtjZXJ0aWZpY2F0ZRgFIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGnYKB1JlcXVlc3QSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASQQoEaHR0cBgCIAEoCzIzLmVudm95LnNlcnZpY2UuYXV0aC52My5BdHRyaWJ1dGVDb250ZXh0Lkh0dHBSZXF1ZXN0Gu4CCgtIdHRwUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZtZXRob2QYAiABKAkSUQoHaGVhZGVycxgDIAMoCzJALmVudm95LnNlcnZpY2UuYXV0aC52My5BdHRyaWJ1dGVDb250ZXh0Lkh0dHBSZXF1ZXN0LkhlYWRlcnNFbnRyeRIMCgRwYXRoGAQgASgJEgwKBGhvc3QYBSABKAkSDgoGc2NoZW1lGAYgASgJEg0KBXF1ZXJ5GAcgASgJEhAKCGZyYWdtZW50GAggASgJEgwKBHNpemUYCSABKAMSEAoIcHJvdG9jb2wYCiABKAkSDAoEYm9keRgLIAEoCRIQCghyYXdfYm9keRgMIAEoDBIzCgpoZWFkZXJfbWFwGA0gASgLMh8uZW52b3kuY29uZmlnLmNvcmUudjMuSGVhZGVyTWFwGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjgKFkNvbnRleHRFeHRlbnNpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHkgMECAIgA2IIZWRpdGlvbnNw6Ac", [file_envoy_config_core_v3_base, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message envoy.service.auth.v3.AttributeContext
@@ -50,6 +50,22 @@ export type AttributeContext = Message<"envoy.service.auth.v3.AttributeContext">
    * @generated from field: map<string, string> context_extensions = 10;
    */
   contextExtensions: { [key: string]: string };
+
+  /**
+   * Dynamic metadata of the namespaces the filter's
+   * metadata_context_namespaces names.
+   *
+   * @generated from field: envoy.config.core.v3.Metadata metadata_context = 11;
+   */
+  metadataContext?: Metadata | undefined;
+
+  /**
+   * The route's metadata, of the namespaces the filter's
+   * route_metadata_context_namespaces names.
+   *
+   * @generated from field: envoy.config.core.v3.Metadata route_metadata_context = 13;
+   */
+  routeMetadataContext?: Metadata | undefined;
 };
 
 /**
