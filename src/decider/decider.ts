@@ -1,3 +1,4 @@
+import { finished } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
 import { type Db, openDatabase } from "../keys/db.js";
 import { UsageTracker } from "../keys/usage.js";
@@ -127,8 +128,14 @@ export function createDecider(options: DeciderOptions): Decider {
       usage?.close();
       decisions.close();
       db.close();
-      // Flushes what the stream still buffers, then closes the file.
-      file?.end();
+      // Flushes what the stream still buffers and closes the file before
+      // close() resolves, so a stopped process has lost no decision line.
+      if (file) {
+        file.end();
+        await finished(file).catch((error: unknown) =>
+          logger.warn({ err: error }, "decision log file did not close cleanly"),
+        );
+      }
       await tracing?.shutdown();
     },
   };
