@@ -11,6 +11,7 @@ import { type Config, consoleEnabled, durationMs } from "./config/schema.js";
 import { DecisionConfig, NO_JWT_STATS } from "./decision-config.js";
 import { file_keyward_admin_v1_admin } from "./gen/keyward/admin/v1/admin_pb.js";
 import { file_keyward_replication_v1_replication } from "./gen/keyward/replication/v1/replication_pb.js";
+import { appliedHeapTuning } from "./heap-tuning.js";
 import { type HttpServer, type Readiness, startHttpServer } from "./http/server.js";
 import type { JwtVerifier } from "./jwt/verifier.js";
 import { AuditLog } from "./keys/audit.js";
@@ -369,7 +370,13 @@ export function createKeyward(config: Config, overrides: KeywardOverrides = {}):
 
       const ports = { check: checkPort, admin: admin.port, http: http.port };
       logger.info(
-        { role: config.role, database: config.database, ports, workers: config.workers },
+        {
+          role: config.role,
+          database: config.database,
+          ports,
+          workers: config.workers,
+          heap: appliedHeapTuning(),
+        },
         "keyward started",
       );
       return ports;
