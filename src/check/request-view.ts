@@ -2,6 +2,8 @@ import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth_pb
 import type { RequestView } from "../pipeline/request-view.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
+/** The spoofed-header list of a request that sent none: shared, never mutated. */
+const NONE: readonly string[] = Object.freeze([]);
 
 /**
  * Builds the pipeline's view of an ext_authz CheckRequest. Envoy sends the
@@ -15,14 +17,15 @@ export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string
   let authorization: string | undefined;
   let traceparent: string | undefined;
   let tracestate: string | undefined;
-  // A Set: a request can carry many thousands of headers.
-  const spoofed = new Set<string>();
+  // A Set, made only when needed: a request can carry many thousands of headers.
+  let spoofed: Set<string> | undefined;
 
   const addHeader = (rawName: string, value: string): void => {
     const name = rawName.toLowerCase();
     if (name === "authorization") {
       authorization = authorization === undefined ? value : `${authorization}, ${value}`;
     } else if (name.startsWith(identityPrefix)) {
+      spoofed ??= new Set();
       spoofed.add(name);
     } else if (name === "traceparent") {
       traceparent = value;
@@ -47,7 +50,7 @@ export function viewOfCheckRequest(request: CheckRequest, identityPrefix: string
     method: (http?.method ?? "").toUpperCase(),
     path: http?.path ?? "",
     authorization,
-    spoofedHeaders: [...spoofed],
+    spoofedHeaders: spoofed === undefined ? NONE : [...spoofed],
     requiredScopes: attributes?.contextExtensions.required_scopes,
     ...(traceparent !== undefined && {
       traceContext: { traceparent, ...(tracestate !== undefined && { tracestate }) },

@@ -5,6 +5,7 @@ import type { Identity } from "./identity.js";
 import { type MaybePromise, whenReady } from "./maybe-async.js";
 import { routePath } from "./path.js";
 import type { RequestView } from "./request-view.js";
+import { createRouteRequirements } from "./route-requirement.js";
 
 export type { TokenResult, TokenVerifier } from "./identify.js";
 
@@ -35,13 +36,11 @@ export type Pipeline = (view: RequestView) => MaybePromise<Decision>;
  */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);
+  const routeRequirement = createRouteRequirements();
 
   function requirementOf(view: RequestView, path: string | undefined): Requirement {
     // Envoy's per-route setting wins: it is operator configuration, not client input.
-    if (view.requiredScopes !== undefined) {
-      const scopes = view.requiredScopes.split(/\s+/).filter((s) => s !== "");
-      return { type: "scopes", scopes };
-    }
+    if (view.requiredScopes !== undefined) return routeRequirement(view.requiredScopes);
     if (path === undefined) return { type: "deny" };
     return options.policy().requirementFor(view.method, path);
   }
