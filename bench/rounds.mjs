@@ -45,9 +45,13 @@ export async function mainRounds(
     log(
       `round ${round + 1} of ${PLAN.pairs}: fresh ${mainServers.map((server) => `${server.name} (pid ${server.pid})`).join(", ")}`,
     );
+    // Odd rounds run the servers in reverse order, so that no server always
+    // follows the same one (or always runs last, right after the others'
+    // load has ended and their idle-time GC begins).
+    const order = round % 2 === 0 ? mainServers : [...mainServers].reverse();
     for (const scenario of scenarios) {
       log(`scenario ${scenario.name}`);
-      for (const server of mainServers) {
+      for (const server of order) {
         const result = await measureH2load(server, scenario);
         const runs = runsByScenario[scenario.name];
         runs[server.name] = [...(runs[server.name] ?? []), result];
