@@ -119,7 +119,7 @@ export function report(r) {
     "",
     "### As a user types it: `npx keyward serve --config FILE`",
     "",
-    "Same rounds, same bodies, fresh processes each round: keyward started by npx with nothing set (no heap cap, so V8 keeps its own growing factor: src/heap-tuning.ts) against `node bench/baseline-server.mjs` with nothing set. CPU time counts every process of the server, npm's idle parent included.",
+    "Same rounds, same bodies, fresh processes each round: keyward started by npx with nothing set (no heap cap; keyward's bin sets the heap growing percent itself, src/heap-tuning.ts) against `node bench/baseline-server.mjs` with nothing set (which calls the same function). CPU time counts every process of the server, npm's idle parent included.",
     "",
     "| scenario | plain baseline req/s | `keyward serve` req/s | ratio | server CPU µs/req, baseline / keyward (ratio) | target (by CPU cost) |",
     "|---|---:|---:|---:|---|---|",

@@ -1,40 +1,33 @@
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
 
 /**
- * How far V8 may let a small heap grow past what survived the last full
+ * How far V8 may let the heap grow past what survived the last full
  * collection before it starts the next one: 100 % = twice the live size.
- * Under a heap cap (the image's `--max-old-space-size=96`) V8's own factor
- * is at most 1.3, so a process that promotes request garbage runs a
- * mark-compact every few megabytes; 2 halved keyward's mark-compacts under
- * load and cut its CPU per Check by 9–26 % (bench/NOTES.md, fourth and sixth
- * rounds).
+ * Under the image's heap cap (`--max-old-space-size=96`) V8's own factor is
+ * at most 1.3, so a process that promotes request garbage runs a
+ * mark-compact every few megabytes; without a cap V8 picks up to 4, and a
+ * long-lived keyward's heap and its collections' work grow with it. Fixed at
+ * 2, keyward cost 9–26 % less CPU per Check under the cap and ~15 % less
+ * without one, over a process's life under repeated load (bench/NOTES.md,
+ * fourth and sixth rounds).
  */
 export const HEAP_GROWING_PERCENT = 100;
-
-/**
- * Below this heap limit V8's own growing factor stays under 2 (it scales
- * from 1.3 at a 256 MB old generation to 2 at 2 GB); at or above it V8 may
- * grow the heap by up to 4×, and forcing 2 made Check slower (NOTES, sixth
- * round), so a large or uncapped heap is left to V8.
- */
-export const SMALL_HEAP_LIMIT_BYTES = 2 * 1024 ** 3;
 
 /** What {@link tuneHeap} found and did; logged in the "keyward started" line. */
 export interface HeapTuning {
   /** V8's heap size limit, MB (the old-generation cap plus the young generation). */
   readonly limitMb: number;
-  /** The growing percent now in force, when keyward or the command line set one. */
-  readonly growingPercent?: number;
-  /** Who decided: keyward (a small heap), node's command line, or nobody (V8's default). */
-  readonly by: "keyward" | "command line" | "v8 default";
+  /** The growing percent now in force. */
+  readonly growingPercent: number;
+  /** Who set it: keyward, or node's command line (which wins). */
+  readonly by: "keyward" | "command line";
 }
 
 let applied: HeapTuning | undefined;
 
 /**
- * Sets V8's heap growing factor for a small (capped) heap, however node was
- * started: `keyward serve`, `npx keyward serve`, `npm start`, the image, a
- * Check worker. Node refuses `--heap-growing-percent` in NODE_OPTIONS, and V8
+ * Sets V8's heap growing factor, however node was started: `keyward serve`,
+ * `npx keyward serve`, `npm start`, the image, a Check worker. Node refuses `--heap-growing-percent` in NODE_OPTIONS, and V8
  * reads the flag at every full collection, so setting it at run time, before
  * the server allocates anything, has the command-line flag's effect
  * (test/heap-tuning.test.ts counts the collections). A growing percent given
@@ -50,8 +43,6 @@ export function tuneHeap(
     .findLast((value) => value !== undefined);
   if (given !== undefined) {
     applied = { limitMb, growingPercent: Number(given), by: "command line" };
-  } else if (limitBytes >= SMALL_HEAP_LIMIT_BYTES) {
-    applied = { limitMb, by: "v8 default" };
   } else {
     setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
     applied = { limitMb, growingPercent: HEAP_GROWING_PERCENT, by: "keyward" };
