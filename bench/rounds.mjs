@@ -3,7 +3,8 @@
 // baseline; then latency at half of keyward's saturated rate.
 import { expectDecision, logRun, measureH2load, pairedRatios, summarize } from "./measure.mjs";
 import { PLAN, WITH_PROTO } from "./plan.mjs";
-import { log, startBaseline, startKeywardServe, startPlainBaseline } from "./servers.mjs";
+import { log } from "./servers.mjs";
+import { startBaseline, startKeywardServe, startPlainBaseline } from "./starters.mjs";
 
 /** The two servers of the user-typed start, compared with each other. */
 export const PLAIN = { baseline: "baseline-plain", keyward: "keyward-serve" };

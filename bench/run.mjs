@@ -34,7 +34,8 @@ import { ms } from "./report-format.mjs";
 import { halfRate, mainRounds, PLAIN } from "./rounds.mjs";
 import { jwtFirstSeen, scale } from "./scale.mjs";
 import { keyCreation, profiles, workers } from "./sections.mjs";
-import { killAll, log, OUT, ROOT, RUN_DIR, startKeyward } from "./servers.mjs";
+import { killAll, log, OUT, ROOT, RUN_DIR } from "./servers.mjs";
+import { startKeyward } from "./starters.mjs";
 
 async function main() {
   const started = Date.now();

@@ -9,7 +9,8 @@ import { CLIENT_CORE } from "./h2load.mjs";
 import { logRun, measureH2load, pairedMedian, summarize } from "./measure.mjs";
 import { PLAN, QUICK, WITH_PROTO } from "./plan.mjs";
 import { summarizeProfile } from "./profile.mjs";
-import { log, OUT, ROOT, RUN_DIR, SERVER_CORE, serverEnv, startBaseline } from "./servers.mjs";
+import { log, OUT, ROOT, RUN_DIR, SERVER_CORE, serverEnv } from "./servers.mjs";
+import { startBaseline } from "./starters.mjs";
 
 /**
  * Key creation. The admin API is measured once it exists (an admin port in
