@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { checkOnce } from "./grpc-check.mjs";
 import { CLIENT_CORE, runH2load, runH2loadMix } from "./h2load.mjs";
 import { LOAD, PLAN } from "./plan.mjs";
-import { cpuBetween, log, ROOT, RUN_DIR, track } from "./servers.mjs";
+import { cpuBetween, log, ROOT, RUN_DIR, sleep, track } from "./servers.mjs";
 import { median } from "./stats.mjs";
 
 export class DecisionError extends Error {}
@@ -179,4 +179,23 @@ export function summarize(runs) {
     cpuShare: median(runs.map((r) => r.serverCpu?.share ?? Number.NaN)),
     waitShare: median(runs.map((r) => r.serverCpu?.waitShare ?? Number.NaN)),
   };
+}
+
+/**
+ * Waits until `others` (servers sharing the core with the next one to be
+ * measured) have gone quiet: under 1 % of a core over a 200 ms window. A
+ * server that has just finished a load run goes on working for a while (V8
+ * collects and shrinks the heap once allocation stops), and the next server
+ * measured on the same core paid for it: 10–20 µs more per Check for
+ * whichever server followed the plain baseline (bench/NOTES.md, sixth
+ * round). Gives up after 10 s, saying so.
+ */
+export async function settle(others) {
+  const busy = () => others.reduce((sum, server) => sum + server.sched().run, 0);
+  for (let tries = 0; tries < 50; tries++) {
+    const before = busy();
+    await sleep(200);
+    if (busy() - before < 2_000_000) return;
+  }
+  log(`  (the other servers did not go quiet within 10 s; measuring anyway)`);
 }

@@ -1,7 +1,14 @@
 // The main rounds: every scenario against the baseline and keyward (and a
 // prototype), and against keyward started as a user types it beside a plain
 // baseline; then latency at half of keyward's saturated rate.
-import { expectDecision, logRun, measureH2load, pairedRatios, summarize } from "./measure.mjs";
+import {
+  expectDecision,
+  logRun,
+  measureH2load,
+  pairedRatios,
+  settle,
+  summarize,
+} from "./measure.mjs";
 import { PLAN, WITH_PROTO } from "./plan.mjs";
 import { log } from "./servers.mjs";
 import { startBaseline, startKeywardServe, startPlainBaseline } from "./starters.mjs";
@@ -53,6 +60,7 @@ export async function mainRounds(
     for (const scenario of scenarios) {
       log(`scenario ${scenario.name}`);
       for (const server of order) {
+        await settle(mainServers.filter((other) => other !== server));
         const result = await measureH2load(server, scenario);
         const runs = runsByScenario[scenario.name];
         runs[server.name] = [...(runs[server.name] ?? []), result];
