@@ -2,13 +2,18 @@
 // (@grpc/grpc-js), same codec (@bufbuild/protobuf with keyward's generated
 // schemas): it decodes every CheckRequest and answers a constant OK
 // CheckResponse, encoded per call as keyward encodes its own. Prints one JSON
-// line `{"msg":"baseline started","ports":{"check":N}}` to stderr.
+// line `{"msg":"baseline started","ports":{"check":N}}` to stderr. It tunes
+// V8's heap as keyward's bin does (src/lib/heap-tuning.ts), so that both run
+// under the same V8 however they are started.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import {
   CheckRequestSchema,
   CheckResponseSchema,
 } from "../dist/gen/envoy/service/auth/v3/external_auth_pb.js";
+import { tuneHeap } from "../dist/lib/heap-tuning.js";
+
+tuneHeap();
 
 const asBuffer = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 const OK = create(CheckResponseSchema, {

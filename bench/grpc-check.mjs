@@ -28,9 +28,14 @@ export const JWT_REQUEST = { method: "GET", path: "/experiments/exp-1/variations
 /**
  * A gRPC-framed CheckRequest shaped like the one Envoy sends for
  * `GET /api/v1/sources` (a handful of ordinary headers, ~400 bytes), with the
- * given bearer token. Required scopes come from deploy/policy.yaml.
+ * given bearer token. Required scopes come from deploy/policy.yaml, or from
+ * `contextExtensions.required_scopes` as an Envoy route's per-route
+ * `check_settings.context_extensions` sends them.
  */
-export function checkRequestBody(token, { method = "GET", path = "/api/v1/sources" } = {}) {
+export function checkRequestBody(
+  token,
+  { method = "GET", path = "/api/v1/sources", contextExtensions = {} } = {},
+) {
   const headers = {
     ":authority": "api.example.com",
     ":method": method,
@@ -71,6 +76,7 @@ export function checkRequestBody(token, { method = "GET", path = "/api/v1/source
           protocol: "HTTP/1.1",
         },
       },
+      contextExtensions,
     },
   });
   return grpcFrame(toBinary(CheckRequestSchema, request));

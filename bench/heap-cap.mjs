@@ -16,7 +16,8 @@ import { checkRequestBody, JWT_REQUEST } from "./grpc-check.mjs";
 import { runH2load } from "./h2load.mjs";
 import { createIssuer } from "./jwt.mjs";
 import { keysDatabase } from "./keys-db.mjs";
-import { killAll, OUT, RUN_DIR, startKeyward, track } from "./servers.mjs";
+import { killAll, OUT, RUN_DIR, track } from "./servers.mjs";
+import { startKeyward } from "./starters.mjs";
 
 const [credential = "jwt", ...nodeArgs] = process.argv.slice(2);
 const issuer = createIssuer(join(RUN_DIR, "heap-cap-jwks.json"));

@@ -2,16 +2,9 @@
 // pinned to the server core, each logging to its own file; every child is
 // tracked and killed when the bench exits, however it exits.
 import { spawn } from "node:child_process";
-import {
-  closeSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  truncateSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, truncateSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const OUT = join(ROOT, "bench/out");
@@ -43,9 +36,21 @@ export function track(child) {
   return child;
 }
 
-/** Kills every tracked child at once (SIGKILL): used on exit and on error. */
+/**
+ * Kills every tracked child and its descendants at once (SIGKILL): used on
+ * exit and on error. Descendants too: `npx keyward serve` is npm, a shell and
+ * then keyward.
+ */
 export function killAll() {
-  for (const child of children) child.kill("SIGKILL");
+  for (const child of children) {
+    for (const pid of child.pid === undefined ? [] : processTree(child.pid).reverse()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
 }
 
 process.on("exit", killAll);
@@ -73,21 +78,34 @@ export function serverEnv(extra = {}) {
 
 /**
  * Spawns `node <shipped flags> ...nodeArgs` (so a flag in nodeArgs wins)
- * pinned to the server core (or to `cores`), its stderr (JSON log
- * lines) appended to RUN_DIR/<name>.log, and waits for its "... started"
- * line. Start-up time is that line's own timestamp minus the moment of
- * spawning.
+ * pinned to the server core (or to `cores`), with the shipped NODE_OPTIONS;
+ * see {@link spawnServer}.
  */
-export async function startServer(name, nodeArgs, env = {}, cores = SERVER_CORE) {
+export function startServer(name, nodeArgs, env = {}, cores = SERVER_CORE) {
+  return spawnServer(
+    name,
+    [process.execPath, ...SHIPPED_NODE_FLAGS, ...nodeArgs],
+    serverEnv({ NODE_OPTIONS: SHIPPED_NODE_OPTIONS, ...env }),
+    cores,
+  );
+}
+
+/**
+ * Spawns `command` pinned to the server core (or to `cores`), its stderr
+ * (JSON log lines) appended to RUN_DIR/<name>.log, and waits for its
+ * "... started" line. Start-up time is that line's own timestamp minus the
+ * moment of spawning.
+ */
+export async function spawnServer(name, command, env, cores = SERVER_CORE) {
   const logFile = join(RUN_DIR, `${name}.log`);
   closeSync(openSync(logFile, "w"));
   // O_APPEND, so the file can be truncated between runs while the server writes.
   const fd = openSync(logFile, "a");
   const spawnedAt = Date.now();
   const child = track(
-    spawn("taskset", ["-c", cores, process.execPath, ...SHIPPED_NODE_FLAGS, ...nodeArgs], {
+    spawn("taskset", ["-c", cores, ...command], {
       cwd: ROOT,
-      env: serverEnv({ NODE_OPTIONS: SHIPPED_NODE_OPTIONS, ...env }),
+      env,
       stdio: ["ignore", "ignore", fd],
     }),
   );
@@ -125,15 +143,39 @@ export async function startServer(name, nodeArgs, env = {}, cores = SERVER_CORE)
   }
 }
 
-/** SIGTERM (keyward drains and exits, writing any --cpu-prof profile), SIGKILL after 10 s. */
+/**
+ * SIGTERM to the process and every descendant (keyward drains and exits,
+ * writing any --cpu-prof profile; npm, which `npx keyward serve` starts
+ * with, does not pass the signal on), then waits for all of them to be gone;
+ * SIGKILL to whatever is left after 10 s.
+ */
 async function stopServer(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((done) => child.once("exit", done));
-  child.kill("SIGTERM");
-  const stopped = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
-  if (!stopped) {
-    child.kill("SIGKILL");
-    await exited;
+  const pids = processTree(child.pid).reverse();
+  const signal = (name) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  const alive = () =>
+    pids.some((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  signal("SIGTERM");
+  const deadline = Date.now() + 10_000;
+  while (alive() && Date.now() < deadline) await sleep(20);
+  if (alive()) signal("SIGKILL");
+  if (child.exitCode === null && child.signalCode === null) {
+    await new Promise((done) => child.once("exit", done));
   }
 }
 
@@ -207,62 +249,4 @@ export function cpuBetween(start, end, requests) {
     waitShare: (end.wait - start.wait) / wall,
     usPerRequest: requests > 0 ? run / 1000 / requests : Number.NaN,
   };
-}
-
-/**
- * Starts keyward: `node <bin> serve --config RUN_DIR/<name>.yaml`, through a
- * one-line launcher that imports `bin`, with its ports from KEYWARD_*_PORT=0.
- * `bin` defaults to the repository's bin/keyward.js (which runs dist/); a
- * prototype copy can be passed instead.
- */
-export function startKeyward(
-  name,
-  { database, issuer, cacheMaxEntries = 100_000, workers = 1, config: extra = {} },
-  { nodeArgs = [], bin = "bin/keyward.js", cores = SERVER_CORE } = {},
-) {
-  // The machine is shared, and other sessions' clean-up has been seen to
-  // signal every process whose command line mentions "keyward"; so the
-  // config file and the launcher below keep that word out of ours.
-  const stem = name.replaceAll("keyward", "kw");
-  const config = join(RUN_DIR, `${stem}.yaml`);
-  // JSON is YAML. Logging at info: every deny writes its line, as in production.
-  writeFileSync(
-    config,
-    JSON.stringify(
-      {
-        database,
-        policy: join(ROOT, "deploy/policy.yaml"),
-        issuers: [issuer.config],
-        cache: { max_entries: cacheMaxEntries },
-        log_level: "info",
-        // Only when asked for: a prototype build may predate the field.
-        ...(workers !== 1 && { workers }),
-        ...extra,
-      },
-      null,
-      2,
-    ),
-  );
-  const launcher = join(RUN_DIR, `${stem}-serve.mjs`);
-  writeFileSync(
-    launcher,
-    `await import(${JSON.stringify(pathToFileURL(resolve(ROOT, bin)).href)});\n`,
-  );
-  return startServer(
-    name,
-    [...nodeArgs, launcher, "serve", "--config", config],
-    {
-      KEYWARD_LISTEN_HOST: "127.0.0.1",
-      KEYWARD_CHECK_PORT: "0",
-      KEYWARD_ADMIN_PORT: "0",
-      KEYWARD_HTTP_PORT: "0",
-    },
-    cores,
-  );
-}
-
-/** The no-op grpc-js baseline (bench/baseline-server.mjs); it answers allow to everything. */
-export async function startBaseline(name = "baseline", nodeArgs = []) {
-  const server = await startServer(name, [...nodeArgs, "bench/baseline-server.mjs"]);
-  return { ...server, baseline: true };
 }

@@ -6,6 +6,7 @@ import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
 import { openDatabase } from "../keys/db.js";
 import { durationMs } from "../lib/duration.js";
+import { appliedHeapTuning } from "../lib/heap-tuning.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { mergeTopKeys, type TopKeys, type TopKeysReport } from "../observability/top-keys.js";
 import { ReplicaSync } from "../replication/replica.js";
@@ -187,7 +188,13 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
 
       const ports = { check: checkPort, admin: adminServer.port, http: http.port };
       logger.info(
-        { role: config.role, database: config.database, ports, workers: config.workers },
+        {
+          role: config.role,
+          database: config.database,
+          ports,
+          workers: config.workers,
+          heap: appliedHeapTuning(),
+        },
         "keyward started",
       );
       return ports;

@@ -3,6 +3,8 @@ import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth_pb
 import { routeScopes } from "./route-scopes.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
+/** The spoofed-header list of a request that sent none: shared, never mutated. */
+const NONE: readonly string[] = Object.freeze([]);
 
 /**
  * Builds the pipeline's view of an ext_authz CheckRequest. Envoy sends the
@@ -22,14 +24,15 @@ export function viewOfCheckRequest(
   let authorization: string | undefined;
   let traceparent: string | undefined;
   let tracestate: string | undefined;
-  // A Set: a request can carry many thousands of headers.
-  const spoofed = new Set<string>();
+  // A Set, made only when needed: a request can carry many thousands of headers.
+  let spoofed: Set<string> | undefined;
 
   const addHeader = (rawName: string, value: string): void => {
     const name = rawName.toLowerCase();
     if (name === "authorization") {
       authorization = authorization === undefined ? value : `${authorization}, ${value}`;
     } else if (name.startsWith(identityPrefix)) {
+      spoofed ??= new Set();
       spoofed.add(name);
     } else if (name === "traceparent") {
       traceparent = value;
@@ -55,7 +58,7 @@ export function viewOfCheckRequest(
     method: (http?.method ?? "").toUpperCase(),
     path: http?.path ?? "",
     authorization,
-    spoofedHeaders: [...spoofed],
+    spoofedHeaders: spoofed === undefined ? NONE : [...spoofed],
     requiredScopes: route.scopes,
     ...(route.problem !== undefined && { requiredScopesProblem: route.problem }),
     ...(traceparent !== undefined && {

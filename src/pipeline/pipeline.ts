@@ -12,6 +12,7 @@ import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { notAdmitted, type Policy, type Requirement } from "../policy/policy.js";
 import { createIdentifier, type IdentifierOptions } from "./identify.js";
 import { describeRoutePath } from "./path.js";
+import { createRouteRequirements } from "./route-requirement.js";
 
 /** Options for {@link createPipeline}. */
 export interface PipelineOptions extends IdentifierOptions {
@@ -43,6 +44,7 @@ export type Pipeline = (view: RequestView) => MaybePromise<Decision>;
  */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);
+  const routeRequirement = createRouteRequirements();
 
   /**
    * The route's requirement. Scopes come from the proxy's per-route setting
@@ -57,18 +59,18 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (view.requiredScopesProblem !== undefined) return { type: "deny" };
     const policy = options.policy();
     if (view.requiredScopes !== undefined) {
-      const scopes = view.requiredScopes.split(/\s+/).filter((s) => s !== "");
+      // Parsed once per distinct string (route-requirement.ts).
+      const scopes = routeRequirement(view.requiredScopes);
       // Matching costs a walk over the rules; skip it when no rule limits credentials.
       const rule =
         policy.limitsCredentials && path !== undefined
           ? policy.requirementFor(view.method, path)
           : undefined;
       if (rule?.type !== "scopes" || (rule.kinds === undefined && rule.jwt === undefined)) {
-        return { type: "scopes", scopes };
+        return scopes;
       }
       return {
-        type: "scopes",
-        scopes,
+        ...scopes,
         ...(rule.kinds !== undefined && { kinds: rule.kinds }),
         ...(rule.jwt !== undefined && { jwt: rule.jwt }),
       };

@@ -1,3 +1,4 @@
+import { tuneHeap } from "../lib/heap-tuning.js";
 import { createLogger } from "../lib/log.js";
 import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js";
 import { runCheckWorker } from "./worker.js";
@@ -5,7 +6,9 @@ import { runCheckWorker } from "./worker.js";
 // A Check worker's process, forked by the main one through node:cluster
 // (pool.ts). It asks for its configuration once it can hear the answer: a
 // message that arrives while this module is still loading has no listener
-// and is lost.
+// and is lost. A worker is a Node process of its own: it tunes its heap as
+// bin/keyward.js does for the main one.
+tuneHeap();
 const waiting = (message: unknown) => {
   if (!isProtocolMessage(message) || message.kw !== "start") return;
   process.off("message", waiting);
