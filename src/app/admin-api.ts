@@ -1,3 +1,4 @@
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { createAuditedCalls } from "../admin/audited.js";
 import { CONSOLE_DIST, type ConsoleHandler, createConsoleHandler } from "../admin/console.js";
@@ -14,7 +15,7 @@ import { durationMs } from "../lib/duration.js";
 import type { Logger } from "../lib/log.js";
 import { reflectionRoutes } from "../reflection/routes.js";
 import { CommitNotifier } from "../replication/notifier.js";
-import { compactChanges, replicationRoutes } from "../replication/primary.js";
+import { compactChanges, createReplicationPrimary } from "../replication/primary.js";
 import type { TlsFiles } from "./files.js";
 
 /** How often a primary compacts its change log. */
@@ -40,10 +41,12 @@ export interface AdminApi {
   readonly routes: (router: ConnectRouter) => void;
   readonly interceptors: Interceptor[];
   readonly console: ConsoleHandler | undefined;
+  /** A primary's Watch streams, served on the HTTP/2 stream before Connect sees the request. */
+  readonly streams?: ((req: Http2ServerRequest, res: Http2ServerResponse) => boolean) | undefined;
   readonly tls: { cert: Buffer; key: Buffer; ca?: Buffer | undefined } | undefined;
-  /** Starts the primary's change-log compaction. */
+  /** Starts the primary's change feed and change-log compaction. */
   start(): void;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /**
@@ -76,29 +79,32 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     role: config.role,
     ...(now && { now }),
   });
-  const streams =
+  const replication =
     commits &&
-    replicationRoutes({
+    createReplicationPrimary({
       database: config.database,
       token: token as string,
       notifier: commits,
       logger: logger.child({ name: "replication" }),
+      maxConcurrentSnapshots: config.replication.max_concurrent_snapshots,
     });
   const reflection = reflectionRoutes({
     files: [
       file_keyward_admin_v1_admin,
-      ...(streams ? [file_keyward_replication_v1_replication] : []),
+      ...(replication ? [file_keyward_replication_v1_replication] : []),
     ],
   });
   let compaction: NodeJS.Timeout | undefined;
   const tls = options.tls;
   return {
-    routes: (router) => reflection(streams ? streams(keys(router)) : keys(router)),
+    routes: (router) => reflection(replication ? replication.routes(keys(router)) : keys(router)),
+    streams: replication?.streams,
     interceptors: [authInterceptor(decider.identify, audit, log)],
     console: adminConsole(config, options.issuers, logger),
     tls: tls?.cert && tls.key ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
     start() {
-      if (!commits) return;
+      if (!replication) return;
+      replication.start();
       compaction = setInterval(() => {
         try {
           compactChanges(db, config.replication.retain_changes);
@@ -108,9 +114,10 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
       }, COMPACTION_INTERVAL_MS);
       compaction.unref();
     },
-    close() {
+    async close() {
       if (compaction) clearInterval(compaction);
       commits?.close();
+      await replication?.close();
       db.close();
     },
   };
@@ -128,7 +135,7 @@ export function refusingAdminApi(
     console: adminConsole(config, issuers, logger),
     tls: undefined,
     start() {},
-    close() {},
+    async close() {},
   };
 }
 

@@ -165,6 +165,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
         logger: logger.child({ name: "admin" }),
         ...(admin.tls && { tls: admin.tls }),
         console: admin.console,
+        streams: admin.streams,
         routes: admin.routes,
         interceptors: admin.interceptors,
       });
@@ -188,7 +189,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       for (const undo of running.reverse()) await undo();
       running.length = 0;
       // Then what create() built, in reverse.
-      admin.close();
+      await admin.close();
       decider.close();
       syncDb?.close();
       logger.info("keyward stopped");

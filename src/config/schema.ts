@@ -18,6 +18,7 @@ export const DEFAULTS = {
   workers: 1,
   keyTtl: "90d",
   retainChanges: 100_000,
+  maxConcurrentSnapshots: 16,
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -85,6 +86,16 @@ export const configSchema = z
           .optional(),
         /** Change-log entries a primary keeps; a replica further behind gets a snapshot. */
         retain_changes: z.number().int().positive().default(DEFAULTS.retainChanges),
+        /**
+         * Replicas a primary sends a snapshot at once; the others wait their
+         * turn (kept alive by heartbeats), so a fleet restarting at once
+         * cannot starve the admin API.
+         */
+        max_concurrent_snapshots: z
+          .number()
+          .int()
+          .positive()
+          .default(DEFAULTS.maxConcurrentSnapshots),
       })
       .strict()
       .prefault({}),
