@@ -19,7 +19,7 @@ const FLOORS = {
   admin: ["auth", "config", "gen", "http", "keys", "lib", "pipeline"],
   replication: ["auth", "gen", "keys", "lib"],
   decider: ["auth", "config", "jwt", "keys", "lib", "observability", "pipeline", "policy"],
-  workers: ["check", "config", "decider", "lib"],
+  workers: ["check", "config", "decider", "keys", "lib"],
   app: [
     "admin",
     "check",

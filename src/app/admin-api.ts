@@ -11,6 +11,7 @@ import { file_keyward_replication_v1_replication } from "../gen/keyward/replicat
 import { AuditLog } from "../keys/audit.js";
 import { type Db, openDatabase } from "../keys/db.js";
 import { KeyRepository } from "../keys/repository.js";
+import { UsageStore } from "../keys/usage.js";
 import { durationMs } from "../lib/duration.js";
 import type { Logger } from "../lib/log.js";
 import { reflectionRoutes } from "../reflection/routes.js";
@@ -20,6 +21,8 @@ import type { TlsFiles } from "./files.js";
 
 /** How often a primary compacts its change log. */
 const COMPACTION_INTERVAL_MS = 1000;
+/** How often hourly usage past `keys.usage_retention` is deleted. */
+const USAGE_PRUNE_INTERVAL_MS = 10 * 60_000;
 
 /** Options for {@link createAdminApi}. */
 export interface AdminApiOptions {
@@ -62,6 +65,7 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
   const db: Db = openDatabase(config.database, { busyTimeoutMs: 250 });
   const audit = new AuditLog(db, now);
   const commits = config.role === "primary" && token ? new CommitNotifier(db) : undefined;
+  const usage = new UsageStore(db);
   const keys = keyServiceRoutes({
     store: new KeyRepository(db, now),
     db,
@@ -76,6 +80,7 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     defaultTtlMs: durationMs(config.keys.default_ttl) as number,
     knownScopes: () => decider.decisions.knownScopes,
     audit,
+    usage,
     role: config.role,
     ...(now && { now }),
   });
@@ -85,6 +90,7 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
       database: config.database,
       token: token as string,
       notifier: commits,
+      usage,
       logger: logger.child({ name: "replication" }),
       maxConcurrentSnapshots: config.replication.max_concurrent_snapshots,
     });
@@ -95,6 +101,15 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     ],
   });
   let compaction: NodeJS.Timeout | undefined;
+  let pruning: NodeJS.Timeout | undefined;
+  const retentionMs = durationMs(config.keys.usage_retention) as number;
+  const prune = () => {
+    try {
+      usage.prune((now ?? Date.now)() - retentionMs);
+    } catch (error) {
+      logger.warn({ err: error }, "usage pruning failed");
+    }
+  };
   const tls = options.tls;
   return {
     routes: (router) => reflection(replication ? replication.routes(keys(router)) : keys(router)),
@@ -103,6 +118,9 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     console: adminConsole(config, options.issuers, logger),
     tls: tls?.cert && tls.key ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
     start() {
+      prune();
+      pruning = setInterval(prune, USAGE_PRUNE_INTERVAL_MS);
+      pruning.unref();
       if (!replication) return;
       replication.start();
       compaction = setInterval(() => {
@@ -116,6 +134,7 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     },
     async close() {
       if (compaction) clearInterval(compaction);
+      if (pruning) clearInterval(pruning);
       commits?.close();
       await replication?.close();
       db.close();

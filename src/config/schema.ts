@@ -19,6 +19,8 @@ export const DEFAULTS = {
   keyTtl: "90d",
   retainChanges: 100_000,
   maxConcurrentSnapshots: 16,
+  usageInterval: "10s",
+  usageRetention: "30d",
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -91,6 +93,11 @@ export const configSchema = z
          * turn (kept alive by heartbeats), so a fleet restarting at once
          * cannot starve the admin API.
          */
+        /** How often a replica reports its key usage to the primary. */
+        usage_interval: z
+          .string()
+          .default(DEFAULTS.usageInterval)
+          .refine((value) => (durationMs(value) ?? 0) > 0, "expected a duration such as 10s or 1m"),
         max_concurrent_snapshots: z
           .number()
           .int()
@@ -109,6 +116,11 @@ export const configSchema = z
             (value) => durationMs(value) !== undefined,
             "expected a duration such as 90d or 12h",
           ),
+        /** How long hourly usage buckets are kept (every node's use, merged on the primary). */
+        usage_retention: z
+          .string()
+          .default(DEFAULTS.usageRetention)
+          .refine((value) => (durationMs(value) ?? 0) > 0, "expected a duration such as 30d"),
       })
       .strict()
       .prefault({}),

@@ -2,10 +2,12 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { ReplicationService } from "../gen/keyward/replication/v1/replication_pb.js";
 import type { Db } from "../keys/db.js";
+import type { UsageStore } from "../keys/usage.js";
 import type { Logger } from "../lib/log.js";
 import { ChangeFeed } from "./feed.js";
 import type { CommitNotifier } from "./notifier.js";
 import { SnapshotCache } from "./snapshots.js";
+import { reportUsageHandler } from "./usage.js";
 import { createWatchHandler } from "./watch.js";
 
 /** Options for {@link createReplicationPrimary}. */
@@ -14,6 +16,8 @@ export interface ReplicationOptions {
   readonly database: string;
   readonly token: string;
   readonly notifier: CommitNotifier;
+  /** Where replicas' usage reports are merged (the admin API's connection). */
+  readonly usage: UsageStore;
   readonly logger: Logger;
   /** A heartbeat goes out this often on every stream; default 1000 ms. */
   readonly heartbeatMs?: number;
@@ -65,6 +69,11 @@ export function createReplicationPrimary(options: ReplicationOptions): Replicati
         async *watch() {
           throw new ConnectError("Watch is served over gRPC on HTTP/2 only", Code.Unimplemented);
         },
+        reportUsage: reportUsageHandler({
+          token: options.token,
+          store: options.usage,
+          logger: options.logger,
+        }),
       }),
     feed,
     snapshots,

@@ -126,18 +126,9 @@ export class ReplicaSync {
       const from = this.#applied() ?? 0;
       // A fresh transport (so a fresh HTTP/2 session) per attempt: after a
       // silent link the old session is dead even if its socket never closed.
-      const tls = this.#options.tls;
       const client = createClient(
         ReplicationService,
-        createGrpcTransport({
-          baseUrl: this.#options.primary,
-          ...(tls && {
-            nodeOptions: {
-              ...(tls.ca && { ca: tls.ca }),
-              ...(tls.cert && { cert: tls.cert, key: tls.key }),
-            },
-          }),
-        }),
+        primaryTransport(this.#options.primary, this.#options.tls),
       );
       // One controller per stream, aborted by close() or by the watchdog that
       // fires when nothing (not even a heartbeat) arrived for idleTimeoutMs.
@@ -238,6 +229,19 @@ export class ReplicaSync {
   #emit(sequence: number): void {
     for (const listener of this.#listeners) listener(sequence);
   }
+}
+
+/** A gRPC transport to the primary's admin port (TLS and a client certificate when given). */
+export function primaryTransport(primary: string, tls: ReplicaSyncOptions["tls"]) {
+  return createGrpcTransport({
+    baseUrl: primary,
+    ...(tls && {
+      nodeOptions: {
+        ...(tls.ca && { ca: tls.ca }),
+        ...(tls.cert && { cert: tls.cert, key: tls.key }),
+      },
+    }),
+  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

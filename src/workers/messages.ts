@@ -1,5 +1,6 @@
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { Config } from "../config/schema.js";
+import type { UsageEntry } from "../keys/usage.js";
 
 /** Prometheus samples as `Registry.getMetricsAsJSON()` returns them. */
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
@@ -21,7 +22,8 @@ export type FromWorker =
   | { readonly kw: "listening"; readonly port: number }
   | { readonly kw: "failed"; readonly message: string }
   | { readonly kw: "reloaded"; readonly id: number; readonly error?: string }
-  | { readonly kw: "metrics"; readonly id: number; readonly metrics: MetricsJson };
+  | { readonly kw: "metrics"; readonly id: number; readonly metrics: MetricsJson }
+  | { readonly kw: "usage"; readonly entries: UsageEntry[] };
 
 /** True for a message of this protocol (the channel also carries Node's own). */
 export function isProtocolMessage(message: unknown): message is { kw: string } {

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/replication/v1/replication.proto.
  */
 export const file_keyward_replication_v1_replication: GenFile = /*@__PURE__*/
-  fileDesc("CihrZXl3YXJkL3JlcGxpY2F0aW9uL3YxL3JlcGxpY2F0aW9uLnByb3RvEhZrZXl3YXJkLnJlcGxpY2F0aW9uLnYxIqYCCgZLZXlSb3cSCgoCaWQYASABKAkSDgoGbG9va3VwGAIgASgJEgwKBGhhc2gYAyABKAwSDAoEa2luZBgEIAEoCRIMCgRuYW1lGAUgASgJEg4KBnRlbmFudBgGIAEoCRINCgVvd25lchgHIAEoCRIOCgZzY29wZXMYCCABKAkSEgoKZXhwZXJpbWVudBgJIAEoCRIRCgl2YXJpYXRpb24YCiABKAkSCwoDcnVuGAsgASgJEg4KBnN0YXR1cxgMIAEoCRISCgpjcmVhdGVkX2F0GA0gASgDEhIKCmV4cGlyZXNfYXQYDiABKAMSEgoKcmV2b2tlZF9hdBgPIAEoAxISCgpyb3RhdGVkX2F0GBAgASgDEhMKC2hhc19iaW5kaW5nGBEgASgIIiUKDFdhdGNoUmVxdWVzdBIVCg1mcm9tX3NlcXVlbmNlGAEgASgDImcKCFNuYXBzaG90EhAKCHNlcXVlbmNlGAEgASgDEiwKBHJvd3MYAiADKAsyHi5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLktleVJvdxINCgVmaXJzdBgDIAEoCBIMCgRsYXN0GAQgASgIImgKBkNoYW5nZRIQCghzZXF1ZW5jZRgBIAEoAxIOCgZrZXlfaWQYAiABKAkSKwoDcm93GAMgASgLMh4ua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5LZXlSb3cSDwoHZGVsZXRlZBgEIAEoCCJFCglIZWFydGJlYXQSEAoIc2VxdWVuY2UYASABKAMSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrgBCg1XYXRjaFJlc3BvbnNlEjQKCHNuYXBzaG90GAEgASgLMiAua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5TbmFwc2hvdEgAEjAKBmNoYW5nZRgCIAEoCzIeLmtleXdhcmQucmVwbGljYXRpb24udjEuQ2hhbmdlSAASNgoJaGVhcnRiZWF0GAMgASgLMiEua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5IZWFydGJlYXRIAEIHCgVldmVudDJsChJSZXBsaWNhdGlvblNlcnZpY2USVgoFV2F0Y2gSJC5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLldhdGNoUmVxdWVzdBolLmtleXdhcmQucmVwbGljYXRpb24udjEuV2F0Y2hSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CihrZXl3YXJkL3JlcGxpY2F0aW9uL3YxL3JlcGxpY2F0aW9uLnByb3RvEhZrZXl3YXJkLnJlcGxpY2F0aW9uLnYxIqYCCgZLZXlSb3cSCgoCaWQYASABKAkSDgoGbG9va3VwGAIgASgJEgwKBGhhc2gYAyABKAwSDAoEa2luZBgEIAEoCRIMCgRuYW1lGAUgASgJEg4KBnRlbmFudBgGIAEoCRINCgVvd25lchgHIAEoCRIOCgZzY29wZXMYCCABKAkSEgoKZXhwZXJpbWVudBgJIAEoCRIRCgl2YXJpYXRpb24YCiABKAkSCwoDcnVuGAsgASgJEg4KBnN0YXR1cxgMIAEoCRISCgpjcmVhdGVkX2F0GA0gASgDEhIKCmV4cGlyZXNfYXQYDiABKAMSEgoKcmV2b2tlZF9hdBgPIAEoAxISCgpyb3RhdGVkX2F0GBAgASgDEhMKC2hhc19iaW5kaW5nGBEgASgIIiUKDFdhdGNoUmVxdWVzdBIVCg1mcm9tX3NlcXVlbmNlGAEgASgDImcKCFNuYXBzaG90EhAKCHNlcXVlbmNlGAEgASgDEiwKBHJvd3MYAiADKAsyHi5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLktleVJvdxINCgVmaXJzdBgDIAEoCBIMCgRsYXN0GAQgASgIImgKBkNoYW5nZRIQCghzZXF1ZW5jZRgBIAEoAxIOCgZrZXlfaWQYAiABKAkSKwoDcm93GAMgASgLMh4ua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5LZXlSb3cSDwoHZGVsZXRlZBgEIAEoCCJFCglIZWFydGJlYXQSEAoIc2VxdWVuY2UYASABKAMSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrgBCg1XYXRjaFJlc3BvbnNlEjQKCHNuYXBzaG90GAEgASgLMiAua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5TbmFwc2hvdEgAEjAKBmNoYW5nZRgCIAEoCzIeLmtleXdhcmQucmVwbGljYXRpb24udjEuQ2hhbmdlSAASNgoJaGVhcnRiZWF0GAMgASgLMiEua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5IZWFydGJlYXRIAEIHCgVldmVudCK8AQoIS2V5VXNhZ2USDgoGa2V5X2lkGAEgASgJEgwKBGhvdXIYAiABKAMSFAoMbGFzdF91c2VkX2F0GAMgASgDEg8KB2FsbG93ZWQYBCABKAMSPAoGZGVuaWVkGAUgAygLMiwua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5LZXlVc2FnZS5EZW5pZWRFbnRyeRotCgtEZW5pZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBImYKElJlcG9ydFVzYWdlUmVxdWVzdBIQCghyZXBvcnRlchgBIAEoCRINCgViYXRjaBgCIAEoAxIvCgV1c2FnZRgDIAMoCzIgLmtleXdhcmQucmVwbGljYXRpb24udjEuS2V5VXNhZ2UiFQoTUmVwb3J0VXNhZ2VSZXNwb25zZTLUAQoSUmVwbGljYXRpb25TZXJ2aWNlElYKBVdhdGNoEiQua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5XYXRjaFJlcXVlc3QaJS5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLldhdGNoUmVzcG9uc2UwARJmCgtSZXBvcnRVc2FnZRIqLmtleXdhcmQucmVwbGljYXRpb24udjEuUmVwb3J0VXNhZ2VSZXF1ZXN0Gisua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5SZXBvcnRVc2FnZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One row of the key table, exactly as stored (the SHA-256 of the key, never
@@ -268,6 +268,92 @@ export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
   messageDesc(file_keyward_replication_v1_replication, 5);
 
 /**
+ * What one node saw of one key during one hour since its last report.
+ *
+ * @generated from message keyward.replication.v1.KeyUsage
+ */
+export type KeyUsage = Message<"keyward.replication.v1.KeyUsage"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Start of the hour, epoch milliseconds.
+   *
+   * @generated from field: int64 hour = 2;
+   */
+  hour: bigint;
+
+  /**
+   * Epoch milliseconds of the last use in this batch.
+   *
+   * @generated from field: int64 last_used_at = 3;
+   */
+  lastUsedAt: bigint;
+
+  /**
+   * @generated from field: int64 allowed = 4;
+   */
+  allowed: bigint;
+
+  /**
+   * @generated from field: map<string, int64> denied = 5;
+   */
+  denied: { [key: string]: bigint };
+};
+
+/**
+ * Describes the message keyward.replication.v1.KeyUsage.
+ * Use `create(KeyUsageSchema)` to create a new message.
+ */
+export const KeyUsageSchema: GenMessage<KeyUsage> = /*@__PURE__*/
+  messageDesc(file_keyward_replication_v1_replication, 6);
+
+/**
+ * @generated from message keyward.replication.v1.ReportUsageRequest
+ */
+export type ReportUsageRequest = Message<"keyward.replication.v1.ReportUsageRequest"> & {
+  /**
+   * A random id per reporting process, and its batch number (1, 2, ...):
+   * a batch the primary already merged is acknowledged and not counted twice.
+   *
+   * @generated from field: string reporter = 1;
+   */
+  reporter: string;
+
+  /**
+   * @generated from field: int64 batch = 2;
+   */
+  batch: bigint;
+
+  /**
+   * @generated from field: repeated keyward.replication.v1.KeyUsage usage = 3;
+   */
+  usage: KeyUsage[];
+};
+
+/**
+ * Describes the message keyward.replication.v1.ReportUsageRequest.
+ * Use `create(ReportUsageRequestSchema)` to create a new message.
+ */
+export const ReportUsageRequestSchema: GenMessage<ReportUsageRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_replication_v1_replication, 7);
+
+/**
+ * @generated from message keyward.replication.v1.ReportUsageResponse
+ */
+export type ReportUsageResponse = Message<"keyward.replication.v1.ReportUsageResponse"> & {
+};
+
+/**
+ * Describes the message keyward.replication.v1.ReportUsageResponse.
+ * Use `create(ReportUsageResponseSchema)` to create a new message.
+ */
+export const ReportUsageResponseSchema: GenMessage<ReportUsageResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_replication_v1_replication, 8);
+
+/**
  * @generated from service keyward.replication.v1.ReplicationService
  */
 export const ReplicationService: GenService<{
@@ -280,6 +366,16 @@ export const ReplicationService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRequestSchema;
     output: typeof WatchResponseSchema;
+  },
+  /**
+   * A replica's key usage since its last report; authenticated like Watch.
+   *
+   * @generated from rpc keyward.replication.v1.ReplicationService.ReportUsage
+   */
+  reportUsage: {
+    methodKind: "unary";
+    input: typeof ReportUsageRequestSchema;
+    output: typeof ReportUsageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyward_replication_v1_replication, 0);
