@@ -1,12 +1,13 @@
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { createAuditedCalls } from "../admin/audited.js";
 import { CONSOLE_DIST, type ConsoleHandler, createConsoleHandler } from "../admin/console.js";
 import { authInterceptor, refuseOnReplica } from "../admin/interceptors.js";
 import { keyServiceRoutes, refusingKeyServiceRoutes } from "../admin/key-service.js";
 import { type Config, consoleEnabled } from "../config/schema.js";
 import type { Decider } from "../decider/decider.js";
-import { file_keyward_admin_v1_admin } from "../gen/keyward/admin/v1/admin_pb.js";
+import { file_keyward_admin_v1_admin, KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { file_keyward_replication_v1_replication } from "../gen/keyward/replication/v1/replication_pb.js";
 import { AuditLog } from "../keys/audit.js";
 import { type Db, openDatabase } from "../keys/db.js";
@@ -15,6 +16,7 @@ import { UsageStore } from "../keys/usage.js";
 import { durationMs } from "../lib/duration.js";
 import type { Logger } from "../lib/log.js";
 import { reflectionRoutes } from "../reflection/routes.js";
+import type { AckTracker } from "../replication/acks.js";
 import { CommitNotifier } from "../replication/notifier.js";
 import { compactChanges, createReplicationPrimary } from "../replication/primary.js";
 import type { TlsFiles } from "./files.js";
@@ -93,6 +95,7 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
       usage,
       logger: logger.child({ name: "replication" }),
       maxConcurrentSnapshots: config.replication.max_concurrent_snapshots,
+      syncReplicas: config.replication.sync_replicas,
     });
   const reflection = reflectionRoutes({
     files: [
@@ -114,7 +117,18 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
   return {
     routes: (router) => reflection(replication ? replication.routes(keys(router)) : keys(router)),
     streams: replication?.streams,
-    interceptors: [authInterceptor(decider.identify, audit, log)],
+    interceptors: [
+      authInterceptor(decider.identify, audit, log),
+      ...(replication && config.replication.sync_replicas > 0
+        ? [
+            syncReplicasInterceptor(
+              replication.acks,
+              () => replication.feed.newest(),
+              config.replication.sync_replicas,
+            ),
+          ]
+        : []),
+    ],
     console: adminConsole(config, options.issuers, logger),
     tls: tls?.cert && tls.key ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
     start() {
@@ -139,6 +153,36 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
       await replication?.close();
       db.close();
     },
+  };
+}
+
+/** How long an admin write waits for `sync_replicas` replicas before it is answered unavailable. */
+const SYNC_TIMEOUT_MS = 10_000;
+
+/**
+ * `replication.sync_replicas`: a KeyService call that may write is answered
+ * only once that many replicas confirmed they applied the newest change
+ * (which includes the call's own). When they do not in time, the write
+ * stays committed on the primary but the caller hears `unavailable`, naming
+ * that: it must not take the write as safe from the primary's loss.
+ */
+function syncReplicasInterceptor(
+  acks: AckTracker,
+  newest: () => number,
+  replicas: number,
+): Interceptor {
+  return (next) => async (req) => {
+    const res = await next(req);
+    const writes =
+      req.service.typeName === KeyService.typeName &&
+      req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    if (writes && !(await acks.waitFor(newest(), replicas, SYNC_TIMEOUT_MS))) {
+      throw new ConnectError(
+        `committed on the primary but not yet applied by ${replicas} replica(s) (replication.sync_replicas)`,
+        Code.Unavailable,
+      );
+    }
+    return res;
   };
 }
 

@@ -98,6 +98,12 @@ export const configSchema = z
           .string()
           .default(DEFAULTS.usageInterval)
           .refine((value) => (durationMs(value) ?? 0) > 0, "expected a duration such as 10s or 1m"),
+        /**
+         * An admin write is acknowledged only once this many replicas applied
+         * it (a primary; 0: at once). A replica promoted after the primary's
+         * loss then holds every acknowledged write.
+         */
+        sync_replicas: z.number().int().min(0).default(0),
         max_concurrent_snapshots: z
           .number()
           .int()

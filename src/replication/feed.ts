@@ -13,6 +13,8 @@ export interface ChangeFeedOptions {
   readonly logger: Logger;
   /** Every attached stream gets a heartbeat this often; default 1000 ms. */
   readonly heartbeatMs?: number;
+  /** Ask replicas to confirm each change they apply (sync_replicas > 0). */
+  readonly ackRequested?: boolean;
   /** Encoded changes kept in memory for replicas that resume a little behind; default 10,000. */
   readonly recentChanges?: number;
 }
@@ -47,6 +49,7 @@ export class ChangeFeed {
   readonly #notifier: CommitNotifier;
   readonly #heartbeatMs: number;
   readonly #ringSize: number;
+  readonly #ack: boolean;
   readonly #abort = new AbortController();
   readonly #statements;
   /** The newest changes, oldest first, contiguous: #ring[i] has sequence #ringStart + i. */
@@ -64,6 +67,7 @@ export class ChangeFeed {
     this.#notifier = options.notifier;
     this.#heartbeatMs = options.heartbeatMs ?? 1000;
     this.#ringSize = options.recentChanges ?? 10_000;
+    this.#ack = options.ackRequested ?? false;
     this.#statements = prepareFeed(this.#db);
     this.#sequence = this.newest();
     this.#ringStart = this.#sequence + 1;
@@ -135,7 +139,7 @@ export class ChangeFeed {
     const rows = this.#statements.changes.all(from, this.#sequence, limit);
     if (rows.length === 0 || rows[0]?.seq !== from + 1) return undefined;
     const frames = rows.map((change) =>
-      changeFrame(change.seq, change.key_id, this.#statements.row.get(change.key_id)),
+      changeFrame(change.seq, change.key_id, this.#statements.row.get(change.key_id), this.#ack),
     );
     return { frames, through: rows[rows.length - 1]?.seq as number };
   }
@@ -177,7 +181,7 @@ export class ChangeFeed {
         this.#ringStart = batch[0]?.seq as number;
       }
       for (const change of batch) {
-        this.#ring.push(changeFrame(change.seq, change.key_id, row.get(change.key_id)));
+        this.#ring.push(changeFrame(change.seq, change.key_id, row.get(change.key_id), this.#ack));
         this.#sequence = change.seq;
       }
       if (this.#ring.length > this.#ringSize + READ_BATCH) {

@@ -26,6 +26,7 @@ export function changeFrame(
   sequence: number,
   keyId: string,
   row: ReplicatedRow | undefined,
+  ackRequested = false,
 ): Buffer {
   return frame(
     create(WatchResponseSchema, {
@@ -36,6 +37,7 @@ export function changeFrame(
           keyId,
           row: row ? rowToProto(row) : undefined,
           deleted: row === undefined,
+          ackRequested,
         },
       },
     }),

@@ -4,6 +4,7 @@ import { ReplicationService } from "../gen/keyward/replication/v1/replication_pb
 import type { Db } from "../keys/db.js";
 import type { UsageStore } from "../keys/usage.js";
 import type { Logger } from "../lib/log.js";
+import { AckTracker, ackAppliedHandler } from "./acks.js";
 import { ChangeFeed } from "./feed.js";
 import type { CommitNotifier } from "./notifier.js";
 import { SnapshotCache } from "./snapshots.js";
@@ -21,6 +22,8 @@ export interface ReplicationOptions {
   readonly logger: Logger;
   /** A heartbeat goes out this often on every stream; default 1000 ms. */
   readonly heartbeatMs?: number;
+  /** Replicas that must confirm a change (`replication.sync_replicas`); default 0. */
+  readonly syncReplicas?: number;
   /** Replicas sent a snapshot at once (`replication.max_concurrent_snapshots`); default 16. */
   readonly maxConcurrentSnapshots?: number;
 }
@@ -33,6 +36,8 @@ export interface ReplicationPrimary {
   readonly routes: (router: ConnectRouter) => ConnectRouter;
   readonly feed: ChangeFeed;
   readonly snapshots: SnapshotCache;
+  /** What each replica confirmed it applied. */
+  readonly acks: AckTracker;
   start(): void;
   close(): Promise<void>;
 }
@@ -43,8 +48,10 @@ export interface ReplicationPrimary {
  * snapshots.ts, watch.ts).
  */
 export function createReplicationPrimary(options: ReplicationOptions): ReplicationPrimary {
+  const acks = new AckTracker();
   const feed = new ChangeFeed({
     database: options.database,
+    ackRequested: (options.syncReplicas ?? 0) > 0,
     notifier: options.notifier,
     logger: options.logger,
     ...(options.heartbeatMs && { heartbeatMs: options.heartbeatMs }),
@@ -69,6 +76,7 @@ export function createReplicationPrimary(options: ReplicationOptions): Replicati
         async *watch() {
           throw new ConnectError("Watch is served over gRPC on HTTP/2 only", Code.Unimplemented);
         },
+        ackApplied: ackAppliedHandler(acks, options.token),
         reportUsage: reportUsageHandler({
           token: options.token,
           store: options.usage,
@@ -77,6 +85,7 @@ export function createReplicationPrimary(options: ReplicationOptions): Replicati
       }),
     feed,
     snapshots,
+    acks,
     start: () => feed.start(),
     async close() {
       snapshots.close();

@@ -4,6 +4,7 @@ import type { Change, Snapshot } from "../gen/keyward/replication/v1/replication
 import { ReplicationService } from "../gen/keyward/replication/v1/replication_pb.js";
 import type { Db } from "../keys/db.js";
 import type { Logger } from "../lib/log.js";
+import { AckSender } from "./acks.js";
 import { INSERT_ROW, protoToRow } from "./rows.js";
 
 /** Options for {@link ReplicaSync}. */
@@ -65,11 +66,18 @@ export class ReplicaSync {
   #reconnects = 0;
   #snapshots = 0;
   readonly #listeners = new Set<(sequence: number) => void>();
+  readonly #acks: AckSender;
 
   constructor(options: ReplicaSyncOptions) {
     this.#options = options;
     this.#log = options.logger;
     this.#now = options.now ?? Date.now;
+    this.#acks = new AckSender({
+      client: createClient(ReplicationService, primaryTransport(options.primary, options.tls)),
+      token: options.token,
+      logger: options.logger,
+      signal: this.#abort.signal,
+    });
     const db = options.db;
     this.#statements = {
       state: db.prepare<[], { applied_seq: number }>(
@@ -224,6 +232,7 @@ export class ReplicaSync {
     })();
     this.#primarySequence = Math.max(this.#primarySequence, sequence);
     this.#emit(sequence);
+    if (change.ackRequested) this.#acks.ack(sequence);
   }
 
   #emit(sequence: number): void {
