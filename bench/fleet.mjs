@@ -9,6 +9,8 @@
 //
 //   npm run build && node bench/fleet.mjs [N=100] [K=10000]
 //
+// FLEET_REPLICA_NODE_ARGS="--max-semi-space-size=2" tries V8 flags on the
+// real replica (its footprint figures); N=0 measures the replica alone.
 // Prints one JSON line of figures (and appends it to bench/out/fleet.jsonl).
 import { randomBytes } from "node:crypto";
 import { appendFileSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -126,23 +128,28 @@ async function main() {
     createLatencies.push(performance.now() - t);
     await sleep(20);
   }
-  const stormMs = Math.max(...sims.map((s) => s.snapshotAt)) - stormStart;
+  const stormMs = N === 0 ? 0 : Math.max(...sims.map((s) => s.snapshotAt)) - stormStart;
   const cpu1 = schedOf(primary.pid);
   const storm = {
     seconds: stormMs / 1000,
     primaryCpuSeconds: (cpu1.run - cpu0.run) / 1e9,
     primaryPeakRssMb: primary.memory().hwmMb,
     createKeyMs: latencySummary(createLatencies),
-    snapshotMbPerReplica: sims[0].bytes / 1e6,
+    snapshotMbPerReplica: (sims[0]?.bytes ?? 0) / 1e6,
   };
   log(`storm: ${JSON.stringify(storm)}`);
 
   // One real replica answering Checks.
-  const replica = await startKeyward("fleet-replica", {
-    database: replicaDb,
-    issuer,
-    config: { role: "replica", replication: { primary: url, token_file: tokenFile } },
-  });
+  const replica = await startKeyward(
+    "fleet-replica",
+    {
+      database: replicaDb,
+      issuer,
+      config: { role: "replica", replication: { primary: url, token_file: tokenFile } },
+    },
+    // FLEET_REPLICA_NODE_ARGS: V8 flags to try on the replica (e.g. --max-semi-space-size=2).
+    { nodeArgs: (process.env.FLEET_REPLICA_NODE_ARGS ?? "").split(" ").filter(Boolean) },
+  );
   const session = http2.connect(`http://127.0.0.1:${replica.port}`);
   session.on("error", () => undefined);
   const sample = built.sample.slice(0, REVOCATIONS + 1);
