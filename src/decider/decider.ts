@@ -130,8 +130,8 @@ function counted(pipeline: Pipeline, usage: UsageTally): Pipeline {
 
 /**
  * Writes the tally into this node's own file every few seconds; returns the
- * stop, which writes what is left. A failed write is logged and dropped:
- * usage is informational and must never slow or fail a Check.
+ * stop, which writes what is left. A failed write is logged and retried at
+ * the next flush; it never slows or fails a Check.
  */
 function flushUsage(usage: UsageTally, db: Db, logger: Logger): () => void {
   const store = new UsageStore(db);
@@ -140,7 +140,9 @@ function flushUsage(usage: UsageTally, db: Db, logger: Logger): () => void {
     try {
       store.merge(entries);
     } catch (error) {
-      logger.warn({ err: error, keys: entries.length }, "could not record key usage");
+      // Kept for the next flush (the tally stays bounded): a locked file is a moment's matter.
+      usage.merge(entries);
+      logger.warn({ err: error, keys: entries.length }, "could not record key usage; retrying");
     }
   };
   const timer = setInterval(flush, USAGE_FLUSH_INTERVAL_MS);
