@@ -19,8 +19,8 @@ const FLOORS = {
   admin: ["auth", "config", "gen", "http", "keys", "lib", "pipeline"],
   replication: ["auth", "gen", "keys", "lib"],
   decider: ["auth", "config", "jwt", "keys", "lib", "observability", "pipeline", "policy"],
-  // observability: the top-keys report a worker sends its main process.
-  workers: ["check", "config", "decider", "lib", "observability"],
+  // observability: the top-keys report a worker sends its main process; keys: the usage entries.
+  workers: ["check", "config", "decider", "keys", "lib", "observability"],
   app: [
     "admin",
     "check",

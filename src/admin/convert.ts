@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { KeyKind } from "../auth/identity.js";
-import { type Key, KeySchema } from "../gen/keyward/admin/v1/admin_pb.js";
-import { type KeyJson, keyToJson } from "../keys/json.js";
+import { type Key, KeySchema, type KeyUsageHour } from "../gen/keyward/admin/v1/admin_pb.js";
+import { type KeyJson, keyToJson, type UsageHourJson, usageToJson } from "../keys/json.js";
 import type { KeyRecord } from "../keys/rows.js";
 
 /** A stored key as the admin API's Key message. */
@@ -59,4 +59,15 @@ export function protoKeyToJson(key: Key): KeyJson {
 
 function ms(value: number | undefined): Timestamp | undefined {
   return value === undefined ? undefined : timestampFromMs(value);
+}
+
+/** GetKeyUsage's hours as JSON, the shape the local store's series gives. */
+export function protoUsageToJson(hours: readonly KeyUsageHour[]): UsageHourJson[] {
+  return usageToJson(
+    hours.map((h) => ({
+      hour: h.hour ? timestampMs(h.hour) : 0,
+      allowed: Number(h.allowed),
+      denied: Object.fromEntries(Object.entries(h.denied).map(([code, n]) => [code, Number(n)])),
+    })),
+  );
 }

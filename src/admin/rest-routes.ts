@@ -4,7 +4,7 @@ import { z } from "zod";
 import { formatZodError } from "../config/errors.js";
 import type { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { identityTextProblem } from "../keys/input.js";
-import { protoKeyToJson } from "./convert.js";
+import { protoKeyToJson, protoUsageToJson } from "./convert.js";
 
 // The seeds' REST routes, one function each: JSON body in, KeyService call,
 // the seeds' response shape out (rest.ts reads and writes the HTTP).
@@ -73,14 +73,19 @@ export function matchRoute(method: string, path: string): Route | undefined {
     const rest = adminBase[1] ?? "";
     if (rest === "" && method === "POST") return createAdminKey;
     if (rest === "" && method === "GET") return listKeys;
-    const id = rest.match(new RegExp(`^/${ID}(/rotate)?$`));
+    const id = rest.match(new RegExp(`^/${ID}(/rotate|/usage)?$`));
     if (id) {
       const keyId = id[1] as string;
-      if (id[2] && method === "POST") return (client, input) => rotate(client, keyId, input);
+      if (id[2] === "/usage" && method === "GET")
+        return (client, input) => usage(client, keyId, input);
+      if (id[2] === "/rotate" && method === "POST")
+        return (client, input) => rotate(client, keyId, input);
       if (!id[2] && method === "DELETE") return (client, input) => revoke(client, keyId, input);
       if (!id[2] && method === "GET") return (client, input) => get(client, keyId, input);
     }
-    return rest === "" || /^\/[^/]+(\/rotate)?$/.test(rest) ? methodNotAllowed(rest) : undefined;
+    return rest === "" || /^\/[^/]+(\/rotate|\/usage)?$/.test(rest)
+      ? methodNotAllowed(rest)
+      : undefined;
   }
   if (path === "/api-keys" && method === "POST") return createApiKey;
   if (path === "/api-keys" && method === "GET") return listKeys;
@@ -177,6 +182,19 @@ async function get(
 ): Promise<[number, unknown]> {
   const response = await client.getKey({ id }, { headers });
   return [200, { key: protoKeyToJson(response.key ?? missing()) }];
+}
+
+/** `GET …/keys/{id}/usage?hours=24`: the key's hourly use, oldest first. */
+async function usage(
+  client: Client<typeof KeyService>,
+  id: string,
+  { headers, url }: RouteInput,
+): Promise<[number, unknown]> {
+  const hours = url.searchParams.get("hours");
+  if (hours !== null && !/^\d{1,5}$/.test(hours))
+    throw new ConnectError("hours: expected a whole number of hours", Code.InvalidArgument);
+  const response = await client.getKeyUsage({ id, hours: Number(hours ?? 0) }, { headers });
+  return [200, { usage: protoUsageToJson(response.usage) }];
 }
 
 function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {

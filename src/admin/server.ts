@@ -39,6 +39,11 @@ export interface AdminServerOptions {
    * clients must present a certificate it signed (mTLS).
    */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly ca?: Buffer | undefined };
+  /**
+   * Long-lived gRPC streams answered on the HTTP/2 request itself, before
+   * Connect (a primary's replication Watch); returns whether it took the request.
+   */
+  readonly streams?: ((req: Http2ServerRequest, res: Http2ServerResponse) => boolean) | undefined;
   /** Serves the key console under /console/ (absent: the console is off and /console/ is a 404). */
   readonly console?: ConsoleHandler | undefined;
   /** Where failed responses and connection errors are logged; default: stderr. */
@@ -104,6 +109,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     logger,
     (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
       if (options.console?.(req, res)) return;
+      if (
+        options.streams &&
+        req.httpVersionMajor === 2 &&
+        options.streams(req as Http2ServerRequest, res as Http2ServerResponse)
+      )
+        return;
       const declared = Number(req.headers["content-length"] ?? "0");
       if (declared > MAX_ADMIN_BODY_BYTES) {
         sendJson(res, 413, {

@@ -1,24 +1,30 @@
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { createAuditedCalls } from "../admin/audited.js";
 import { CONSOLE_DIST, type ConsoleHandler, createConsoleHandler } from "../admin/console.js";
 import { authInterceptor, refuseOnReplica } from "../admin/interceptors.js";
 import { keyServiceRoutes, refusingKeyServiceRoutes } from "../admin/key-service.js";
 import { type Config, consoleEnabled } from "../config/schema.js";
 import type { Decider } from "../decider/decider.js";
-import { file_keyward_admin_v1_admin } from "../gen/keyward/admin/v1/admin_pb.js";
+import { file_keyward_admin_v1_admin, KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { file_keyward_replication_v1_replication } from "../gen/keyward/replication/v1/replication_pb.js";
 import { AuditLog } from "../keys/audit.js";
 import { type Db, openDatabase } from "../keys/db.js";
 import { KeyRepository } from "../keys/repository.js";
+import { UsageStore } from "../keys/usage.js";
 import { durationMs } from "../lib/duration.js";
 import type { Logger } from "../lib/log.js";
 import { reflectionRoutes } from "../reflection/routes.js";
+import type { AckTracker } from "../replication/acks.js";
 import { CommitNotifier } from "../replication/notifier.js";
-import { compactChanges, replicationRoutes } from "../replication/primary.js";
+import { compactChanges, createReplicationPrimary } from "../replication/primary.js";
 import type { TlsFiles } from "./files.js";
 
 /** How often a primary compacts its change log. */
 const COMPACTION_INTERVAL_MS = 1000;
+/** How often hourly usage past `keys.usage_retention` is deleted. */
+const USAGE_PRUNE_INTERVAL_MS = 10 * 60_000;
 
 /** Options for {@link createAdminApi}. */
 export interface AdminApiOptions {
@@ -40,10 +46,12 @@ export interface AdminApi {
   readonly routes: (router: ConnectRouter) => void;
   readonly interceptors: Interceptor[];
   readonly console: ConsoleHandler | undefined;
+  /** A primary's Watch streams, served on the HTTP/2 stream before Connect sees the request. */
+  readonly streams?: ((req: Http2ServerRequest, res: Http2ServerResponse) => boolean) | undefined;
   readonly tls: { cert: Buffer; key: Buffer; ca?: Buffer | undefined } | undefined;
-  /** Starts the primary's change-log compaction. */
+  /** Starts the primary's change feed and change-log compaction. */
   start(): void;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /**
@@ -59,6 +67,7 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
   const db: Db = openDatabase(config.database, { busyTimeoutMs: 250 });
   const audit = new AuditLog(db, now);
   const commits = config.role === "primary" && token ? new CommitNotifier(db) : undefined;
+  const usage = new UsageStore(db);
   const keys = keyServiceRoutes({
     store: new KeyRepository(db, now),
     db,
@@ -73,32 +82,61 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
     defaultTtlMs: durationMs(config.keys.default_ttl) as number,
     knownScopes: () => decider.decisions.knownScopes,
     audit,
+    usage,
     role: config.role,
     ...(now && { now }),
   });
-  const streams =
+  const replication =
     commits &&
-    replicationRoutes({
+    createReplicationPrimary({
       database: config.database,
       token: token as string,
       notifier: commits,
+      usage,
       logger: logger.child({ name: "replication" }),
+      maxConcurrentSnapshots: config.replication.max_concurrent_snapshots,
+      syncReplicas: config.replication.sync_replicas,
     });
   const reflection = reflectionRoutes({
     files: [
       file_keyward_admin_v1_admin,
-      ...(streams ? [file_keyward_replication_v1_replication] : []),
+      ...(replication ? [file_keyward_replication_v1_replication] : []),
     ],
   });
   let compaction: NodeJS.Timeout | undefined;
+  let pruning: NodeJS.Timeout | undefined;
+  const retentionMs = durationMs(config.keys.usage_retention) as number;
+  const prune = () => {
+    try {
+      usage.prune((now ?? Date.now)() - retentionMs);
+    } catch (error) {
+      logger.warn({ err: error }, "usage pruning failed");
+    }
+  };
   const tls = options.tls;
   return {
-    routes: (router) => reflection(streams ? streams(keys(router)) : keys(router)),
-    interceptors: [authInterceptor(decider.identify, audit, log)],
+    routes: (router) => reflection(replication ? replication.routes(keys(router)) : keys(router)),
+    streams: replication?.streams,
+    interceptors: [
+      authInterceptor(decider.identify, audit, log),
+      ...(replication && config.replication.sync_replicas > 0
+        ? [
+            syncReplicasInterceptor(
+              replication.acks,
+              () => replication.feed.newest(),
+              config.replication.sync_replicas,
+            ),
+          ]
+        : []),
+    ],
     console: adminConsole(config, options.issuers, logger),
     tls: tls?.cert && tls.key ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
     start() {
-      if (!commits) return;
+      prune();
+      pruning = setInterval(prune, USAGE_PRUNE_INTERVAL_MS);
+      pruning.unref();
+      if (!replication) return;
+      replication.start();
       compaction = setInterval(() => {
         try {
           compactChanges(db, config.replication.retain_changes);
@@ -108,11 +146,43 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
       }, COMPACTION_INTERVAL_MS);
       compaction.unref();
     },
-    close() {
+    async close() {
       if (compaction) clearInterval(compaction);
+      if (pruning) clearInterval(pruning);
       commits?.close();
+      await replication?.close();
       db.close();
     },
+  };
+}
+
+/** How long an admin write waits for `sync_replicas` replicas before it is answered unavailable. */
+const SYNC_TIMEOUT_MS = 10_000;
+
+/**
+ * `replication.sync_replicas`: a KeyService call that may write is answered
+ * only once that many replicas confirmed they applied the newest change
+ * (which includes the call's own). When they do not in time, the write
+ * stays committed on the primary but the caller hears `unavailable`, naming
+ * that: it must not take the write as safe from the primary's loss.
+ */
+function syncReplicasInterceptor(
+  acks: AckTracker,
+  newest: () => number,
+  replicas: number,
+): Interceptor {
+  return (next) => async (req) => {
+    const res = await next(req);
+    const writes =
+      req.service.typeName === KeyService.typeName &&
+      req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    if (writes && !(await acks.waitFor(newest(), replicas, SYNC_TIMEOUT_MS))) {
+      throw new ConnectError(
+        `committed on the primary but not yet applied by ${replicas} replica(s) (replication.sync_replicas)`,
+        Code.Unavailable,
+      );
+    }
+    return res;
   };
 }
 
@@ -128,7 +198,7 @@ export function refusingAdminApi(
     console: adminConsole(config, issuers, logger),
     tls: undefined,
     start() {},
-    close() {},
+    async close() {},
   };
 }
 

@@ -5,11 +5,13 @@ import type { Config } from "../config/schema.js";
 import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
 import { openDatabase } from "../keys/db.js";
+import { UsageTally } from "../keys/usage.js";
 import { durationMs } from "../lib/duration.js";
 import { appliedHeapTuning } from "../lib/heap-tuning.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { mergeTopKeys, type TopKeys, type TopKeysReport } from "../observability/top-keys.js";
-import { ReplicaSync } from "../replication/replica.js";
+import { primaryTransport, ReplicaSync } from "../replication/replica.js";
+import { UsageReporter } from "../replication/usage.js";
 import { CheckWorkers } from "../workers/pool.js";
 import { createAdminApi, refusingAdminApi } from "./admin-api.js";
 import { databaseFileCheck, readTlsFiles, replicationTokenOf } from "./files.js";
@@ -78,6 +80,16 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       ...(overrides.now && { now: overrides.now }),
     });
   const unavailable = sync && replicaUnavailable(sync, initial, now);
+  // A replica's Check usage (its workers' included) goes to the primary.
+  const reporter =
+    sync &&
+    new UsageReporter({
+      transport: primaryTransport(initial.replication.primary as string, tls),
+      token: token as string,
+      tally: new UsageTally(undefined, now),
+      intervalMs: durationMs(initial.replication.usage_interval) as number,
+      logger: logger.child({ name: "usage" }),
+    });
 
   const decider = createDecider({
     config: initial,
@@ -85,11 +97,15 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
     now: overrides.now,
     unavailable,
     ...(sync && { replica: () => sync.status() }),
+    ...(reporter && { usage: reporter.tally, usageReports: () => reporter.stats() }),
   });
   const fileProblem = databaseFileCheck(initial.database);
   // With `workers`, Check is served by worker processes on the shared port;
   // this process keeps the admin API, the HTTP port and replication.
-  const workers = initial.workers > 1 ? new CheckWorkers(initial, logger) : undefined;
+  const workers =
+    initial.workers > 1
+      ? new CheckWorkers(initial, logger, (entries) => decider.usage.merge(entries))
+      : undefined;
   const reloader = createReloader({ config: initial, logger, decider, workers, overrides });
   const admin =
     initial.role === "replica"
@@ -175,6 +191,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
         logger: logger.child({ name: "admin" }),
         ...(admin.tls && { tls: admin.tls }),
         console: admin.console,
+        streams: admin.streams,
         routes: admin.routes,
         interceptors: admin.interceptors,
       });
@@ -183,6 +200,10 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       if (sync) {
         running.push(() => sync.close());
         sync.start();
+      }
+      if (reporter) {
+        running.push(() => reporter.close());
+        reporter.start();
       }
       running.push(reloader.watch());
 
@@ -204,7 +225,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       for (const undo of running.reverse()) await undo();
       running.length = 0;
       // Then what create() built, in reverse.
-      admin.close();
+      await admin.close();
       await decider.close();
       syncDb?.close();
       logger.info("keyward stopped");

@@ -1,6 +1,6 @@
 import type { RunBinding } from "../auth/identity.js";
 import type { CreateKeyInput } from "../keys/input.js";
-import type { KeyJson } from "../keys/json.js";
+import type { KeyJson, UsageHourJson } from "../keys/json.js";
 import type { ListKeysFilter } from "../keys/repository.js";
 
 /** A minted key as the CLI prints it: the key and its secret, once. */
@@ -19,6 +19,8 @@ export interface KeyBackend {
   rotate(id: string): Promise<Minted>;
   revoke(id: string): Promise<KeyJson>;
   get(id: string): Promise<KeyJson>;
+  /** The key's hourly use over the last `hours` hours, oldest first. */
+  usage(id: string, hours: number): Promise<UsageHourJson[]>;
   list(filter: ListKeysFilter, limit: number): Promise<KeyJson[]>;
   revokeRun(binding: RunBinding): Promise<KeyJson[]>;
   close(): void;

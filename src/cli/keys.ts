@@ -6,7 +6,7 @@ import { type KeyBackend, openBackend } from "./backend.js";
 import { UsageError } from "./errors.js";
 import { positive, withDatabase } from "./flags.js";
 import { type CreateFlags, createInput, DEFAULT_KEY_TTL } from "./key-input.js";
-import { describe, printKey, printMinted, write } from "./output.js";
+import { describe, describeUsage, printKey, printMinted, write } from "./output.js";
 
 /** The flags every `keys` command takes. */
 interface CommonFlags {
@@ -83,6 +83,23 @@ export function registerKeyCommands(program: Command): void {
     (id: string, options: CommonFlags) =>
       run(options, {}, async (backend) => printKey(options.json, await backend.get(id))),
   );
+
+  withCommon(
+    keys
+      .command("usage")
+      .description("show a key's hourly use across the fleet (allowed, denied by code)")
+      .argument("<id>"),
+  )
+    .option("--hours <n>", "how many hours back", "24")
+    .action((id: string, options: CommonFlags & { hours: string }) => {
+      const hours = positive(options.hours);
+      return run(options, {}, async (backend) => {
+        const usage = await backend.usage(id, hours);
+        if (options.json) write({ usage });
+        else if (usage.length === 0) write(`no use of ${id} in the last ${hours} hours`);
+        else for (const hour of usage) write(describeUsage(hour));
+      });
+    });
 
   withCommon(keys.command("list").description("list keys, newest first"))
     .option("--tenant <tenant>")

@@ -1,8 +1,9 @@
 import { userInfo } from "node:os";
 import { AuditLog } from "../keys/audit.js";
 import { openDatabase } from "../keys/db.js";
-import { keyToJson } from "../keys/json.js";
+import { keyToJson, usageToJson } from "../keys/json.js";
 import { KeyRepository } from "../keys/repository.js";
+import { UsageStore } from "../keys/usage.js";
 import type { KeyBackend } from "./key-backend.js";
 
 /** Works on the file directly; every change is audited in its own transaction, as the admin API does. */
@@ -10,6 +11,7 @@ export function localBackend(file: string): KeyBackend {
   const db = openDatabase(file);
   const store = new KeyRepository(db);
   const audit = new AuditLog(db);
+  const usage = new UsageStore(db);
   const actor = `cli:${safeUser()}`;
   const audited = <T>(
     action: string,
@@ -53,6 +55,10 @@ export function localBackend(file: string): KeyBackend {
     },
     async get(id) {
       return keyToJson(found(id, store.get(id)));
+    },
+    async usage(id, hours) {
+      found(id, store.get(id));
+      return usageToJson(usage.series(id, Date.now() - (hours - 1) * 3_600_000));
     },
     async list(filter, limit) {
       return store.list(filter, limit).map(keyToJson);

@@ -49,6 +49,31 @@ export function buildProgram(): Command {
       await starting;
     });
 
+  program
+    .command("promote")
+    .description(
+      "turn a stopped replica's database into a primary's, continuing the sequence; then start it with role: primary",
+    )
+    .addOption(new Option("--config <file>", "YAML configuration file").env("KEYWARD_CONFIG"))
+    .option("--db <file>", "the replica's database file (default: the configuration's)")
+    .action(async (options: { config?: string; db?: string }) => {
+      const { resolveDatabase } = await import("./database.js");
+      const { openDatabase } = await import("../keys/db.js");
+      const { promoteReplica } = await import("../keys/promote.js");
+      const file = resolveDatabase(options);
+      const { existsSync } = await import("node:fs");
+      if (!existsSync(file)) throw new UsageError(`no database at ${file}`);
+      const db = openDatabase(file);
+      try {
+        const sequence = promoteReplica(db);
+        process.stdout.write(
+          `promoted ${file}: changes continue after sequence ${sequence}; start it with role: primary (KEYWARD_ROLE=primary)\n`,
+        );
+      } finally {
+        db.close();
+      }
+    });
+
   registerKeyCommands(program);
   registerAuditCommand(program);
   registerCheckCommand(program);

@@ -1,4 +1,4 @@
-import type { KeyJson } from "../keys/json.js";
+import type { KeyJson, UsageHourJson } from "../keys/json.js";
 import type { Minted } from "./key-backend.js";
 
 /** Prints a minted key: the key, then its secret, once (or both as JSON). */
@@ -29,6 +29,12 @@ export function describe(json: KeyJson): string {
     json.lastUsedAt && `last-used=${json.lastUsedAt}`,
   ];
   return parts.filter(Boolean).join("  ");
+}
+
+/** One line per hour: the hour, allowed, then each deny code's count. */
+export function describeUsage(hour: UsageHourJson): string {
+  const denied = Object.entries(hour.denied).map(([code, n]) => `${code}=${n}`);
+  return [hour.hour, `allowed=${hour.allowed}`, ...denied].join("  ");
 }
 
 /** A line of text, or a value as one line of JSON, on stdout. */

@@ -2,7 +2,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { codeName } from "../admin/codes.js";
-import { protoKeyToJson } from "../admin/convert.js";
+import { protoKeyToJson, protoUsageToJson } from "../admin/convert.js";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import type { KeyJson } from "../keys/json.js";
 import { UsageError } from "./errors.js";
@@ -54,6 +54,9 @@ export function remoteBackend(baseUrl: string, token: string | undefined): KeyBa
     },
     async get(id) {
       return protoKeyToJson(mustHaveKey((await readable(client.getKey({ id }, call))).key));
+    },
+    async usage(id, hours) {
+      return protoUsageToJson((await readable(client.getKeyUsage({ id, hours }, call))).usage);
     },
     async list(filter, limit) {
       const keys: KeyJson[] = [];

@@ -24,6 +24,9 @@ export const DEFAULTS = {
   maxTenants: 100,
   topKeysWindow: "5m",
   topKeysCapacity: 1000,
+  maxConcurrentSnapshots: 16,
+  usageInterval: "10s",
+  usageRetention: "30d",
 } as const;
 
 // Ports arrive as YAML numbers or as environment strings; accept digits only,
@@ -105,6 +108,27 @@ export const configSchema = z
           .optional(),
         /** Change-log entries a primary keeps; a replica further behind gets a snapshot. */
         retain_changes: z.number().int().positive().default(DEFAULTS.retainChanges),
+        /**
+         * Replicas a primary sends a snapshot at once; the others wait their
+         * turn (kept alive by heartbeats), so a fleet restarting at once
+         * cannot starve the admin API.
+         */
+        /** How often a replica reports its key usage to the primary. */
+        usage_interval: z
+          .string()
+          .default(DEFAULTS.usageInterval)
+          .refine((value) => (durationMs(value) ?? 0) > 0, "expected a duration such as 10s or 1m"),
+        /**
+         * An admin write is acknowledged only once this many replicas applied
+         * it (a primary; 0: at once). A replica promoted after the primary's
+         * loss then holds every acknowledged write.
+         */
+        sync_replicas: z.number().int().min(0).default(0),
+        max_concurrent_snapshots: z
+          .number()
+          .int()
+          .positive()
+          .default(DEFAULTS.maxConcurrentSnapshots),
       })
       .strict()
       .prefault({}),
@@ -118,6 +142,11 @@ export const configSchema = z
             (value) => durationMs(value) !== undefined,
             "expected a duration such as 90d or 12h",
           ),
+        /** How long hourly usage buckets are kept (every node's use, merged on the primary). */
+        usage_retention: z
+          .string()
+          .default(DEFAULTS.usageRetention)
+          .refine((value) => (durationMs(value) ?? 0) > 0, "expected a duration such as 30d"),
       })
       .strict()
       .prefault({}),

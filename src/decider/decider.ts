@@ -1,7 +1,7 @@
 import { finished } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
 import { type Db, openDatabase } from "../keys/db.js";
-import { UsageTracker } from "../keys/usage.js";
+import { UsageTally } from "../keys/usage.js";
 import { KeyVerifier } from "../keys/verifier.js";
 import { durationMs } from "../lib/duration.js";
 import { createLogger, decisionLogger, type Logger, rotatingFile } from "../lib/log.js";
@@ -12,6 +12,7 @@ import { tracedIfEnabled } from "../observability/tracing.js";
 import { createIdentifier, type Identifier } from "../pipeline/identify.js";
 import { createPipeline, type Pipeline } from "../pipeline/pipeline.js";
 import { DecisionConfig, NO_JWT_STATS } from "./decision-config.js";
+import { counted, flushUsage } from "./usage.js";
 
 /** Options for {@link createDecider}. */
 export interface DeciderOptions {
@@ -30,6 +31,14 @@ export interface DeciderOptions {
   readonly worker?: number;
   /** Where the OpenTelemetry settings are read (`OTEL_*`); default process.env. */
   readonly env?: OtelEnv;
+  /**
+   * The usage tally, when the caller drains it (a replica's reporter, a
+   * Check worker's messages to its main process). Absent: the decider keeps
+   * its own and writes it into this node's database every few seconds.
+   */
+  readonly usage?: UsageTally | undefined;
+  /** The usage reporter's counts for the metrics (replicas only). */
+  readonly usageReports?: MetricSources["usageReports"];
 }
 
 /**
@@ -45,6 +54,8 @@ export interface Decider {
   readonly metrics: Metrics;
   /** The busiest keys of this process, when `debug.top_keys.enabled`. */
   readonly topKeys: TopKeys | undefined;
+  /** Per key and hour: allowed, denied by code, last use (keys only, not JWTs). */
+  readonly usage: UsageTally;
   /** The policy and issuers in force, reloadable, and the scopes they know. */
   readonly decisions: DecisionConfig;
   /** The verifier's connection (readiness reads a page of the key table through it). */
@@ -79,19 +90,22 @@ export function createDecider(options: DeciderOptions): Decider {
   // are the batched last-used times, which may be dropped.
   const db = openDatabase(config.database, { busyTimeoutMs: 50 });
   const keys = new KeyVerifier(db, now, config.cache.max_entries);
-  // A replica's file is written only by what its primary streams.
-  const usage =
-    config.role === "replica"
-      ? undefined
-      : new UsageTracker(db, (error) => logger.warn({ err: error }, "could not record key usage"));
-  const onKeyUsed = usage && ((id: string) => usage.used(id));
-  const pipeline = createPipeline({
-    store: keys,
-    policy: () => decisions.policy,
-    jwt: decisions.jwt,
-    onKeyUsed,
-    ...(options.unavailable && { unavailable: options.unavailable }),
-  });
+  const usage = options.usage ?? new UsageTally(undefined, now);
+  // A replica's file is written only by what its primary streams: its
+  // caller reports the tally to the primary instead.
+  const flush =
+    options.usage === undefined && config.role !== "replica"
+      ? flushUsage(usage, db, logger)
+      : undefined;
+  const pipeline = counted(
+    createPipeline({
+      store: keys,
+      policy: () => decisions.policy,
+      jwt: decisions.jwt,
+      ...(options.unavailable && { unavailable: options.unavailable }),
+    }),
+    usage,
+  );
   const file =
     config.log.file && rotatingFile(decisionFileOptions(config.log.file, options.worker));
   const decisionRoot = file ? createLogger({ destination: file }) : logger;
@@ -108,14 +122,21 @@ export function createDecider(options: DeciderOptions): Decider {
     keyCache: () => keys.cacheStats(),
     jwt: () => decisions.verifier?.stats() ?? NO_JWT_STATS,
     ...(options.replica && { replica: options.replica }),
+    ...(options.usageReports && { usageReports: options.usageReports }),
     ...(now && { now }),
   });
   let tracing: TracingSdk | undefined;
   return {
     pipeline,
-    identify: createIdentifier({ store: keys, jwt: decisions.jwt, onKeyUsed }),
+    // An admin call made with a key is a use of it, though not a request counted.
+    identify: createIdentifier({
+      store: keys,
+      jwt: decisions.jwt,
+      onKeyUsed: (id) => usage.touch(id),
+    }),
     metrics,
     topKeys,
+    usage,
     decisions,
     db,
     served: (transport) => metrics.instrument(tracedIfEnabled(pipeline, transport), transport),
@@ -125,7 +146,7 @@ export function createDecider(options: DeciderOptions): Decider {
       await decisions.start();
     },
     async close() {
-      usage?.close();
+      flush?.();
       decisions.close();
       db.close();
       // Flushes what the stream still buffers and closes the file before

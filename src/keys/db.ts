@@ -83,6 +83,24 @@ const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER keys_log_delete AFTER DELETE ON keys
      WHEN NOT EXISTS (SELECT 1 FROM replica_state)
      BEGIN INSERT INTO changes (key_id, at) VALUES (OLD.id, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END;`,
+  // 4: fleet usage. Each node's counts per key and hour are merged here (on a
+  // primary: what every replica reported); code '' counts allowed requests,
+  // any other code the denials with that code. usage_reporters remembers the
+  // last batch merged from each reporting process, so a retried report is
+  // not counted twice. Not replicated; pruned after the retention.
+  `CREATE TABLE key_usage (
+     key_id TEXT NOT NULL,
+     hour   INTEGER NOT NULL,
+     code   TEXT NOT NULL,
+     count  INTEGER NOT NULL,
+     PRIMARY KEY (key_id, hour, code)
+   ) WITHOUT ROWID;
+   CREATE INDEX key_usage_hour ON key_usage (hour);
+   CREATE TABLE usage_reporters (
+     reporter TEXT PRIMARY KEY,
+     batch    INTEGER NOT NULL,
+     at       INTEGER NOT NULL
+   );`,
 ];
 
 /** Options for {@link openDatabase}. */

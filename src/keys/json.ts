@@ -1,4 +1,5 @@
 import type { KeyRecord } from "./rows.js";
+import type { UsageHour } from "./usage.js";
 
 /** A key as JSON (CLI `--json`, REST): camelCase names, ISO 8601 times, null when unset. */
 export interface KeyJson {
@@ -37,4 +38,19 @@ export function keyToJson(key: KeyRecord): KeyJson {
 
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/** One hour of a key's use as JSON (REST, CLI `keys usage --json`). */
+export interface UsageHourJson {
+  hour: string;
+  allowed: number;
+  denied: Record<string, number>;
+}
+
+export function usageToJson(hours: readonly UsageHour[]): UsageHourJson[] {
+  return hours.map((h) => ({
+    hour: new Date(h.hour).toISOString(),
+    allowed: h.allowed,
+    denied: { ...h.denied },
+  }));
 }

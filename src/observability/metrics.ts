@@ -26,6 +26,8 @@ export interface MetricSources {
     snapshots: number;
     connected: boolean;
   };
+  /** A replica's usage reports to its primary. */
+  readonly usageReports?: () => { sent: number; failed: number; dropped: number };
   readonly now?: () => number;
   /** Distinct tenants counted by name in keyward_tenant_decisions_total; default 100. */
   readonly maxTenants?: number;
@@ -117,7 +119,24 @@ export class Metrics {
         },
       });
     };
-    const { keyCache, jwt, replica } = sources;
+    const { keyCache, jwt, replica, usageReports } = sources;
+    if (usageReports) {
+      counted(
+        "keyward_usage_reports_sent_total",
+        "Usage reports the primary acknowledged.",
+        () => usageReports().sent,
+      );
+      counted(
+        "keyward_usage_reports_failed_total",
+        "Usage report attempts that failed (each is sent again next interval).",
+        () => usageReports().failed,
+      );
+      counted(
+        "keyward_usage_dropped_total",
+        "Key uses not counted because the usage tally was full (primary unreachable too long).",
+        () => usageReports().dropped,
+      );
+    }
     const now = sources.now ?? Date.now;
     if (keyCache) {
       counted(

@@ -1,159 +1,96 @@
-import { create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import {
-  ReplicationService,
-  type WatchRequest,
-  type WatchResponse,
-  WatchResponseSchema,
-} from "../gen/keyward/replication/v1/replication_pb.js";
-import { type Db, openDatabase } from "../keys/db.js";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { ReplicationService } from "../gen/keyward/replication/v1/replication_pb.js";
+import type { Db } from "../keys/db.js";
+import type { UsageStore } from "../keys/usage.js";
 import type { Logger } from "../lib/log.js";
+import { AckTracker, ackAppliedHandler } from "./acks.js";
+import { ChangeFeed } from "./feed.js";
 import type { CommitNotifier } from "./notifier.js";
-import { REPLICATED_COLUMNS, type ReplicatedRow, rowToProto } from "./rows.js";
-import { tokenMatches } from "./token.js";
+import { SnapshotCache } from "./snapshots.js";
+import { reportUsageHandler } from "./usage.js";
+import { createWatchHandler } from "./watch.js";
 
-/** Options for {@link replicationRoutes}. */
+/** Options for {@link createReplicationPrimary}. */
 export interface ReplicationOptions {
-  /** The primary's database file; each stream reads it through a connection of its own. */
+  /** The primary's database file; the feed and snapshots read it through connections of their own. */
   readonly database: string;
   readonly token: string;
   readonly notifier: CommitNotifier;
+  /** Where replicas' usage reports are merged (the admin API's connection). */
+  readonly usage: UsageStore;
   readonly logger: Logger;
-  /** A heartbeat goes out after this long without changes; default 1000 ms. */
+  /** A heartbeat goes out this often on every stream; default 1000 ms. */
   readonly heartbeatMs?: number;
+  /** Replicas that must confirm a change (`replication.sync_replicas`); default 0. */
+  readonly syncReplicas?: number;
+  /** Replicas sent a snapshot at once (`replication.max_concurrent_snapshots`); default 16. */
+  readonly maxConcurrentSnapshots?: number;
 }
 
-const SNAPSHOT_CHUNK_ROWS = 1000;
-const CHANGE_BATCH = 500;
+/** The primary's side of replication on the admin port. */
+export interface ReplicationPrimary {
+  /** Serves Watch on an HTTP/2 gRPC request; false when the request is not a Watch call. */
+  readonly streams: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
+  /** The Connect routes of ReplicationService (Watch over other protocols is refused there). */
+  readonly routes: (router: ConnectRouter) => ConnectRouter;
+  readonly feed: ChangeFeed;
+  readonly snapshots: SnapshotCache;
+  /** What each replica confirmed it applied. */
+  readonly acks: AckTracker;
+  start(): void;
+  close(): Promise<void>;
+}
 
 /**
- * keyward.replication.v1.ReplicationService on the primary's admin port.
- * Each Watch stream reads the change log from SQLite as the replica consumes
- * it: the stream's generator only pulls the next batch once the previous
- * messages were written, so a slow replica costs the primary one batch of
- * memory, never a growing buffer.
- *
- * The two streams (Watch and Snapshot) share the token check, the
- * connection and the notifier, so they are declared together.
+ * keyward.replication.v1.ReplicationService on the primary: one change feed
+ * and one snapshot cache shared by every replica's Watch stream (feed.ts,
+ * snapshots.ts, watch.ts).
  */
-export function replicationRoutes(options: ReplicationOptions) {
-  const heartbeatMs = options.heartbeatMs ?? 1000;
-  const log = options.logger;
-
-  async function* watch(
-    request: WatchRequest,
-    context: HandlerContext,
-  ): AsyncGenerator<WatchResponse> {
-    // An unauthenticated client receives nothing: refuse before the first message.
-    if (!tokenMatches(context.requestHeader.get("authorization"), options.token)) {
-      log.warn(
-        { peer: context.requestHeader.get("x-forwarded-for") ?? undefined },
-        "replication watch refused: bad token",
-      );
-      throw new ConnectError("replication token required", Code.Unauthenticated);
-    }
-    const db = openDatabase(options.database, { readonly: true });
-    const statements = prepare(db);
-    let sequence = Number(request.fromSequence);
-    try {
-      const oldest = statements.oldest.get() ?? undefined;
-      const newest = statements.newest.get() ?? 0;
-      const behindLog = oldest !== undefined && sequence < oldest - 1;
-      const emptyLogGap = oldest === undefined && sequence < newest;
-      if (sequence <= 0 || behindLog || emptyLogGap || sequence > newest) {
-        log.info({ from: sequence, oldest, newest }, "replica needs a snapshot");
-        sequence = yield* snapshot(db);
-      } else {
-        log.info({ from: sequence, newest }, "replica resumes from its sequence");
-      }
-      while (!context.signal.aborted) {
-        const batch = statements.changes.all(sequence, CHANGE_BATCH);
-        if (batch.length === 0) {
-          const committed = await options.notifier.wait(heartbeatMs, context.signal);
-          if (!committed && !context.signal.aborted) {
-            yield create(WatchResponseSchema, {
-              event: {
-                case: "heartbeat",
-                value: { sequence: BigInt(sequence), at: timestampNow() },
-              },
-            });
-          }
-          continue;
-        }
-        if ((batch[0]?.seq ?? 0) !== sequence + 1) {
-          // The log was compacted past this replica while it was catching up.
-          log.info({ at: sequence }, "change log compacted under a replica; sending a snapshot");
-          sequence = yield* snapshot(db);
-          continue;
-        }
-        for (const change of batch) {
-          const row = statements.row.get(change.key_id);
-          yield create(WatchResponseSchema, {
-            event: {
-              case: "change",
-              value: {
-                sequence: BigInt(change.seq),
-                keyId: change.key_id,
-                row: row ? rowToProto(row) : undefined,
-                deleted: row === undefined,
-              },
-            },
-          });
-          sequence = change.seq;
-        }
-      }
-    } finally {
-      if (db.inTransaction) db.exec("ROLLBACK");
-      db.close();
-    }
-  }
-
-  /** Streams a consistent copy of the key table; returns the sequence it is as of. */
-  async function* snapshot(db: Db): AsyncGenerator<WatchResponse, number> {
-    db.exec("BEGIN");
-    const sequence = prepare(db).newest.get() ?? 0;
-    let rows: ReturnType<typeof rowToProto>[] = [];
-    let first = true;
-    for (const row of db
-      .prepare<[], ReplicatedRow>(`SELECT ${REPLICATED_COLUMNS} FROM keys`)
-      .iterate()) {
-      rows.push(rowToProto(row));
-      if (rows.length === SNAPSHOT_CHUNK_ROWS) {
-        yield create(WatchResponseSchema, {
-          event: {
-            case: "snapshot",
-            value: { sequence: BigInt(sequence), rows, first, last: false },
-          },
-        });
-        rows = [];
-        first = false;
-      }
-    }
-    db.exec("COMMIT");
-    yield create(WatchResponseSchema, {
-      event: { case: "snapshot", value: { sequence: BigInt(sequence), rows, first, last: true } },
-    });
-    return sequence;
-  }
-
-  return (router: ConnectRouter) => router.service(ReplicationService, { watch });
-}
-
-function prepare(db: Db) {
+export function createReplicationPrimary(options: ReplicationOptions): ReplicationPrimary {
+  const acks = new AckTracker();
+  const feed = new ChangeFeed({
+    database: options.database,
+    ackRequested: (options.syncReplicas ?? 0) > 0,
+    notifier: options.notifier,
+    logger: options.logger,
+    ...(options.heartbeatMs && { heartbeatMs: options.heartbeatMs }),
+  });
+  const snapshots = new SnapshotCache({
+    database: options.database,
+    logger: options.logger,
+    ...(options.maxConcurrentSnapshots && { maxConcurrent: options.maxConcurrentSnapshots }),
+  });
+  const streams = createWatchHandler({
+    feed,
+    snapshots,
+    token: options.token,
+    logger: options.logger,
+  });
   return {
-    oldest: db.prepare<[], number>("SELECT min(seq) FROM changes").pluck() as unknown as {
-      get(): number | undefined;
+    streams,
+    routes: (router) =>
+      router.service(ReplicationService, {
+        // Reached only by a Watch that is not gRPC over HTTP/2 (streams() took those).
+        // biome-ignore lint/correctness/useYield: it refuses before any message
+        async *watch() {
+          throw new ConnectError("Watch is served over gRPC on HTTP/2 only", Code.Unimplemented);
+        },
+        ackApplied: ackAppliedHandler(acks, options.token),
+        reportUsage: reportUsageHandler({
+          token: options.token,
+          store: options.usage,
+          logger: options.logger,
+        }),
+      }),
+    feed,
+    snapshots,
+    acks,
+    start: () => feed.start(),
+    async close() {
+      snapshots.close();
+      await feed.close();
     },
-    newest: db
-      .prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
-      .pluck() as unknown as {
-      get(): number | undefined;
-    },
-    changes: db.prepare<[number, number], { seq: number; key_id: string }>(
-      "SELECT seq, key_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-    ),
-    row: db.prepare<[string], ReplicatedRow>(`SELECT ${REPLICATED_COLUMNS} FROM keys WHERE id = ?`),
   };
 }
 

@@ -4,6 +4,7 @@ import type { Change, Snapshot } from "../gen/keyward/replication/v1/replication
 import { ReplicationService } from "../gen/keyward/replication/v1/replication_pb.js";
 import type { Db } from "../keys/db.js";
 import type { Logger } from "../lib/log.js";
+import { AckSender } from "./acks.js";
 import { INSERT_ROW, protoToRow } from "./rows.js";
 
 /** Options for {@link ReplicaSync}. */
@@ -65,11 +66,18 @@ export class ReplicaSync {
   #reconnects = 0;
   #snapshots = 0;
   readonly #listeners = new Set<(sequence: number) => void>();
+  readonly #acks: AckSender;
 
   constructor(options: ReplicaSyncOptions) {
     this.#options = options;
     this.#log = options.logger;
     this.#now = options.now ?? Date.now;
+    this.#acks = new AckSender({
+      client: createClient(ReplicationService, primaryTransport(options.primary, options.tls)),
+      token: options.token,
+      logger: options.logger,
+      signal: this.#abort.signal,
+    });
     const db = options.db;
     this.#statements = {
       state: db.prepare<[], { applied_seq: number }>(
@@ -126,18 +134,9 @@ export class ReplicaSync {
       const from = this.#applied() ?? 0;
       // A fresh transport (so a fresh HTTP/2 session) per attempt: after a
       // silent link the old session is dead even if its socket never closed.
-      const tls = this.#options.tls;
       const client = createClient(
         ReplicationService,
-        createGrpcTransport({
-          baseUrl: this.#options.primary,
-          ...(tls && {
-            nodeOptions: {
-              ...(tls.ca && { ca: tls.ca }),
-              ...(tls.cert && { cert: tls.cert, key: tls.key }),
-            },
-          }),
-        }),
+        primaryTransport(this.#options.primary, this.#options.tls),
       );
       // One controller per stream, aborted by close() or by the watchdog that
       // fires when nothing (not even a heartbeat) arrived for idleTimeoutMs.
@@ -233,11 +232,25 @@ export class ReplicaSync {
     })();
     this.#primarySequence = Math.max(this.#primarySequence, sequence);
     this.#emit(sequence);
+    if (change.ackRequested) this.#acks.ack(sequence);
   }
 
   #emit(sequence: number): void {
     for (const listener of this.#listeners) listener(sequence);
   }
+}
+
+/** A gRPC transport to the primary's admin port (TLS and a client certificate when given). */
+export function primaryTransport(primary: string, tls: ReplicaSyncOptions["tls"]) {
+  return createGrpcTransport({
+    baseUrl: primary,
+    ...(tls && {
+      nodeOptions: {
+        ...(tls.ca && { ca: tls.ca }),
+        ...(tls.cert && { cert: tls.cert, key: tls.key }),
+      },
+    }),
+  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,5 +1,6 @@
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { Config } from "../config/schema.js";
+import type { UsageEntry } from "../keys/usage.js";
 import type { TopKeysReport } from "../observability/top-keys.js";
 
 /** Prometheus samples as `Registry.getMetricsAsJSON()` returns them. */
@@ -24,7 +25,8 @@ export type FromWorker =
   | { readonly kw: "failed"; readonly message: string }
   | { readonly kw: "reloaded"; readonly id: number; readonly error?: string }
   | { readonly kw: "metrics"; readonly id: number; readonly metrics: MetricsJson }
-  | { readonly kw: "topKeys"; readonly id: number; readonly report: TopKeysReport | undefined };
+  | { readonly kw: "topKeys"; readonly id: number; readonly report: TopKeysReport | undefined }
+  | { readonly kw: "usage"; readonly entries: UsageEntry[] };
 
 /** True for a message of this protocol (the channel also carries Node's own). */
 export function isProtocolMessage(message: unknown): message is { kw: string } {

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../config/schema.js";
+import type { UsageEntry } from "../keys/usage.js";
 import type { Logger } from "../lib/log.js";
 import type { TopKeysReport } from "../observability/top-keys.js";
 import { type FromWorker, isProtocolMessage, type MetricsJson, type ToWorker } from "./messages.js";
@@ -42,9 +43,14 @@ export class CheckWorkers {
   #started = false;
   #closing = false;
 
+  /**
+   * @param onUsage takes the key usage each worker reports (every second):
+   *   the main process merges it into its own tally.
+   */
   constructor(
     private config: Config,
     private readonly logger: Logger,
+    private readonly onUsage: (entries: UsageEntry[]) => void = () => undefined,
   ) {}
 
   /** Forks every worker; resolves with the Check port once all listen, rejects if one fails first. */
@@ -137,6 +143,8 @@ export class CheckWorkers {
           resolve(answer.port);
         } else if (answer.kw === "failed") {
           failure = answer.message;
+        } else if (answer.kw === "usage") {
+          this.onUsage(answer.entries);
         } else {
           this.#pending.get(answer.id)?.(answer);
         }

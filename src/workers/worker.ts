@@ -2,8 +2,12 @@ import { startConfiguredCheckServer } from "../check/configured.js";
 import type { CheckServer } from "../check/server.js";
 import type { Config } from "../config/schema.js";
 import { createDecider } from "../decider/decider.js";
+import { UsageTally } from "../keys/usage.js";
 import type { Logger } from "../lib/log.js";
 import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js";
+
+/** How often a Check worker hands its key usage to the main process. */
+const WORKER_USAGE_INTERVAL_MS = 1000;
 
 /**
  * One Check worker (`workers` > 1): the decision side of keyward and nothing
@@ -18,7 +22,19 @@ import { type FromWorker, isProtocolMessage, type ToWorker } from "./messages.js
  */
 export async function runCheckWorker(config: Config, logger: Logger, slot?: number): Promise<void> {
   const send = (message: FromWorker) => process.send?.(message);
-  const decider = createDecider({ config, logger, ...(slot !== undefined && { worker: slot }) });
+  // The worker's key usage goes to the main process, which writes or reports it.
+  const decider = createDecider({
+    config,
+    logger,
+    usage: new UsageTally(),
+    ...(slot !== undefined && { worker: slot }),
+  });
+  const sendUsage = () => {
+    const entries = decider.usage.drain();
+    if (entries.length > 0) send({ kw: "usage", entries });
+  };
+  const usageTimer = setInterval(sendUsage, WORKER_USAGE_INTERVAL_MS);
+  usageTimer.unref();
   let check: CheckServer | undefined;
 
   let closing = false;
@@ -27,6 +43,8 @@ export async function runCheckWorker(config: Config, logger: Logger, slot?: numb
     closing = true;
     logger.info({ why }, "check worker draining");
     await check?.close();
+    clearInterval(usageTimer);
+    sendUsage();
     await decider.close();
     process.exit(0);
   };

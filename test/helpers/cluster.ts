@@ -165,6 +165,8 @@ export interface ClusterOptions {
   readonly replicas: number;
   /** Primary config file fields (YAML), e.g. `{ replication: { retain_changes: 5 } }`. */
   readonly primaryConfig?: Record<string, unknown>;
+  /** Config file fields (YAML) of every replica, e.g. `{ replication: { usage_interval: "1s" } }`. */
+  readonly replicaConfig?: Record<string, unknown>;
 }
 
 /**
@@ -184,8 +186,11 @@ export interface Cluster {
   readonly rootToken: string;
   /** KeyService client (gRPC) on the primary's admin port, as the root key. */
   readonly admin: Client<typeof KeyService>;
-  /** Defines one more replica (not started) with a fresh database file; `primary` overrides its primary URL. */
-  addReplica(name: string, primary?: string): KeywardNode;
+  /**
+   * Defines one more replica (not started) with a fresh database file;
+   * `primary` overrides its primary URL, `config` its config file fields.
+   */
+  addReplica(name: string, primary?: string, config?: Record<string, unknown>): KeywardNode;
   /** Waits until every running replica has applied the primary's newest change. */
   converged(timeoutMs?: number): Promise<number>;
   /** Stops every process (also after a failed test) and removes the files. */
@@ -226,12 +231,17 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
   rootDb.close();
 
   const replicas: KeywardNode[] = [];
-  const addReplica = (name: string, primary = primaryUrl) => {
+  const addReplica = (
+    name: string,
+    primary = primaryUrl,
+    config: Record<string, unknown> | undefined = options.replicaConfig,
+  ) => {
     const replica = new KeywardNode({
       name,
       role: "replica",
       dir,
       database: join(dir, `${name}.db`),
+      config,
       env: {
         ...common,
         KEYWARD_ROLE: "replica",

@@ -4,6 +4,7 @@ import type { Db } from "../../keys/db.js";
 import { KeyInputError } from "../../keys/input.js";
 import type { KeyRepository } from "../../keys/repository.js";
 import type { KeyRecord } from "../../keys/rows.js";
+import type { UsageStore } from "../../keys/usage.js";
 import type { Audited } from "../audited.js";
 import { assertAdministrator, canSee, type Principal } from "../principal.js";
 
@@ -25,6 +26,8 @@ export interface KeyServiceOptions {
   readonly knownScopes: () => ReadonlySet<string>;
   /** The audit trail ListAuditEvents reads. */
   readonly audit: AuditLog;
+  /** Hourly key usage GetKeyUsage reads. */
+  readonly usage: UsageStore;
   /** This server's role, as GetServerInfo reports it. Default "single". */
   readonly role?: string;
   readonly now?: () => number;

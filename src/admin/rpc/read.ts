@@ -2,6 +2,7 @@ import { MethodOptions_IdempotencyLevel, timestampFromMs } from "@bufbuild/proto
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { KEY_KINDS, type KeyKind } from "../../auth/identity.js";
 import {
+  type GetKeyUsageRequest,
   KeyService,
   type ListAuditEventsRequest,
   type ListKeysRequest,
@@ -23,6 +24,9 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 const DEFAULT_AUDIT_PAGE_SIZE = 50;
 const MAX_AUDIT_PAGE_SIZE = 500;
+const DEFAULT_USAGE_HOURS = 24;
+const MAX_USAGE_HOURS = 24 * 90;
+const HOUR_MS = 3_600_000;
 const STATUSES = new Set(["active", "revoked", "expired"]);
 /** The calls that change nothing (declared NO_SIDE_EFFECTS in the proto): a key's reads. */
 const READ_ACTIONS = KeyService.methods
@@ -38,6 +42,26 @@ export function readHandlers(h: Handlers) {
       return audited(context, request.id, (caller) => ({
         key: keyToProto(h.visibleKey(caller, request.id)),
       }));
+    },
+
+    getKeyUsage(request: GetKeyUsageRequest, context: HandlerContext) {
+      return audited(context, request.id, (caller) => {
+        // The same rule as GetKey: whoever may read the key may read its use.
+        const key = h.visibleKey(caller, request.id);
+        const hours = request.hours === 0 ? DEFAULT_USAGE_HOURS : request.hours;
+        if (hours < 1 || hours > MAX_USAGE_HOURS)
+          throw new ConnectError(`hours must be 1 to ${MAX_USAGE_HOURS}`, Code.InvalidArgument);
+        const since = h.now() - (hours - 1) * HOUR_MS;
+        return {
+          usage: options.usage.series(key.id, since).map((hour) => ({
+            hour: timestampFromMs(hour.hour),
+            allowed: BigInt(hour.allowed),
+            denied: Object.fromEntries(
+              Object.entries(hour.denied).map(([code, n]) => [code, BigInt(n)]),
+            ),
+          })),
+        };
+      });
     },
 
     listKeys(request: ListKeysRequest, context: HandlerContext) {

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/replication/v1/replication.proto.
  */
 export const file_keyward_replication_v1_replication: GenFile = /*@__PURE__*/
-  fileDesc("CihrZXl3YXJkL3JlcGxpY2F0aW9uL3YxL3JlcGxpY2F0aW9uLnByb3RvEhZrZXl3YXJkLnJlcGxpY2F0aW9uLnYxIqYCCgZLZXlSb3cSCgoCaWQYASABKAkSDgoGbG9va3VwGAIgASgJEgwKBGhhc2gYAyABKAwSDAoEa2luZBgEIAEoCRIMCgRuYW1lGAUgASgJEg4KBnRlbmFudBgGIAEoCRINCgVvd25lchgHIAEoCRIOCgZzY29wZXMYCCABKAkSEgoKZXhwZXJpbWVudBgJIAEoCRIRCgl2YXJpYXRpb24YCiABKAkSCwoDcnVuGAsgASgJEg4KBnN0YXR1cxgMIAEoCRISCgpjcmVhdGVkX2F0GA0gASgDEhIKCmV4cGlyZXNfYXQYDiABKAMSEgoKcmV2b2tlZF9hdBgPIAEoAxISCgpyb3RhdGVkX2F0GBAgASgDEhMKC2hhc19iaW5kaW5nGBEgASgIIiUKDFdhdGNoUmVxdWVzdBIVCg1mcm9tX3NlcXVlbmNlGAEgASgDImcKCFNuYXBzaG90EhAKCHNlcXVlbmNlGAEgASgDEiwKBHJvd3MYAiADKAsyHi5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLktleVJvdxINCgVmaXJzdBgDIAEoCBIMCgRsYXN0GAQgASgIImgKBkNoYW5nZRIQCghzZXF1ZW5jZRgBIAEoAxIOCgZrZXlfaWQYAiABKAkSKwoDcm93GAMgASgLMh4ua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5LZXlSb3cSDwoHZGVsZXRlZBgEIAEoCCJFCglIZWFydGJlYXQSEAoIc2VxdWVuY2UYASABKAMSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrgBCg1XYXRjaFJlc3BvbnNlEjQKCHNuYXBzaG90GAEgASgLMiAua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5TbmFwc2hvdEgAEjAKBmNoYW5nZRgCIAEoCzIeLmtleXdhcmQucmVwbGljYXRpb24udjEuQ2hhbmdlSAASNgoJaGVhcnRiZWF0GAMgASgLMiEua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5IZWFydGJlYXRIAEIHCgVldmVudDJsChJSZXBsaWNhdGlvblNlcnZpY2USVgoFV2F0Y2gSJC5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLldhdGNoUmVxdWVzdBolLmtleXdhcmQucmVwbGljYXRpb24udjEuV2F0Y2hSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CihrZXl3YXJkL3JlcGxpY2F0aW9uL3YxL3JlcGxpY2F0aW9uLnByb3RvEhZrZXl3YXJkLnJlcGxpY2F0aW9uLnYxIqYCCgZLZXlSb3cSCgoCaWQYASABKAkSDgoGbG9va3VwGAIgASgJEgwKBGhhc2gYAyABKAwSDAoEa2luZBgEIAEoCRIMCgRuYW1lGAUgASgJEg4KBnRlbmFudBgGIAEoCRINCgVvd25lchgHIAEoCRIOCgZzY29wZXMYCCABKAkSEgoKZXhwZXJpbWVudBgJIAEoCRIRCgl2YXJpYXRpb24YCiABKAkSCwoDcnVuGAsgASgJEg4KBnN0YXR1cxgMIAEoCRISCgpjcmVhdGVkX2F0GA0gASgDEhIKCmV4cGlyZXNfYXQYDiABKAMSEgoKcmV2b2tlZF9hdBgPIAEoAxISCgpyb3RhdGVkX2F0GBAgASgDEhMKC2hhc19iaW5kaW5nGBEgASgIIiUKDFdhdGNoUmVxdWVzdBIVCg1mcm9tX3NlcXVlbmNlGAEgASgDImcKCFNuYXBzaG90EhAKCHNlcXVlbmNlGAEgASgDEiwKBHJvd3MYAiADKAsyHi5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLktleVJvdxINCgVmaXJzdBgDIAEoCBIMCgRsYXN0GAQgASgIIn8KBkNoYW5nZRIQCghzZXF1ZW5jZRgBIAEoAxIOCgZrZXlfaWQYAiABKAkSKwoDcm93GAMgASgLMh4ua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5LZXlSb3cSDwoHZGVsZXRlZBgEIAEoCBIVCg1hY2tfcmVxdWVzdGVkGAUgASgIIkUKCUhlYXJ0YmVhdBIQCghzZXF1ZW5jZRgBIAEoAxImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuAEKDVdhdGNoUmVzcG9uc2USNAoIc25hcHNob3QYASABKAsyIC5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLlNuYXBzaG90SAASMAoGY2hhbmdlGAIgASgLMh4ua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5DaGFuZ2VIABI2CgloZWFydGJlYXQYAyABKAsyIS5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLkhlYXJ0YmVhdEgAQgcKBWV2ZW50IrwBCghLZXlVc2FnZRIOCgZrZXlfaWQYASABKAkSDAoEaG91chgCIAEoAxIUCgxsYXN0X3VzZWRfYXQYAyABKAMSDwoHYWxsb3dlZBgEIAEoAxI8CgZkZW5pZWQYBSADKAsyLC5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLktleVVzYWdlLkRlbmllZEVudHJ5Gi0KC0RlbmllZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiZgoSUmVwb3J0VXNhZ2VSZXF1ZXN0EhAKCHJlcG9ydGVyGAEgASgJEg0KBWJhdGNoGAIgASgDEi8KBXVzYWdlGAMgAygLMiAua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5LZXlVc2FnZSIVChNSZXBvcnRVc2FnZVJlc3BvbnNlIjYKEUFja0FwcGxpZWRSZXF1ZXN0Eg8KB3JlcGxpY2EYASABKAkSEAoIc2VxdWVuY2UYAiABKAMiFAoSQWNrQXBwbGllZFJlc3BvbnNlMrkCChJSZXBsaWNhdGlvblNlcnZpY2USVgoFV2F0Y2gSJC5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLldhdGNoUmVxdWVzdBolLmtleXdhcmQucmVwbGljYXRpb24udjEuV2F0Y2hSZXNwb25zZTABEmYKC1JlcG9ydFVzYWdlEioua2V5d2FyZC5yZXBsaWNhdGlvbi52MS5SZXBvcnRVc2FnZVJlcXVlc3QaKy5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLlJlcG9ydFVzYWdlUmVzcG9uc2USYwoKQWNrQXBwbGllZBIpLmtleXdhcmQucmVwbGljYXRpb24udjEuQWNrQXBwbGllZFJlcXVlc3QaKi5rZXl3YXJkLnJlcGxpY2F0aW9uLnYxLkFja0FwcGxpZWRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One row of the key table, exactly as stored (the SHA-256 of the key, never
@@ -198,6 +198,14 @@ export type Change = Message<"keyward.replication.v1.Change"> & {
    * @generated from field: bool deleted = 4;
    */
   deleted: boolean;
+
+  /**
+   * The primary waits for replicas to confirm what they applied
+   * (replication.sync_replicas): answer with AckApplied after applying.
+   *
+   * @generated from field: bool ack_requested = 5;
+   */
+  ackRequested: boolean;
 };
 
 /**
@@ -268,6 +276,131 @@ export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
   messageDesc(file_keyward_replication_v1_replication, 5);
 
 /**
+ * What one node saw of one key during one hour since its last report.
+ *
+ * @generated from message keyward.replication.v1.KeyUsage
+ */
+export type KeyUsage = Message<"keyward.replication.v1.KeyUsage"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Start of the hour, epoch milliseconds.
+   *
+   * @generated from field: int64 hour = 2;
+   */
+  hour: bigint;
+
+  /**
+   * Epoch milliseconds of the last use in this batch.
+   *
+   * @generated from field: int64 last_used_at = 3;
+   */
+  lastUsedAt: bigint;
+
+  /**
+   * @generated from field: int64 allowed = 4;
+   */
+  allowed: bigint;
+
+  /**
+   * @generated from field: map<string, int64> denied = 5;
+   */
+  denied: { [key: string]: bigint };
+};
+
+/**
+ * Describes the message keyward.replication.v1.KeyUsage.
+ * Use `create(KeyUsageSchema)` to create a new message.
+ */
+export const KeyUsageSchema: GenMessage<KeyUsage> = /*@__PURE__*/
+  messageDesc(file_keyward_replication_v1_replication, 6);
+
+/**
+ * @generated from message keyward.replication.v1.ReportUsageRequest
+ */
+export type ReportUsageRequest = Message<"keyward.replication.v1.ReportUsageRequest"> & {
+  /**
+   * A random id per reporting process, and its batch number (1, 2, ...):
+   * a batch the primary already merged is acknowledged and not counted twice.
+   *
+   * @generated from field: string reporter = 1;
+   */
+  reporter: string;
+
+  /**
+   * @generated from field: int64 batch = 2;
+   */
+  batch: bigint;
+
+  /**
+   * @generated from field: repeated keyward.replication.v1.KeyUsage usage = 3;
+   */
+  usage: KeyUsage[];
+};
+
+/**
+ * Describes the message keyward.replication.v1.ReportUsageRequest.
+ * Use `create(ReportUsageRequestSchema)` to create a new message.
+ */
+export const ReportUsageRequestSchema: GenMessage<ReportUsageRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_replication_v1_replication, 7);
+
+/**
+ * @generated from message keyward.replication.v1.ReportUsageResponse
+ */
+export type ReportUsageResponse = Message<"keyward.replication.v1.ReportUsageResponse"> & {
+};
+
+/**
+ * Describes the message keyward.replication.v1.ReportUsageResponse.
+ * Use `create(ReportUsageResponseSchema)` to create a new message.
+ */
+export const ReportUsageResponseSchema: GenMessage<ReportUsageResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_replication_v1_replication, 8);
+
+/**
+ * @generated from message keyward.replication.v1.AckAppliedRequest
+ */
+export type AckAppliedRequest = Message<"keyward.replication.v1.AckAppliedRequest"> & {
+  /**
+   * A random id per replica process.
+   *
+   * @generated from field: string replica = 1;
+   */
+  replica: string;
+
+  /**
+   * The newest sequence the replica has applied and committed.
+   *
+   * @generated from field: int64 sequence = 2;
+   */
+  sequence: bigint;
+};
+
+/**
+ * Describes the message keyward.replication.v1.AckAppliedRequest.
+ * Use `create(AckAppliedRequestSchema)` to create a new message.
+ */
+export const AckAppliedRequestSchema: GenMessage<AckAppliedRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_replication_v1_replication, 9);
+
+/**
+ * @generated from message keyward.replication.v1.AckAppliedResponse
+ */
+export type AckAppliedResponse = Message<"keyward.replication.v1.AckAppliedResponse"> & {
+};
+
+/**
+ * Describes the message keyward.replication.v1.AckAppliedResponse.
+ * Use `create(AckAppliedResponseSchema)` to create a new message.
+ */
+export const AckAppliedResponseSchema: GenMessage<AckAppliedResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_replication_v1_replication, 10);
+
+/**
  * @generated from service keyward.replication.v1.ReplicationService
  */
 export const ReplicationService: GenService<{
@@ -280,6 +413,26 @@ export const ReplicationService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRequestSchema;
     output: typeof WatchResponseSchema;
+  },
+  /**
+   * A replica's key usage since its last report; authenticated like Watch.
+   *
+   * @generated from rpc keyward.replication.v1.ReplicationService.ReportUsage
+   */
+  reportUsage: {
+    methodKind: "unary";
+    input: typeof ReportUsageRequestSchema;
+    output: typeof ReportUsageResponseSchema;
+  },
+  /**
+   * A replica confirms what it applied, when the primary asked (Change.ack_requested).
+   *
+   * @generated from rpc keyward.replication.v1.ReplicationService.AckApplied
+   */
+  ackApplied: {
+    methodKind: "unary";
+    input: typeof AckAppliedRequestSchema;
+    output: typeof AckAppliedResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyward_replication_v1_replication, 0);

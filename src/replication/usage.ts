@@ -1,0 +1,167 @@
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type HandlerContext,
+  type Transport,
+} from "@connectrpc/connect";
+import {
+  type KeyUsage,
+  KeyUsageSchema,
+  ReplicationService,
+  type ReportUsageRequest,
+} from "../gen/keyward/replication/v1/replication_pb.js";
+import type { UsageEntry, UsageStore, UsageTally } from "../keys/usage.js";
+import type { Logger } from "../lib/log.js";
+import { tokenMatches } from "./token.js";
+
+/** Entries one report carries at most; a larger tally goes in several reports. */
+const MAX_REPORT_ENTRIES = 10_000;
+
+export function entryToProto(entry: UsageEntry): KeyUsage {
+  const denied: Record<string, bigint> = {};
+  for (const [code, n] of Object.entries(entry.denied)) denied[code] = BigInt(n);
+  return create(KeyUsageSchema, {
+    keyId: entry.keyId,
+    hour: BigInt(entry.hour),
+    lastUsedAt: BigInt(entry.lastUsedAt),
+    allowed: BigInt(entry.allowed),
+    denied,
+  });
+}
+
+export function protoToEntry(usage: KeyUsage): UsageEntry {
+  const denied: Record<string, number> = {};
+  for (const [code, n] of Object.entries(usage.denied)) denied[code] = Number(n);
+  return {
+    keyId: usage.keyId,
+    hour: Number(usage.hour),
+    lastUsedAt: Number(usage.lastUsedAt),
+    allowed: Number(usage.allowed),
+    denied,
+  };
+}
+
+/** Counts of a {@link UsageReporter}, for the metrics. */
+export interface ReporterStats {
+  readonly sent: number;
+  readonly failed: number;
+  /** Uses not counted because the tally was full (the primary unreachable too long). */
+  readonly dropped: number;
+}
+
+/**
+ * A replica's side of usage: every `intervalMs` it takes the tally and sends
+ * it to the primary's ReportUsage with the replication token. A report that
+ * fails is kept, under the same batch number, and sent again next time (the
+ * primary merges a batch once); what is tallied meanwhile waits in the
+ * bounded tally. Check only ever touches the tally.
+ */
+export class UsageReporter {
+  readonly #reporter = randomUUID();
+  #batch = 0;
+  /** The report not yet acknowledged, if any. */
+  #pending: { batch: number; entries: UsageEntry[] } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #sending: Promise<void> | undefined;
+  #sent = 0;
+  #failed = 0;
+
+  constructor(
+    private readonly options: {
+      readonly transport: Transport;
+      readonly token: string;
+      readonly tally: UsageTally;
+      readonly intervalMs: number;
+      readonly logger: Logger;
+    },
+  ) {}
+
+  /** The tally this reporter drains (Check, and the Check workers' reports, fill it). */
+  get tally(): UsageTally {
+    return this.options.tally;
+  }
+
+  stats(): ReporterStats {
+    return { sent: this.#sent, failed: this.#failed, dropped: this.options.tally.dropped };
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      this.#sending ??= this.report().finally(() => {
+        this.#sending = undefined;
+      });
+    }, this.options.intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Sends the pending report, then what was tallied since; resolves when both are answered or failed. */
+  async report(): Promise<void> {
+    const client = createClient(ReplicationService, this.options.transport);
+    for (;;) {
+      if (!this.#pending) {
+        const entries = this.options.tally.drain();
+        if (entries.length === 0) return;
+        // An oversized tally goes in several batches; the rest waits in the tally.
+        if (entries.length > MAX_REPORT_ENTRIES)
+          this.options.tally.merge(entries.splice(MAX_REPORT_ENTRIES));
+        this.#pending = { batch: ++this.#batch, entries };
+      }
+      const { batch, entries } = this.#pending;
+      try {
+        await client.reportUsage(
+          { reporter: this.#reporter, batch: BigInt(batch), usage: entries.map(entryToProto) },
+          {
+            headers: { authorization: `Bearer ${this.options.token}` },
+            timeoutMs: 10_000,
+          },
+        );
+        this.#pending = undefined;
+        this.#sent++;
+      } catch (error) {
+        this.#failed++;
+        this.options.logger.warn(
+          { err: error, batch, keys: entries.length },
+          "usage report failed; it is sent again next interval",
+        );
+        return;
+      }
+    }
+  }
+
+  /** Stops the timer and makes a last attempt to report what is left. */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#sending;
+    await this.report();
+  }
+}
+
+/** The primary's ReportUsage: authenticated with the replication token, each batch merged once. */
+export function reportUsageHandler(options: {
+  readonly token: string;
+  readonly store: UsageStore;
+  readonly logger: Logger;
+  readonly now?: (() => number) | undefined;
+}) {
+  return (request: ReportUsageRequest, context: HandlerContext) => {
+    if (!tokenMatches(context.requestHeader.get("authorization"), options.token))
+      throw new ConnectError("replication token required", Code.Unauthenticated);
+    if (request.usage.length > MAX_REPORT_ENTRIES || !request.reporter)
+      throw new ConnectError("malformed usage report", Code.InvalidArgument);
+    try {
+      options.store.mergeReport(
+        request.reporter,
+        Number(request.batch),
+        request.usage.map(protoToEntry),
+        (options.now ?? Date.now)(),
+      );
+    } catch (error) {
+      options.logger.warn({ err: error }, "could not merge a usage report");
+      throw new ConnectError("usage report not merged; send it again", Code.Unavailable);
+    }
+    return {};
+  };
+}

@@ -1,0 +1,68 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Db, openDatabase } from "../../src/keys/db.js";
+import { KeyRepository } from "../../src/keys/repository.js";
+import { hourOf, UsageStore, UsageTally } from "../../src/keys/usage.js";
+
+const HOUR = 3_600_000;
+
+describe("key usage: the tally and the hourly buckets", () => {
+  let db: Db;
+  let store: UsageStore;
+  let id: string;
+
+  beforeEach(() => {
+    db = openDatabase(":memory:");
+    store = new UsageStore(db);
+    id = new KeyRepository(db).create({ kind: "live", scopes: [] }).key.id;
+  });
+  afterEach(() => db.close());
+
+  it("merges a reporter's batch once: a retry after a lost answer is not counted twice", () => {
+    const now = Date.now();
+    const batch = [
+      { keyId: id, hour: hourOf(now), lastUsedAt: now, allowed: 3, denied: { key_revoked: 1 } },
+    ];
+    expect(store.mergeReport("replica-a", 1, batch, now)).toBe(true);
+    expect(store.mergeReport("replica-a", 1, batch, now)).toBe(false);
+    expect(store.mergeReport("replica-b", 1, batch, now)).toBe(true);
+    expect(store.series(id, now)).toEqual([
+      { hour: hourOf(now), allowed: 6, denied: { key_revoked: 2 } },
+    ]);
+  });
+
+  it("moves lastUsedAt only forward and ignores keys it does not hold", () => {
+    const now = Date.now();
+    store.merge([{ keyId: id, hour: hourOf(now), lastUsedAt: now, allowed: 1, denied: {} }]);
+    store.merge([{ keyId: id, hour: hourOf(now), lastUsedAt: now - 5000, allowed: 1, denied: {} }]);
+    store.merge([
+      { keyId: "0123456789abcdef", hour: hourOf(now), lastUsedAt: now, allowed: 1, denied: {} },
+    ]);
+    expect(db.prepare("SELECT last_used_at FROM keys WHERE id = ?").pluck().get(id)).toBe(now);
+    expect(
+      db.prepare("SELECT count(*) FROM key_usage WHERE key_id = '0123456789abcdef'").pluck().get(),
+    ).toBe(0);
+  });
+
+  it("prunes buckets older than the retention", () => {
+    const now = Date.now();
+    const old = now - 31 * 24 * HOUR;
+    store.merge([{ keyId: id, hour: hourOf(old), lastUsedAt: old, allowed: 1, denied: {} }]);
+    store.merge([{ keyId: id, hour: hourOf(now), lastUsedAt: now, allowed: 2, denied: {} }]);
+    expect(store.prune(now - 30 * 24 * HOUR)).toBe(1);
+    expect(store.series(id, old).map((h) => h.allowed)).toEqual([2]);
+  });
+
+  it("keeps the tally bounded: uses of new keys past the bound are counted as dropped", () => {
+    const tally = new UsageTally(2);
+    tally.record("a");
+    tally.record("b", "insufficient_scope");
+    tally.record("c");
+    tally.record("a");
+    expect(tally.size).toBe(2);
+    expect(tally.dropped).toBe(1);
+    const drained = tally.drain();
+    expect(drained.find((e) => e.keyId === "a")?.allowed).toBe(2);
+    expect(drained.find((e) => e.keyId === "b")?.denied).toEqual({ insufficient_scope: 1 });
+    expect(tally.size).toBe(0);
+  });
+});
