@@ -3,6 +3,7 @@ import type { AuditEvent, Key } from "../gen/keyward/admin/v1/admin_pb.js";
 import { describeError, type KeyClient } from "./api.js";
 import { Dialog, ErrorText } from "./dialog.js";
 import { formatTime, isoTime, keyLabel } from "./format.js";
+import { KeyUsage } from "./key-usage.js";
 
 /** Options for {@link KeyDetails}. */
 export interface KeyDetailsProps {
@@ -15,7 +16,8 @@ export interface KeyDetailsProps {
 const AUDIT_PAGE = 20;
 
 /**
- * Everything the API tells about one key, and its audit trail (newest first, paged).
+ * Everything the API tells about one key, its use over the last day, and its
+ * audit trail (newest first, paged).
  *
  * Long because it is markup: the key's fields and its audit trail, one row each.
  */
@@ -91,6 +93,8 @@ export function KeyDetails({ client, key_, onSessionEnded, onClose }: KeyDetails
           </>
         )}
       </dl>
+
+      <KeyUsage client={client} keyId={key_.id} onSessionEnded={onSessionEnded} />
 
       <h3 id="audit-heading">Audit log</h3>
       <label class="check">

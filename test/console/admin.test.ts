@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decide } from "../helpers/admin.js";
@@ -171,6 +172,27 @@ describe("key console: a tenant administrator", () => {
     );
     await screen("06-details");
     await details.getByRole("button", { name: "Close" }).click();
+  });
+
+  it("shows the key's use by Check over the last day: two allows so far", async () => {
+    // Check's counts reach the hourly buckets at the next flush (every few
+    // seconds): reopen the details until they show, a bounded number of times.
+    let shown = "";
+    for (let tries = 0; tries < 100 && !/^2 allowed/.test(shown); tries++) {
+      if (tries > 0) await sleep(200);
+      await row(page, "CI importer").getByRole("button", { name: "Details" }).click();
+      const details = page.getByRole("dialog", { name: "Key CI importer" });
+      const usage = details.getByRole("region", { name: "Usage, last 24 hours" });
+      await usage.getByText(/allowed/).waitFor();
+      shown = (await usage.getByRole("status").textContent()) ?? "";
+      if (/^2 allowed/.test(shown)) {
+        const hours = usage.getByRole("table", { name: "Usage, last 24 hours" });
+        expect(await hours.getByRole("row").count()).toBe(2); // the header and this hour
+        await screen("06b-usage");
+      }
+      await details.getByRole("button", { name: "Close" }).click();
+    }
+    expect(shown).toBe("2 allowed · 0 denied");
   });
 
   it("revokes the key after a confirmation naming it; Check then answers key_revoked", async () => {
