@@ -81,7 +81,7 @@ export function createEncodedCheckResponder(
             view.spoofedHeaders,
             decision.shadowDeny?.code ?? null,
           ])
-        : JSON.stringify([decision.code, decision.requiredScopes ?? null]);
+        : JSON.stringify([decision.code, decision.requiredScopes ?? null, decision.limit ?? null]);
       template = templates.get(key);
       if (template === undefined) {
         template = build(decision, view);

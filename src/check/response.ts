@@ -1,6 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../auth/decision.js";
+import { type Decision, denyBody, denyHeaders, OUTCOMES } from "../auth/decision.js";
 import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../auth/identity-headers.js";
 import type { RequestView } from "../auth/request-view.js";
 import {
@@ -63,7 +63,7 @@ export function createCheckResponder(options: CheckResponderOptions = {}) {
           value: {
             status: { code: outcome.httpStatus },
             headers: [
-              header("www-authenticate", wwwAuthenticate(decision)),
+              ...denyHeaders(decision).map(([name, value]) => header(name, value)),
               header("content-type", "application/json"),
             ],
             body: denyBody(decision),

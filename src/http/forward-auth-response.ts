@@ -1,4 +1,4 @@
-import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../auth/decision.js";
+import { type Decision, denyBody, denyHeaders, OUTCOMES } from "../auth/decision.js";
 import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../auth/identity-headers.js";
 import type { RequestView } from "../auth/request-view.js";
 
@@ -59,7 +59,7 @@ export function createForwardAuthResponder(options: ForwardAuthResponderOptions 
         status: OUTCOMES[decision.code].httpStatus,
         headers: {
           "content-type": "application/json",
-          "www-authenticate": wwwAuthenticate(decision),
+          ...Object.fromEntries(denyHeaders(decision)),
           "cache-control": "no-store",
           [DENY_BODY_HEADER]: body,
         },
