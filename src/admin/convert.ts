@@ -21,6 +21,7 @@ export function keyToProto(key: KeyRecord): Key {
     expiresAt: ms(key.expiresAt),
     lastUsedAt: ms(key.lastUsedAt),
     revokedAt: ms(key.revokedAt),
+    suspendedAt: ms(key.suspendedAt),
   });
 }
 
@@ -45,6 +46,7 @@ export function keyFromProto(key: Key): KeyRecord {
     createdAt: key.createdAt ? timestampMs(key.createdAt) : 0,
     expiresAt: key.expiresAt && timestampMs(key.expiresAt),
     revokedAt: key.revokedAt && timestampMs(key.revokedAt),
+    suspendedAt: key.suspendedAt && timestampMs(key.suspendedAt),
     lastUsedAt: key.lastUsedAt && timestampMs(key.lastUsedAt),
   };
 }

@@ -2,7 +2,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
 import { formatZodError } from "../config/errors.js";
-import type { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import type { Key, KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { identityTextProblem } from "../keys/input.js";
 import { protoKeyToJson } from "./convert.js";
 
@@ -73,14 +73,24 @@ export function matchRoute(method: string, path: string): Route | undefined {
     const rest = adminBase[1] ?? "";
     if (rest === "" && method === "POST") return createAdminKey;
     if (rest === "" && method === "GET") return listKeys;
-    const id = rest.match(new RegExp(`^/${ID}(/rotate)?$`));
+    const id = rest.match(new RegExp(`^/${ID}(?:/(rotate|suspend|resume))?$`));
     if (id) {
       const keyId = id[1] as string;
-      if (id[2] && method === "POST") return (client, input) => rotate(client, keyId, input);
-      if (!id[2] && method === "DELETE") return (client, input) => revoke(client, keyId, input);
-      if (!id[2] && method === "GET") return (client, input) => get(client, keyId, input);
+      const action = id[2];
+      if (action === "rotate" && method === "POST")
+        return (client, input) => rotate(client, keyId, input);
+      if (action === "suspend" && method === "POST")
+        return (client, input) =>
+          keyCall(client.suspendKey({ id: keyId }, { headers: input.headers }));
+      if (action === "resume" && method === "POST")
+        return (client, input) =>
+          keyCall(client.resumeKey({ id: keyId }, { headers: input.headers }));
+      if (!action && method === "DELETE") return (client, input) => revoke(client, keyId, input);
+      if (!action && method === "GET") return (client, input) => get(client, keyId, input);
     }
-    return rest === "" || /^\/[^/]+(\/rotate)?$/.test(rest) ? methodNotAllowed(rest) : undefined;
+    return rest === "" || /^\/[^/]+(\/(rotate|suspend|resume))?$/.test(rest)
+      ? methodNotAllowed(rest)
+      : undefined;
   }
   if (path === "/api-keys" && method === "POST") return createApiKey;
   if (path === "/api-keys" && method === "GET") return listKeys;
@@ -177,6 +187,11 @@ async function get(
 ): Promise<[number, unknown]> {
   const response = await client.getKey({ id }, { headers });
   return [200, { key: protoKeyToJson(response.key ?? missing()) }];
+}
+
+/** A call that answers one key, as `{"key":{…}}`. */
+async function keyCall(call: Promise<{ key?: Key | undefined }>): Promise<[number, unknown]> {
+  return [200, { key: protoKeyToJson((await call).key ?? missing()) }];
 }
 
 function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {

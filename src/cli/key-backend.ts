@@ -18,6 +18,8 @@ export interface KeyBackend {
   create(input: CreateKeyInput, idempotencyKey: string | undefined): Promise<Minted>;
   rotate(id: string): Promise<Minted>;
   revoke(id: string): Promise<KeyJson>;
+  suspend(id: string): Promise<KeyJson>;
+  resume(id: string): Promise<KeyJson>;
   get(id: string): Promise<KeyJson>;
   list(filter: ListKeysFilter, limit: number): Promise<KeyJson[]>;
   revokeRun(binding: RunBinding): Promise<KeyJson[]>;

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { KEY_KINDS, type RunBinding } from "../auth/identity.js";
 import { KeyInputError } from "../keys/input.js";
 import type { ListKeysFilter } from "../keys/repository.js";
+import { KEY_STATUSES } from "../keys/rows.js";
 import { type KeyBackend, openBackend } from "./backend.js";
 import { UsageError } from "./errors.js";
 import { positive, withDatabase } from "./flags.js";
@@ -79,6 +80,20 @@ export function registerKeyCommands(program: Command): void {
     run(options, {}, async (backend) => printKey(options.json, await backend.revoke(id))),
   );
 
+  withCommon(
+    keys
+      .command("suspend")
+      .description("suspend a key: later requests are denied (key_disabled) until it is resumed")
+      .argument("<id>"),
+  ).action((id: string, options: CommonFlags) =>
+    run(options, {}, async (backend) => printKey(options.json, await backend.suspend(id))),
+  );
+
+  withCommon(keys.command("resume").description("lift a key's suspension").argument("<id>")).action(
+    (id: string, options: CommonFlags) =>
+      run(options, {}, async (backend) => printKey(options.json, await backend.resume(id))),
+  );
+
   withCommon(keys.command("get").description("show one key").argument("<id>")).action(
     (id: string, options: CommonFlags) =>
       run(options, {}, async (backend) => printKey(options.json, await backend.get(id))),
@@ -87,7 +102,7 @@ export function registerKeyCommands(program: Command): void {
   withCommon(keys.command("list").description("list keys, newest first"))
     .option("--tenant <tenant>")
     .option("--kind <kind>")
-    .option("--status <status>", "active, revoked or expired")
+    .option("--status <status>", KEY_STATUSES.join(", "))
     .option("--owner <owner>")
     .option("--run <run>")
     .option("--limit <n>", "at most this many", "100")
@@ -96,8 +111,8 @@ export function registerKeyCommands(program: Command): void {
       if (options.kind && !KEY_KINDS.includes(options.kind)) {
         throw new UsageError(`--kind: expected one of ${KEY_KINDS.join(", ")}`);
       }
-      if (options.status && !["active", "revoked", "expired"].includes(options.status)) {
-        throw new UsageError("--status: expected active, revoked or expired");
+      if (options.status && !KEY_STATUSES.includes(options.status)) {
+        throw new UsageError(`--status: expected one of ${KEY_STATUSES.join(", ")}`);
       }
       const filter: ListKeysFilter = {
         ...(options.tenant !== undefined && { tenant: options.tenant }),

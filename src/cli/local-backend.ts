@@ -51,6 +51,24 @@ export function localBackend(file: string): KeyBackend {
         ),
       );
     },
+    async suspend(id) {
+      return keyToJson(
+        audited(
+          "SuspendKey",
+          () => found(id, store.suspend(id)),
+          (k) => [k],
+        ),
+      );
+    },
+    async resume(id) {
+      return keyToJson(
+        audited(
+          "ResumeKey",
+          () => found(id, store.resume(id)),
+          (k) => [k],
+        ),
+      );
+    },
     async get(id) {
       return keyToJson(found(id, store.get(id)));
     },

@@ -52,6 +52,12 @@ export function remoteBackend(baseUrl: string, token: string | undefined): KeyBa
     async revoke(id) {
       return protoKeyToJson(mustHaveKey((await readable(client.revokeKey({ id }, call))).key));
     },
+    async suspend(id) {
+      return protoKeyToJson(mustHaveKey((await readable(client.suspendKey({ id }, call))).key));
+    },
+    async resume(id) {
+      return protoKeyToJson(mustHaveKey((await readable(client.resumeKey({ id }, call))).key));
+    },
     async get(id) {
       return protoKeyToJson(mustHaveKey((await readable(client.getKey({ id }, call))).key));
     },

@@ -14,6 +14,7 @@ export interface KeyJson {
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
+  suspendedAt: string | null;
   lastUsedAt: string | null;
 }
 
@@ -31,6 +32,7 @@ export function keyToJson(key: KeyRecord): KeyJson {
     createdAt: iso(key.createdAt) as string,
     expiresAt: iso(key.expiresAt),
     revokedAt: iso(key.revokedAt),
+    suspendedAt: iso(key.suspendedAt),
     lastUsedAt: iso(key.lastUsedAt),
   };
 }

@@ -2,7 +2,7 @@ import type { KeyKind, RunBinding } from "../auth/identity.js";
 import type { Db } from "./db.js";
 import { hashKey, keyLookup, mintKey, newKeyId } from "./format.js";
 import { type CreateKeyInput, KeyInputError, validateKeyInput } from "./input.js";
-import { type KeyRecord, type KeyRow, toRecord } from "./rows.js";
+import { type KeyRecord, type KeyRow, type KeyStatus, toRecord } from "./rows.js";
 
 /** A key together with its plaintext; returned once, by create and rotate only. */
 export interface MintedKey {
@@ -15,7 +15,7 @@ export interface ListKeysFilter {
   readonly kind?: KeyKind;
   /** Any of these kinds (for callers confined to some kinds). */
   readonly kinds?: readonly KeyKind[];
-  readonly status?: KeyRecord["status"];
+  readonly status?: KeyStatus;
   readonly owner?: string;
   readonly run?: string;
 }
@@ -38,6 +38,8 @@ export class KeyRepository {
   readonly #insert;
   readonly #setHash;
   readonly #revoke;
+  readonly #suspend;
+  readonly #resume;
 
   constructor(db: Db, now: () => number = Date.now) {
     this.#db = db;
@@ -50,6 +52,12 @@ export class KeyRepository {
     this.#setHash = db.prepare("UPDATE keys SET hash = ?, rotated_at = ? WHERE id = ?");
     this.#revoke = db.prepare(
       "UPDATE keys SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'",
+    );
+    this.#suspend = db.prepare(
+      "UPDATE keys SET suspended_at = ? WHERE id = ? AND status = 'active' AND suspended_at IS NULL",
+    );
+    this.#resume = db.prepare(
+      "UPDATE keys SET suspended_at = NULL WHERE id = ? AND status = 'active' AND suspended_at IS NOT NULL",
     );
   }
 
@@ -99,6 +107,20 @@ export class KeyRepository {
     return this.get(id);
   }
 
+  /**
+   * Suspends a key: every later Check answers key_disabled until it is
+   * resumed. Suspending a suspended key keeps its first suspension time; a
+   * revoked key is refused (revocation is final). Undefined if unknown.
+   */
+  suspend(id: string): KeyRecord | undefined {
+    return this.#whileNotRevoked(id, "suspended", () => this.#suspend.run(this.#now(), id));
+  }
+
+  /** Lifts a suspension; resuming an unsuspended key is a no-op. A revoked key is refused. */
+  resume(id: string): KeyRecord | undefined {
+    return this.#whileNotRevoked(id, "resumed", () => this.#resume.run(id));
+  }
+
   get(id: string): KeyRecord | undefined {
     const row = this.#byId.get(id);
     return row ? this.#toRecord(row) : undefined;
@@ -126,7 +148,14 @@ export class KeyRepository {
       where.push("status = 'active' AND expires_at IS NOT NULL AND expires_at <= @now");
     }
     if (filter.status === "active") {
-      where.push("status = 'active' AND (expires_at IS NULL OR expires_at > @now)");
+      where.push(
+        "status = 'active' AND (expires_at IS NULL OR expires_at > @now) AND suspended_at IS NULL",
+      );
+    }
+    if (filter.status === "suspended") {
+      where.push(
+        "status = 'active' AND (expires_at IS NULL OR expires_at > @now) AND suspended_at IS NOT NULL",
+      );
     }
     if (after) {
       where.push("(created_at < @afterAt OR (created_at = @afterAt AND id < @afterId))");
@@ -159,6 +188,20 @@ export class KeyRepository {
         const keys = this.runKeys(binding, tenant);
         for (const key of keys) this.#revoke.run(this.#now(), key.id);
         return keys.map((key) => this.#mustGet(key.id));
+      })
+      .immediate();
+  }
+
+  #whileNotRevoked(id: string, done: string, change: () => void): KeyRecord | undefined {
+    return this.#db
+      .transaction((): KeyRecord | undefined => {
+        const row = this.#byId.get(id);
+        if (!row) return undefined;
+        if (row.status === "revoked") {
+          throw new KeyInputError(undefined, `key ${id} is revoked and cannot be ${done}`);
+        }
+        change();
+        return this.#mustGet(id);
       })
       .immediate();
   }

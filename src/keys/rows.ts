@@ -22,9 +22,17 @@ export interface KeyRow {
   expires_at: number | null;
   revoked_at: number | null;
   rotated_at: number | null;
+  /** Set while the key is suspended (reversible; status stays "active"). */
+  suspended_at: number | null;
   /** Local to each node: replication leaves it out. */
   last_used_at: number | null;
 }
+
+/** A key's status as the admin surfaces show it and list filters name it. */
+export type KeyStatus = "active" | "suspended" | "revoked" | "expired";
+
+/** Every {@link KeyStatus}, for validating a filter. */
+export const KEY_STATUSES: readonly KeyStatus[] = ["active", "suspended", "revoked", "expired"];
 
 /** A key as the admin surfaces show it. Holds no secret and no hash. */
 export interface KeyRecord {
@@ -36,11 +44,15 @@ export interface KeyRecord {
   readonly owner: string;
   readonly scopes: readonly string[];
   readonly binding: RunBinding | undefined;
-  /** `expired` is derived from `expiresAt` at read time; it is never stored. */
-  readonly status: "active" | "revoked" | "expired";
+  /**
+   * Derived at read time, most final first: `revoked`, then `expired` (from
+   * `expiresAt`), then `suspended` (from `suspendedAt`), else `active`.
+   */
+  readonly status: KeyStatus;
   readonly createdAt: number;
   readonly expiresAt: number | undefined;
   readonly revokedAt: number | undefined;
+  readonly suspendedAt: number | undefined;
   readonly lastUsedAt: number | undefined;
 }
 
@@ -56,10 +68,18 @@ export function toRecord(row: KeyRow, now: number): KeyRecord {
     owner: row.owner,
     scopes: splitScopes(row.scopes),
     binding: bindingOf(row),
-    status: row.status === "revoked" ? "revoked" : expired ? "expired" : "active",
+    status:
+      row.status === "revoked"
+        ? "revoked"
+        : expired
+          ? "expired"
+          : row.suspended_at !== null
+            ? "suspended"
+            : "active",
     createdAt: row.created_at,
     expiresAt: row.expires_at ?? undefined,
     revokedAt: row.revoked_at ?? undefined,
+    suspendedAt: row.suspended_at ?? undefined,
     lastUsedAt: row.last_used_at ?? undefined,
   };
 }

@@ -11,7 +11,7 @@ export type KeyVerdict = { readonly ok: true; readonly key: VerifiedKey } | KeyD
 
 export interface KeyDenied {
   readonly ok: false;
-  readonly code: "invalid_token" | "key_revoked" | "key_expired";
+  readonly code: "invalid_token" | "key_revoked" | "key_expired" | "key_disabled";
   readonly keyId?: string | undefined;
 }
 
@@ -94,13 +94,14 @@ export class KeyVerifier {
       .pluck();
     // Only what verify() reads, once the secret matched.
     this.#byLookup = db.prepare<[string], KeyRow>(
-      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at FROM keys WHERE lookup = ?",
+      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at FROM keys WHERE lookup = ?",
     );
   }
 
   /**
    * Verifies a presented key. Order matters: the secret is checked first so
-   * that only a holder of the secret learns that a key is revoked or expired;
+   * that only a holder of the secret learns that a key is revoked, expired or
+   * suspended (in that order: the most final answer first);
    * an unknown lookup is compared against a decoy row's hash (a dummy when
    * the table is empty) so it answers exactly like a wrong secret.
    *
@@ -164,6 +165,8 @@ export class KeyVerifier {
     if (row.expires_at !== null && row.expires_at <= this.#now()) {
       return { ok: false, code: "key_expired", keyId: row.id };
     }
+    // After expiry: resuming an expired key would not bring it back.
+    if (row.suspended_at !== null) return { ok: false, code: "key_disabled", keyId: row.id };
     return {
       ok: true,
       key: {

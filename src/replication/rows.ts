@@ -11,11 +11,11 @@ export type ReplicatedRow = Omit<KeyRow, "last_used_at">;
 
 /** The replicated columns, in the order of {@link INSERT_ROW}. */
 export const REPLICATED_COLUMNS =
-  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at";
+  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at";
 
 export const INSERT_ROW = `INSERT OR REPLACE INTO keys (${REPLICATED_COLUMNS})
   VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run,
-          @status, @created_at, @expires_at, @revoked_at, @rotated_at)`;
+          @status, @created_at, @expires_at, @revoked_at, @rotated_at, @suspended_at)`;
 
 export function rowToProto(row: ReplicatedRow): KeyRowMessage {
   return create(KeyRowSchema, {
@@ -36,6 +36,7 @@ export function rowToProto(row: ReplicatedRow): KeyRowMessage {
     expiresAt: BigInt(row.expires_at ?? 0),
     revokedAt: BigInt(row.revoked_at ?? 0),
     rotatedAt: BigInt(row.rotated_at ?? 0),
+    suspendedAt: BigInt(row.suspended_at ?? 0),
   });
 }
 
@@ -62,5 +63,6 @@ export function protoToRow(row: KeyRowMessage): ReplicatedRow {
     expires_at: time(row.expiresAt),
     revoked_at: time(row.revokedAt),
     rotated_at: time(row.rotatedAt),
+    suspended_at: time(row.suspendedAt),
   };
 }

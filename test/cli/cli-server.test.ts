@@ -86,6 +86,43 @@ describe("keyward keys --server (through the admin API) and the first-run story"
     expect(await decide(check, rotated.secret)).toBe("key_revoked");
   });
 
+  it("suspends and resumes a key through the admin API and on the file, both audited", async () => {
+    const created = keyward([
+      "keys",
+      "create",
+      ...remote,
+      "--kind",
+      "live",
+      "--scopes",
+      "sources:read",
+      "--json",
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const { key, secret } = JSON.parse(created.stdout);
+
+    const suspended = keyward(["keys", "suspend", key.id, ...remote, "--json"]);
+    expect(suspended.code, suspended.stderr).toBe(0);
+    expect(JSON.parse(suspended.stdout).key.status).toBe("suspended");
+    expect(await decide(check, secret)).toBe("key_disabled");
+    const listed = keyward(["keys", "list", "--db", db, "--status", "suspended", "--json"]);
+    expect(JSON.parse(listed.stdout).keys.map((k: { id: string }) => k.id)).toEqual([key.id]);
+
+    const resumed = keyward(["keys", "resume", key.id, "--db", db]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(new RegExp(`^${key.id} .* active `));
+    expect(await decide(check, secret)).toBe("allow");
+
+    const trail = keyward(["audit", "list", "--key", key.id, "--db", db, "--json"]);
+    const actions = JSON.parse(trail.stdout).entries.map((e: { action: string }) => e.action);
+    expect(actions.slice(0, 2)).toEqual(["ResumeKey", "SuspendKey"]);
+
+    keyward(["keys", "revoke", key.id, ...remote]);
+    const refused = keyward(["keys", "suspend", key.id, ...remote]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/failed_precondition: key [0-9a-f]{16} is revoked/);
+    expect(keyward(["keys", "suspend", "--bogus", key.id, ...remote]).code).toBe(2);
+  });
+
   it("ends a run: revoke-run revokes every worker key of that run", async () => {
     const mint = (run: string) =>
       JSON.parse(

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/admin/v1/admin.proto.
  */
 export const file_keyward_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIvECCgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItUBChBDcmVhdGVLZXlSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDQoFb3duZXIYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2JpbmRpbmcYByABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmcSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJIkcKEUNyZWF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSIeChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIkcKEVJvdGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSIeChBSZXZva2VLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjcKEVJldm9rZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5IhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiNAoOR2V0S2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiggEKD0xpc3RLZXlzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDQoFb3duZXIYBiABKAkSCwoDcnVuGAcgASgJIlAKEExpc3RLZXlzUmVzcG9uc2USIwoEa2V5cxgBIAMoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJFChRSZXZva2VSdW5LZXlzUmVxdWVzdBItCgdiaW5kaW5nGAEgASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nIjwKFVJldm9rZVJ1bktleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkikwEKCkF1ZGl0RXZlbnQSCwoDc2VxGAEgASgDEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIOCgZrZXlfaWQYBSABKAkSDwoHb3V0Y29tZRgGIAEoCRIOCgZkZXRhaWwYByABKAkiZgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFQoNaW5jbHVkZV9yZWFkcxgEIAEoCCJgChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIsCgZldmVudHMYASADKAsyHC5rZXl3YXJkLmFkbWluLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhYKFEdldFNlcnZlckluZm9SZXF1ZXN0IucBCgZDYWxsZXISDQoFYWN0b3IYASABKAkSDwoHc3ViamVjdBgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSFwoPY3JlZGVudGlhbF9raW5kGAQgASgJEg4KBnNjb3BlcxgFIAMoCRITCgttYW5hZ2VzX2FsbBgGIAEoCBIUCgx0ZW5hbnRfYWRtaW4YByABKAgSEgoKcmVzZWFyY2hlchgIIAEoCBITCgtwcm92aXNpb25lchgJIAEoCBIWCg5taW50YWJsZV9raW5kcxgKIAMoCRIYChBncmFudGFibGVfc2NvcGVzGAsgAygJImUKFUdldFNlcnZlckluZm9SZXNwb25zZRIMCgRyb2xlGAEgASgJEhQKDGtub3duX3Njb3BlcxgCIAMoCRIoCgZjYWxsZXIYAyABKAsyGC5rZXl3YXJkLmFkbWluLnYxLkNhbGxlcjLuBQoKS2V5U2VydmljZRJUCglDcmVhdGVLZXkSIi5rZXl3YXJkLmFkbWluLnYxLkNyZWF0ZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLkNyZWF0ZUtleVJlc3BvbnNlElQKCVJvdGF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuUm90YXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuUm90YXRlS2V5UmVzcG9uc2USVAoJUmV2b2tlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5SZXZva2VLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5SZXZva2VLZXlSZXNwb25zZRJQCgZHZXRLZXkSHy5rZXl3YXJkLmFkbWluLnYxLkdldEtleVJlcXVlc3QaIC5rZXl3YXJkLmFkbWluLnYxLkdldEtleVJlc3BvbnNlIgOQAgESVgoITGlzdEtleXMSIS5rZXl3YXJkLmFkbWluLnYxLkxpc3RLZXlzUmVxdWVzdBoiLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEmAKDVJldm9rZVJ1bktleXMSJi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5SZXZva2VSdW5LZXlzUmVzcG9uc2USawoPTGlzdEF1ZGl0RXZlbnRzEigua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gikua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIDkAIBEmUKDUdldFNlcnZlckluZm8SJi5rZXl3YXJkLmFkbWluLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIqMDCgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHN1c3BlbmRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1QEKEENyZWF0ZUtleVJlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnRlbmFudBgDIAEoCRINCgVvd25lchgEIAEoCRIOCgZzY29wZXMYBSADKAkSLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHYmluZGluZxgHIAEoCzIcLmtleXdhcmQuYWRtaW4udjEuUnVuQmluZGluZxIXCg9pZGVtcG90ZW5jeV9rZXkYCCABKAkiRwoRQ3JlYXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSDgoGc2VjcmV0GAIgASgJIh4KEFJvdGF0ZUtleVJlcXVlc3QSCgoCaWQYASABKAkiRwoRUm90YXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSDgoGc2VjcmV0GAIgASgJIh4KEFJldm9rZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmV2b2tlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiHwoRU3VzcGVuZEtleVJlcXVlc3QSCgoCaWQYASABKAkiOAoSU3VzcGVuZEtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Ih4KEFJlc3VtZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmVzdW1lS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiGwoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI0Cg5HZXRLZXlSZXNwb25zZRIiCgNrZXkYASABKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKCAQoPTGlzdEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnRlbmFudBgDIAEoCRIMCgRraW5kGAQgASgJEg4KBnN0YXR1cxgFIAEoCRINCgVvd25lchgGIAEoCRILCgNydW4YByABKAkiUAoQTGlzdEtleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKFFJldm9rZVJ1bktleXNSZXF1ZXN0Ei0KB2JpbmRpbmcYASABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmciPAoVUmV2b2tlUnVuS2V5c1Jlc3BvbnNlEiMKBGtleXMYASADKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKTAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmtleV9pZBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEg4KBmRldGFpbBgHIAEoCSJmChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIVCg1pbmNsdWRlX3JlYWRzGAQgASgIImAKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmtleXdhcmQuYWRtaW4udjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFgoUR2V0U2VydmVySW5mb1JlcXVlc3Qi5wEKBkNhbGxlchINCgVhY3RvchgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEg4KBnRlbmFudBgDIAEoCRIXCg9jcmVkZW50aWFsX2tpbmQYBCABKAkSDgoGc2NvcGVzGAUgAygJEhMKC21hbmFnZXNfYWxsGAYgASgIEhQKDHRlbmFudF9hZG1pbhgHIAEoCBISCgpyZXNlYXJjaGVyGAggASgIEhMKC3Byb3Zpc2lvbmVyGAkgASgIEhYKDm1pbnRhYmxlX2tpbmRzGAogAygJEhgKEGdyYW50YWJsZV9zY29wZXMYCyADKAkiZQoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEgwKBHJvbGUYASABKAkSFAoMa25vd25fc2NvcGVzGAIgAygJEigKBmNhbGxlchgDIAEoCzIYLmtleXdhcmQuYWRtaW4udjEuQ2FsbGVyMp0HCgpLZXlTZXJ2aWNlElQKCUNyZWF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVzcG9uc2USVAoJUm90YXRlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXNwb25zZRJUCglSZXZva2VLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlc3BvbnNlElAKBkdldEtleRIfLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVxdWVzdBogLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVzcG9uc2UiA5ACARJWCghMaXN0S2V5cxIhLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXF1ZXN0GiIua2V5d2FyZC5hZG1pbi52MS5MaXN0S2V5c1Jlc3BvbnNlIgOQAgESYAoNUmV2b2tlUnVuS2V5cxImLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlUnVuS2V5c1JlcXVlc3QaJy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXNwb25zZRJXCgpTdXNwZW5kS2V5EiMua2V5d2FyZC5hZG1pbi52MS5TdXNwZW5kS2V5UmVxdWVzdBokLmtleXdhcmQuYWRtaW4udjEuU3VzcGVuZEtleVJlc3BvbnNlElQKCVJlc3VtZUtleRIiLmtleXdhcmQuYWRtaW4udjEuUmVzdW1lS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuUmVzdW1lS2V5UmVzcG9uc2USawoPTGlzdEF1ZGl0RXZlbnRzEigua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gikua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIDkAIBEmUKDUdldFNlcnZlckluZm8SJi5rZXl3YXJkLmFkbWluLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * The run a worker key is bound to.
@@ -100,7 +100,7 @@ export type Key = Message<"keyward.admin.v1.Key"> & {
   binding?: RunBinding | undefined;
 
   /**
-   * active | revoked | expired
+   * active | suspended | revoked | expired
    *
    * @generated from field: string status = 9;
    */
@@ -125,6 +125,13 @@ export type Key = Message<"keyward.admin.v1.Key"> & {
    * @generated from field: google.protobuf.Timestamp revoked_at = 13;
    */
   revokedAt?: Timestamp | undefined;
+
+  /**
+   * Set while the key is suspended.
+   *
+   * @generated from field: google.protobuf.Timestamp suspended_at = 14;
+   */
+  suspendedAt?: Timestamp | undefined;
 };
 
 /**
@@ -296,6 +303,74 @@ export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE_
   messageDesc(file_keyward_admin_v1_admin, 7);
 
 /**
+ * @generated from message keyward.admin.v1.SuspendKeyRequest
+ */
+export type SuspendKeyRequest = Message<"keyward.admin.v1.SuspendKeyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message keyward.admin.v1.SuspendKeyRequest.
+ * Use `create(SuspendKeyRequestSchema)` to create a new message.
+ */
+export const SuspendKeyRequestSchema: GenMessage<SuspendKeyRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 8);
+
+/**
+ * @generated from message keyward.admin.v1.SuspendKeyResponse
+ */
+export type SuspendKeyResponse = Message<"keyward.admin.v1.SuspendKeyResponse"> & {
+  /**
+   * @generated from field: keyward.admin.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.SuspendKeyResponse.
+ * Use `create(SuspendKeyResponseSchema)` to create a new message.
+ */
+export const SuspendKeyResponseSchema: GenMessage<SuspendKeyResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 9);
+
+/**
+ * @generated from message keyward.admin.v1.ResumeKeyRequest
+ */
+export type ResumeKeyRequest = Message<"keyward.admin.v1.ResumeKeyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message keyward.admin.v1.ResumeKeyRequest.
+ * Use `create(ResumeKeyRequestSchema)` to create a new message.
+ */
+export const ResumeKeyRequestSchema: GenMessage<ResumeKeyRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 10);
+
+/**
+ * @generated from message keyward.admin.v1.ResumeKeyResponse
+ */
+export type ResumeKeyResponse = Message<"keyward.admin.v1.ResumeKeyResponse"> & {
+  /**
+   * @generated from field: keyward.admin.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.ResumeKeyResponse.
+ * Use `create(ResumeKeyResponseSchema)` to create a new message.
+ */
+export const ResumeKeyResponseSchema: GenMessage<ResumeKeyResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 11);
+
+/**
  * @generated from message keyward.admin.v1.GetKeyRequest
  */
 export type GetKeyRequest = Message<"keyward.admin.v1.GetKeyRequest"> & {
@@ -310,7 +385,7 @@ export type GetKeyRequest = Message<"keyward.admin.v1.GetKeyRequest"> & {
  * Use `create(GetKeyRequestSchema)` to create a new message.
  */
 export const GetKeyRequestSchema: GenMessage<GetKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 8);
+  messageDesc(file_keyward_admin_v1_admin, 12);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyResponse
@@ -327,7 +402,7 @@ export type GetKeyResponse = Message<"keyward.admin.v1.GetKeyResponse"> & {
  * Use `create(GetKeyResponseSchema)` to create a new message.
  */
 export const GetKeyResponseSchema: GenMessage<GetKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 9);
+  messageDesc(file_keyward_admin_v1_admin, 13);
 
 /**
  * @generated from message keyward.admin.v1.ListKeysRequest
@@ -378,7 +453,7 @@ export type ListKeysRequest = Message<"keyward.admin.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 10);
+  messageDesc(file_keyward_admin_v1_admin, 14);
 
 /**
  * @generated from message keyward.admin.v1.ListKeysResponse
@@ -400,7 +475,7 @@ export type ListKeysResponse = Message<"keyward.admin.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 11);
+  messageDesc(file_keyward_admin_v1_admin, 15);
 
 /**
  * @generated from message keyward.admin.v1.RevokeRunKeysRequest
@@ -417,7 +492,7 @@ export type RevokeRunKeysRequest = Message<"keyward.admin.v1.RevokeRunKeysReques
  * Use `create(RevokeRunKeysRequestSchema)` to create a new message.
  */
 export const RevokeRunKeysRequestSchema: GenMessage<RevokeRunKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 12);
+  messageDesc(file_keyward_admin_v1_admin, 16);
 
 /**
  * @generated from message keyward.admin.v1.RevokeRunKeysResponse
@@ -436,7 +511,7 @@ export type RevokeRunKeysResponse = Message<"keyward.admin.v1.RevokeRunKeysRespo
  * Use `create(RevokeRunKeysResponseSchema)` to create a new message.
  */
 export const RevokeRunKeysResponseSchema: GenMessage<RevokeRunKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 13);
+  messageDesc(file_keyward_admin_v1_admin, 17);
 
 /**
  * One admin action on a key, as the audit trail recorded it. Never holds a secret.
@@ -493,7 +568,7 @@ export type AuditEvent = Message<"keyward.admin.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 14);
+  messageDesc(file_keyward_admin_v1_admin, 18);
 
 /**
  * @generated from message keyward.admin.v1.ListAuditEventsRequest
@@ -532,7 +607,7 @@ export type ListAuditEventsRequest = Message<"keyward.admin.v1.ListAuditEventsRe
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 15);
+  messageDesc(file_keyward_admin_v1_admin, 19);
 
 /**
  * @generated from message keyward.admin.v1.ListAuditEventsResponse
@@ -556,7 +631,7 @@ export type ListAuditEventsResponse = Message<"keyward.admin.v1.ListAuditEventsR
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 16);
+  messageDesc(file_keyward_admin_v1_admin, 20);
 
 /**
  * @generated from message keyward.admin.v1.GetServerInfoRequest
@@ -569,7 +644,7 @@ export type GetServerInfoRequest = Message<"keyward.admin.v1.GetServerInfoReques
  * Use `create(GetServerInfoRequestSchema)` to create a new message.
  */
 export const GetServerInfoRequestSchema: GenMessage<GetServerInfoRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 17);
+  messageDesc(file_keyward_admin_v1_admin, 21);
 
 /**
  * The caller as the admin API sees it, and what it may do.
@@ -654,7 +729,7 @@ export type Caller = Message<"keyward.admin.v1.Caller"> & {
  * Use `create(CallerSchema)` to create a new message.
  */
 export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 18);
+  messageDesc(file_keyward_admin_v1_admin, 22);
 
 /**
  * @generated from message keyward.admin.v1.GetServerInfoResponse
@@ -685,7 +760,7 @@ export type GetServerInfoResponse = Message<"keyward.admin.v1.GetServerInfoRespo
  * Use `create(GetServerInfoResponseSchema)` to create a new message.
  */
 export const GetServerInfoResponseSchema: GenMessage<GetServerInfoResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 19);
+  messageDesc(file_keyward_admin_v1_admin, 23);
 
 /**
  * Creates, rotates, revokes and lists API keys.
@@ -742,6 +817,26 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeRunKeysRequestSchema;
     output: typeof RevokeRunKeysResponseSchema;
+  },
+  /**
+   * Stops a key until it is resumed: Check answers 401 key_disabled. Idempotent.
+   *
+   * @generated from rpc keyward.admin.v1.KeyService.SuspendKey
+   */
+  suspendKey: {
+    methodKind: "unary";
+    input: typeof SuspendKeyRequestSchema;
+    output: typeof SuspendKeyResponseSchema;
+  },
+  /**
+   * Lifts a suspension. Idempotent; a revoked key stays revoked.
+   *
+   * @generated from rpc keyward.admin.v1.KeyService.ResumeKey
+   */
+  resumeKey: {
+    methodKind: "unary";
+    input: typeof ResumeKeyRequestSchema;
+    output: typeof ResumeKeyResponseSchema;
   },
   /**
    * The audit trail of one key, newest first; visible to whoever may GetKey it.
