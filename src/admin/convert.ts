@@ -22,6 +22,7 @@ export function keyToProto(key: KeyRecord): Key {
     lastUsedAt: ms(key.lastUsedAt),
     revokedAt: ms(key.revokedAt),
     suspendedAt: ms(key.suspendedAt),
+    previousSecretExpiresAt: ms(key.previousSecretExpiresAt),
   });
 }
 
@@ -47,6 +48,8 @@ export function keyFromProto(key: Key): KeyRecord {
     expiresAt: key.expiresAt && timestampMs(key.expiresAt),
     revokedAt: key.revokedAt && timestampMs(key.revokedAt),
     suspendedAt: key.suspendedAt && timestampMs(key.suspendedAt),
+    previousSecretExpiresAt:
+      key.previousSecretExpiresAt && timestampMs(key.previousSecretExpiresAt),
     lastUsedAt: key.lastUsedAt && timestampMs(key.lastUsedAt),
   };
 }

@@ -54,6 +54,10 @@ const apiKeysCreateBody = z
   })
   .strict();
 
+const rotateBody = z
+  .object({ graceSeconds: z.number().int().min(0).max(0xffff_ffff).optional() })
+  .strict();
+
 export interface RouteInput {
   body: unknown;
   url: URL;
@@ -165,9 +169,10 @@ const listKeys: Route = async (client, { url, headers }) => {
 async function rotate(
   client: Client<typeof KeyService>,
   id: string,
-  { headers }: RouteInput,
+  { body, headers }: RouteInput,
 ): Promise<[number, unknown]> {
-  const response = await client.rotateKey({ id }, { headers });
+  const { graceSeconds } = parse(rotateBody, body);
+  const response = await client.rotateKey({ id, graceSeconds: graceSeconds ?? 0 }, { headers });
   return [200, { key: protoKeyToJson(response.key ?? missing()), secret: response.secret }];
 }
 

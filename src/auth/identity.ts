@@ -31,4 +31,10 @@ export interface Identity {
   readonly role?: "researcher" | "admin";
   /** For a JWT: the issuer that vouched for it (subjects are unique per issuer only). */
   readonly issuer?: string;
+  /**
+   * True when an API key was presented with its previous secret during a
+   * rotation grace (dynamic metadata `secret: "previous"`): who has not
+   * switched yet.
+   */
+  readonly previousSecret?: boolean;
 }

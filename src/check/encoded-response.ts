@@ -78,6 +78,7 @@ export function createEncodedCheckResponder(
             decision.identity?.tenant,
             decision.identity?.scopes,
             decision.identity?.expiresAt ?? null,
+            decision.identity?.previousSecret ?? false,
             view.spoofedHeaders,
             decision.shadowDeny?.code ?? null,
           ])

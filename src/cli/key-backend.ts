@@ -16,7 +16,8 @@ export interface Minted {
  */
 export interface KeyBackend {
   create(input: CreateKeyInput, idempotencyKey: string | undefined): Promise<Minted>;
-  rotate(id: string): Promise<Minted>;
+  /** `graceMs`: how long the previous secret keeps working (0: not at all). */
+  rotate(id: string, graceMs: number): Promise<Minted>;
   revoke(id: string): Promise<KeyJson>;
   suspend(id: string): Promise<KeyJson>;
   resume(id: string): Promise<KeyJson>;

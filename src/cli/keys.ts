@@ -1,8 +1,10 @@
 import type { Command } from "commander";
 import { KEY_KINDS, type RunBinding } from "../auth/identity.js";
+import { DEFAULTS } from "../config/schema.js";
 import { KeyInputError } from "../keys/input.js";
 import type { ListKeysFilter } from "../keys/repository.js";
 import { KEY_STATUSES } from "../keys/rows.js";
+import { durationMs } from "../lib/duration.js";
 import { type KeyBackend, openBackend } from "./backend.js";
 import { UsageError } from "./errors.js";
 import { positive, withDatabase } from "./flags.js";
@@ -65,11 +67,19 @@ export function registerKeyCommands(program: Command): void {
   withCommon(
     keys
       .command("rotate")
-      .description("replace a key's secret; the old one stops working")
+      .description("replace a key's secret; the old one stops working (after --grace)")
       .argument("<id>"),
-  ).action((id: string, options: CommonFlags) =>
-    run(options, {}, async (backend) => printMinted(options.json, await backend.rotate(id))),
-  );
+  )
+    .option(
+      "--grace <duration>",
+      `how long the old secret keeps working, e.g. 1h (default 0; at most ${DEFAULTS.maxRotationGrace} on a file, keys.max_rotation_grace on a server)`,
+    )
+    .action((id: string, options: CommonFlags & { grace?: string }) => {
+      const graceMs = graceFlag(options.grace);
+      return run(options, {}, async (backend) =>
+        printMinted(options.json, await backend.rotate(id, graceMs)),
+      );
+    });
 
   withCommon(
     keys
@@ -146,6 +156,14 @@ export function registerKeyCommands(program: Command): void {
         else write(`revoked ${revoked.length} worker key(s)`);
       }),
     );
+}
+
+/** The --grace value in ms: 0 or a duration (the backend bounds it). */
+function graceFlag(value: string | undefined): number {
+  if (value === undefined || value === "0") return 0;
+  const graceMs = durationMs(value);
+  if (graceMs === undefined) throw new UsageError("--grace: expected a duration such as 1h or 7d");
+  return graceMs;
 }
 
 async function run(

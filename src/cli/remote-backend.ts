@@ -46,8 +46,9 @@ export function remoteBackend(baseUrl: string, token: string | undefined): KeyBa
         ),
       );
     },
-    async rotate(id) {
-      return minted(await readable(client.rotateKey({ id }, call)));
+    async rotate(id, graceMs) {
+      const graceSeconds = Math.ceil(graceMs / 1000);
+      return minted(await readable(client.rotateKey({ id, graceSeconds }, call)));
     },
     async revoke(id) {
       return protoKeyToJson(mustHaveKey((await readable(client.revokeKey({ id }, call))).key));

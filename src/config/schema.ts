@@ -17,6 +17,7 @@ export const DEFAULTS = {
   logLevel: "info",
   workers: 1,
   keyTtl: "90d",
+  maxRotationGrace: "7d",
   retainChanges: 100_000,
   metadataNamespace: "keyward",
   logFileMaxSize: "10M",
@@ -117,6 +118,14 @@ export const configSchema = z
           .refine(
             (value) => durationMs(value) !== undefined,
             "expected a duration such as 90d or 12h",
+          ),
+        /** The longest grace RotateKey may give a previous secret (e.g. 7d, 1h). */
+        max_rotation_grace: z
+          .string()
+          .default(DEFAULTS.maxRotationGrace)
+          .refine(
+            (value) => durationMs(value) !== undefined,
+            "expected a duration such as 7d or 1h",
           ),
       })
       .strict()

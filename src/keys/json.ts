@@ -15,6 +15,7 @@ export interface KeyJson {
   expiresAt: string | null;
   revokedAt: string | null;
   suspendedAt: string | null;
+  previousSecretExpiresAt: string | null;
   lastUsedAt: string | null;
 }
 
@@ -33,6 +34,7 @@ export function keyToJson(key: KeyRecord): KeyJson {
     expiresAt: iso(key.expiresAt),
     revokedAt: iso(key.revokedAt),
     suspendedAt: iso(key.suspendedAt),
+    previousSecretExpiresAt: iso(key.previousSecretExpiresAt),
     lastUsedAt: iso(key.lastUsedAt),
   };
 }

@@ -49,9 +49,16 @@ export class KeyRepository {
       `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at)
        VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at)`,
     );
-    this.#setHash = db.prepare("UPDATE keys SET hash = ?, rotated_at = ? WHERE id = ?");
+    this.#setHash = db.prepare(
+      `UPDATE keys SET hash = @hash, rotated_at = @now,
+         previous_hash = CASE WHEN @graceMs > 0 THEN hash END,
+         previous_expires_at = CASE WHEN @graceMs > 0 THEN @now + @graceMs END
+       WHERE id = @id`,
+    );
+    // Revocation ends the previous secret too: its hash is dropped.
     this.#revoke = db.prepare(
-      "UPDATE keys SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'",
+      `UPDATE keys SET status = 'revoked', revoked_at = ?, previous_hash = NULL, previous_expires_at = NULL
+       WHERE id = ? AND status = 'active'`,
     );
     this.#suspend = db.prepare(
       "UPDATE keys SET suspended_at = ? WHERE id = ? AND status = 'active' AND suspended_at IS NULL",
@@ -85,17 +92,23 @@ export class KeyRepository {
   }
 
   /**
-   * Replaces the key's secret, keeping its id and lookup. The old secret fails
-   * from the moment this returns. A revoked key cannot be rotated back to life.
+   * Replaces the key's secret, keeping its id and lookup. Without a grace the
+   * old secret fails from the moment this returns; with `graceMs` it keeps
+   * verifying (as the same key) for that long. Either way a secret older than
+   * the one replaced (a grace still running) ends at once. A revoked key
+   * cannot be rotated back to life.
    */
-  rotate(id: string): MintedKey | undefined {
+  rotate(id: string, graceMs = 0): MintedKey | undefined {
+    if (!Number.isSafeInteger(graceMs) || graceMs < 0) {
+      throw new KeyInputError(undefined, "graceSeconds must be a whole number, 0 or more");
+    }
     return this.#db
       .transaction((): MintedKey | undefined => {
         const row = this.#byId.get(id);
         if (!row) return undefined;
         if (row.status === "revoked") throw new KeyInputError(undefined, `key ${id} is revoked`);
         const secret = mintKey(row.kind, row.id);
-        this.#setHash.run(hashKey(secret), this.#now(), id);
+        this.#setHash.run({ hash: hashKey(secret), now: this.#now(), graceMs, id });
         return { key: this.#mustGet(id), secret };
       })
       .immediate();

@@ -24,6 +24,10 @@ export interface KeyRow {
   rotated_at: number | null;
   /** Set while the key is suspended (reversible; status stays "active"). */
   suspended_at: number | null;
+  /** SHA-256 of the previous key during a rotation grace, else null. */
+  previous_hash: Buffer | null;
+  /** When the previous secret stops verifying (epoch ms), else null. */
+  previous_expires_at: number | null;
   /** Local to each node: replication leaves it out. */
   last_used_at: number | null;
 }
@@ -53,6 +57,8 @@ export interface KeyRecord {
   readonly expiresAt: number | undefined;
   readonly revokedAt: number | undefined;
   readonly suspendedAt: number | undefined;
+  /** While a rotation grace runs: when the previous secret stops working. */
+  readonly previousSecretExpiresAt: number | undefined;
   readonly lastUsedAt: number | undefined;
 }
 
@@ -80,6 +86,10 @@ export function toRecord(row: KeyRow, now: number): KeyRecord {
     expiresAt: row.expires_at ?? undefined,
     revokedAt: row.revoked_at ?? undefined,
     suspendedAt: row.suspended_at ?? undefined,
+    previousSecretExpiresAt:
+      row.previous_expires_at !== null && row.previous_expires_at > now && row.status !== "revoked"
+        ? row.previous_expires_at
+        : undefined,
     lastUsedAt: row.last_used_at ?? undefined,
   };
 }

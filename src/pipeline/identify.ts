@@ -57,6 +57,7 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
             scopes: key.scopes,
             expiresAt: key.expiresAt,
             binding: key.binding,
+            ...(key.previousUntil !== undefined && { previousSecret: true }),
           };
           identities.set(key, identity);
         }

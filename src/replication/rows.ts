@@ -11,11 +11,12 @@ export type ReplicatedRow = Omit<KeyRow, "last_used_at">;
 
 /** The replicated columns, in the order of {@link INSERT_ROW}. */
 export const REPLICATED_COLUMNS =
-  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at";
+  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at, previous_hash, previous_expires_at";
 
 export const INSERT_ROW = `INSERT OR REPLACE INTO keys (${REPLICATED_COLUMNS})
   VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run,
-          @status, @created_at, @expires_at, @revoked_at, @rotated_at, @suspended_at)`;
+          @status, @created_at, @expires_at, @revoked_at, @rotated_at, @suspended_at,
+          @previous_hash, @previous_expires_at)`;
 
 export function rowToProto(row: ReplicatedRow): KeyRowMessage {
   return create(KeyRowSchema, {
@@ -37,6 +38,8 @@ export function rowToProto(row: ReplicatedRow): KeyRowMessage {
     revokedAt: BigInt(row.revoked_at ?? 0),
     rotatedAt: BigInt(row.rotated_at ?? 0),
     suspendedAt: BigInt(row.suspended_at ?? 0),
+    previousHash: row.previous_hash ?? new Uint8Array(0),
+    previousExpiresAt: BigInt(row.previous_expires_at ?? 0),
   });
 }
 
@@ -64,5 +67,7 @@ export function protoToRow(row: KeyRowMessage): ReplicatedRow {
     revoked_at: time(row.revokedAt),
     rotated_at: time(row.rotatedAt),
     suspended_at: time(row.suspendedAt),
+    previous_hash: row.previousHash.length > 0 ? Buffer.from(row.previousHash) : null,
+    previous_expires_at: time(row.previousExpiresAt),
   };
 }

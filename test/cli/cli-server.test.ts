@@ -123,6 +123,41 @@ describe("keyward keys --server (through the admin API) and the first-run story"
     expect(keyward(["keys", "suspend", "--bogus", key.id, ...remote]).code).toBe(2);
   });
 
+  it("rotates with --grace through both backends: the old secret works until the next rotation", async () => {
+    const created = keyward([
+      "keys",
+      "create",
+      ...remote,
+      "--kind",
+      "live",
+      "--scopes",
+      "sources:read",
+      "--json",
+    ]);
+    const { key, secret } = JSON.parse(created.stdout);
+    const graced = keyward(["keys", "rotate", key.id, ...remote, "--grace", "1h", "--json"]);
+    expect(graced.code, graced.stderr).toBe(0);
+    const second = JSON.parse(graced.stdout);
+    expect(Date.parse(second.key.previousSecretExpiresAt)).toBeGreaterThan(Date.now() + 3_500_000);
+    expect(await decide(check, secret)).toBe("allow");
+    expect(await decide(check, second.secret)).toBe("allow");
+
+    const onFile = keyward(["keys", "rotate", key.id, "--db", db, "--grace", "10m", "--json"]);
+    expect(onFile.code, onFile.stderr).toBe(0);
+    const third = JSON.parse(onFile.stdout);
+    expect(await decide(check, secret)).toBe("invalid_token");
+    expect(await decide(check, second.secret)).toBe("allow");
+    expect(await decide(check, third.secret)).toBe("allow");
+
+    const tooLong = keyward(["keys", "rotate", key.id, "--db", db, "--grace", "8d"]);
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.stderr).toMatch(/--grace: at most 7d/);
+    const notADuration = keyward(["keys", "rotate", key.id, ...remote, "--grace", "soon"]);
+    expect(notADuration.code).toBe(2);
+    expect(notADuration.stderr).toMatch(/--grace: expected a duration/);
+    expect(await decide(check, third.secret)).toBe("allow");
+  });
+
   it("ends a run: revoke-run revokes every worker key of that run", async () => {
     const mint = (run: string) =>
       JSON.parse(

@@ -59,4 +59,22 @@ describe("the key lifecycle on a replica", () => {
       `suspend reached the replica's Check in ${suspendMs.toFixed(0)} ms, resume in ${resumeMs.toFixed(0)} ms`,
     );
   });
+
+  it("honours a rotation grace on the replica, and ends it there with the next rotation", async () => {
+    const created = await cluster.admin.createKey({ kind: "live", scopes: READ });
+    const id = created.key?.id as string;
+    await reflects(replica, created.secret, "allow");
+    const rotated = await cluster.admin.rotateKey({ id, graceSeconds: 600 });
+    const graceMs = await reflects(replica, rotated.secret, "allow");
+    expect(await decide(replica.check, created.secret)).toBe("allow");
+    await cluster.converged();
+    expect(keyRows(replica.database)).toEqual(keyRows(cluster.primary.database));
+
+    await cluster.admin.rotateKey({ id });
+    const endMs = await reflects(replica, created.secret, "invalid_token");
+    await reflects(replica, rotated.secret, "invalid_token");
+    console.log(
+      `a graced rotation reached the replica's Check in ${graceMs.toFixed(0)} ms, its end in ${endMs.toFixed(0)} ms`,
+    );
+  });
 });

@@ -46,6 +46,9 @@ export const chronicleEndpoint: Interceptor = (next) => (req) => {
 
 const CHRONICLE_KINDS: readonly string[] = ["user", "agent"];
 
+/** keys.max_rotation_grace when the options name none: 7 days. */
+const DEFAULT_MAX_ROTATION_GRACE_MS = 7 * 24 * 3_600_000;
+
 /**
  * How long a created secret stays answerable to a retry with the same
  * idempotency key. It is kept in memory only (never written to disk), so a
@@ -110,7 +113,7 @@ export function mintHandlers(h: Handlers) {
       });
     },
 
-    rotateKey(request: { id: string }, context: HandlerContext) {
+    rotateKey(request: { id: string; graceSeconds?: number }, context: HandlerContext) {
       return audited(context, request.id, (caller): Pick<RotateKeyResponse, "key" | "secret"> => {
         const key = h.visibleKey(caller, request.id);
         if (key.status === "revoked") {
@@ -123,7 +126,15 @@ export function mintHandlers(h: Handlers) {
         // rules, owner included (the secret acts as its owner upstream).
         assertKnownScopes(h, key.scopes);
         assertCouldMint(caller, key);
-        return shown(guardInput(() => store.rotate(key.id) ?? notFound(key.id)));
+        const graceMs = (request.graceSeconds ?? 0) * 1000;
+        const max = h.options.maxRotationGraceMs ?? DEFAULT_MAX_ROTATION_GRACE_MS;
+        if (graceMs > max) {
+          throw new ConnectError(
+            `graceSeconds: at most ${Math.floor(max / 1000)} (keys.max_rotation_grace)`,
+            Code.InvalidArgument,
+          );
+        }
+        return shown(guardInput(() => store.rotate(key.id, graceMs) ?? notFound(key.id)));
       });
     },
   };
