@@ -1,8 +1,9 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { KeyKind } from "../auth/identity.js";
 import { type Key, KeySchema } from "../gen/keyward/admin/v1/admin_pb.js";
 import { type KeyJson, keyToJson } from "../keys/json.js";
+import type { KeyMetadata } from "../keys/metadata.js";
 import type { KeyRecord } from "../keys/rows.js";
 
 /** A stored key as the admin API's Key message. */
@@ -23,6 +24,7 @@ export function keyToProto(key: KeyRecord): Key {
     revokedAt: ms(key.revokedAt),
     suspendedAt: ms(key.suspendedAt),
     previousSecretExpiresAt: ms(key.previousSecretExpiresAt),
+    metadata: key.metadata as JsonObject | undefined,
   });
 }
 
@@ -50,6 +52,7 @@ export function keyFromProto(key: Key): KeyRecord {
     suspendedAt: key.suspendedAt && timestampMs(key.suspendedAt),
     previousSecretExpiresAt:
       key.previousSecretExpiresAt && timestampMs(key.previousSecretExpiresAt),
+    metadata: key.metadata as KeyMetadata | undefined,
     lastUsedAt: key.lastUsedAt && timestampMs(key.lastUsedAt),
   };
 }

@@ -5,6 +5,7 @@ import { mintHandlers } from "./rpc/mint.js";
 import { readHandlers } from "./rpc/read.js";
 import { revokeHandlers } from "./rpc/revoke.js";
 import { suspendHandlers } from "./rpc/suspend.js";
+import { updateHandlers } from "./rpc/update.js";
 
 export type { KeyServiceOptions } from "./rpc/context.js";
 
@@ -20,6 +21,7 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
       ...mintHandlers(h),
       ...revokeHandlers(h),
       ...suspendHandlers(h),
+      ...updateHandlers(h),
       ...readHandlers(h),
     });
 }

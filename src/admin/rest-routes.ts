@@ -1,4 +1,5 @@
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { fromJson, type JsonObject } from "@bufbuild/protobuf";
+import { ListValueSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
 import { formatZodError } from "../config/errors.js";
@@ -41,6 +42,17 @@ const adminCreateBody = z
       .strict()
       .optional(),
     idempotencyKey: z.string().max(200).optional(),
+    // Checked by the service (keys/metadata.ts): a JSON object of at most 4 KiB.
+    metadata: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+const updateBody = z
+  .object({
+    name: identityText.optional(),
+    scopes: z.array(z.string()).optional(),
+    expiresAt: isoTime.optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 
@@ -91,6 +103,7 @@ export function matchRoute(method: string, path: string): Route | undefined {
           keyCall(client.resumeKey({ id: keyId }, { headers: input.headers }));
       if (!action && method === "DELETE") return (client, input) => revoke(client, keyId, input);
       if (!action && method === "GET") return (client, input) => get(client, keyId, input);
+      if (!action && method === "PATCH") return (client, input) => update(client, keyId, input);
     }
     return rest === "" || /^\/[^/]+(\/(rotate|suspend|resume))?$/.test(rest)
       ? methodNotAllowed(rest)
@@ -124,6 +137,7 @@ const createAdminKey: Route = async (client, { body, headers, idempotencyKey }) 
       expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
       binding: input.binding,
       idempotencyKey: input.idempotencyKey ?? headerValue(idempotencyKey),
+      metadata: input.metadata as JsonObject | undefined,
     },
     { headers },
   );
@@ -193,6 +207,22 @@ async function get(
   const response = await client.getKey({ id }, { headers });
   return [200, { key: protoKeyToJson(response.key ?? missing()) }];
 }
+
+const update = (client: Client<typeof KeyService>, id: string, { body, headers }: RouteInput) => {
+  const input = parse(updateBody, body);
+  return keyCall(
+    client.updateKey(
+      {
+        id,
+        name: input.name,
+        scopes: input.scopes && fromJson(ListValueSchema, input.scopes),
+        expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
+        metadata: input.metadata as JsonObject | undefined,
+      },
+      { headers },
+    ),
+  );
+};
 
 /** A call that answers one key, as `{"key":{…}}`. */
 async function keyCall(call: Promise<{ key?: Key | undefined }>): Promise<[number, unknown]> {

@@ -37,4 +37,6 @@ export interface Identity {
    * switched yet.
    */
   readonly previousSecret?: boolean;
+  /** An API key's metadata object (dynamic metadata `meta`), when it has one. */
+  readonly meta?: { readonly [key: string]: unknown };
 }

@@ -79,6 +79,7 @@ export function createEncodedCheckResponder(
             decision.identity?.scopes,
             decision.identity?.expiresAt ?? null,
             decision.identity?.previousSecret ?? false,
+            decision.identity?.meta ?? null,
             view.spoofedHeaders,
             decision.shadowDeny?.code ?? null,
           ])

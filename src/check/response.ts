@@ -39,6 +39,7 @@ export function metadataOf(decision: Decision): JsonObject {
     tenant: id.tenant,
     scopes: [...id.scopes],
     expires_at: id.expiresAt === undefined ? null : new Date(id.expiresAt).toISOString(),
+    ...(id.meta && { meta: id.meta as JsonObject }),
     ...(id.previousSecret && { secret: "previous" }),
     ...shadow,
   };

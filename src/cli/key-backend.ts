@@ -1,7 +1,7 @@
 import type { RunBinding } from "../auth/identity.js";
 import type { CreateKeyInput } from "../keys/input.js";
 import type { KeyJson } from "../keys/json.js";
-import type { ListKeysFilter } from "../keys/repository.js";
+import type { KeyUpdate, ListKeysFilter } from "../keys/repository.js";
 
 /** A minted key as the CLI prints it: the key and its secret, once. */
 export interface Minted {
@@ -20,6 +20,7 @@ export interface KeyBackend {
   rotate(id: string, graceMs: number): Promise<Minted>;
   revoke(id: string): Promise<KeyJson>;
   suspend(id: string): Promise<KeyJson>;
+  update(id: string, changes: KeyUpdate): Promise<KeyJson>;
   resume(id: string): Promise<KeyJson>;
   get(id: string): Promise<KeyJson>;
   list(filter: ListKeysFilter, limit: number): Promise<KeyJson[]>;

@@ -8,7 +8,13 @@ import { durationMs } from "../lib/duration.js";
 import { type KeyBackend, openBackend } from "./backend.js";
 import { UsageError } from "./errors.js";
 import { positive, withDatabase } from "./flags.js";
-import { type CreateFlags, createInput, DEFAULT_KEY_TTL } from "./key-input.js";
+import {
+  type CreateFlags,
+  createInput,
+  DEFAULT_KEY_TTL,
+  type UpdateFlags,
+  updateInput,
+} from "./key-input.js";
 import { describe, printKey, printMinted, write } from "./output.js";
 
 /** The flags every `keys` command takes. */
@@ -52,6 +58,7 @@ export function registerKeyCommands(program: Command): void {
     .option("--experiment <id>", "worker keys: experiment of the run")
     .option("--variation <n>", "worker keys: variation of the run")
     .option("--run <n>", "worker keys: the run")
+    .option("--meta <json>", 'metadata, a JSON object of at most 4 KiB, e.g. \'{"plan":"pro"}\'')
     .option(
       "--idempotency-key <key>",
       "with --server: a retry with the same key returns the first result",
@@ -89,6 +96,23 @@ export function registerKeyCommands(program: Command): void {
   ).action((id: string, options: CommonFlags) =>
     run(options, {}, async (backend) => printKey(options.json, await backend.revoke(id))),
   );
+
+  withCommon(
+    keys
+      .command("update")
+      .description("change a key's name, scopes, expiry or metadata; its secret stays")
+      .argument("<id>"),
+  )
+    .option("--name <name>", "a label for people")
+    .option("--scopes <list>", "comma-separated scopes: replaces the key's scopes")
+    .option("--expires-at <time>", "ISO 8601 expiry time")
+    .option("--meta <json>", "metadata: replaces it; '{}' removes it")
+    .action((id: string, options: CommonFlags & UpdateFlags) => {
+      const changes = updateInput(options);
+      return run(options, {}, async (backend) =>
+        printKey(options.json, await backend.update(id, changes)),
+      );
+    });
 
   withCommon(
     keys

@@ -59,6 +59,15 @@ export function localBackend(file: string): KeyBackend {
         ),
       );
     },
+    async update(id, changes) {
+      return keyToJson(
+        audited(
+          "UpdateKey",
+          () => found(id, store.update(id, changes)),
+          (k) => [k],
+        ),
+      );
+    },
     async suspend(id) {
       return keyToJson(
         audited(

@@ -1,3 +1,4 @@
+import type { KeyMetadata } from "./metadata.js";
 import type { KeyRecord } from "./rows.js";
 
 /** A key as JSON (CLI `--json`, REST): camelCase names, ISO 8601 times, null when unset. */
@@ -16,6 +17,7 @@ export interface KeyJson {
   revokedAt: string | null;
   suspendedAt: string | null;
   previousSecretExpiresAt: string | null;
+  metadata: KeyMetadata | null;
   lastUsedAt: string | null;
 }
 
@@ -35,6 +37,7 @@ export function keyToJson(key: KeyRecord): KeyJson {
     revokedAt: iso(key.revokedAt),
     suspendedAt: iso(key.suspendedAt),
     previousSecretExpiresAt: iso(key.previousSecretExpiresAt),
+    metadata: key.metadata ?? null,
     lastUsedAt: iso(key.lastUsedAt),
   };
 }

@@ -2,6 +2,7 @@ import type { KeyKind, RunBinding } from "../auth/identity.js";
 import type { Db } from "./db.js";
 import { hashKey, keyLookup, mintKey, newKeyId } from "./format.js";
 import { type CreateKeyInput, KeyInputError, validateKeyInput } from "./input.js";
+import { type KeyMetadata, storedMetadata } from "./metadata.js";
 import { type KeyRecord, type KeyRow, type KeyStatus, toRecord } from "./rows.js";
 
 /** A key together with its plaintext; returned once, by create and rotate only. */
@@ -18,6 +19,15 @@ export interface ListKeysFilter {
   readonly status?: KeyStatus;
   readonly owner?: string;
   readonly run?: string;
+}
+
+/** What {@link KeyRepository.update} changes: each field given replaces the stored one. */
+export interface KeyUpdate {
+  readonly name?: string;
+  readonly scopes?: readonly string[];
+  readonly expiresAt?: number;
+  /** {} removes the metadata. */
+  readonly metadata?: KeyMetadata;
 }
 
 /** Where a page of {@link KeyRepository.list} starts: just after this key. */
@@ -39,6 +49,7 @@ export class KeyRepository {
   readonly #setHash;
   readonly #revoke;
   readonly #suspend;
+  readonly #update;
   readonly #resume;
 
   constructor(db: Db, now: () => number = Date.now) {
@@ -46,8 +57,8 @@ export class KeyRepository {
     this.#now = now;
     this.#byId = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?");
     this.#insert = db.prepare(
-      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at)
-       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at)`,
+      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, metadata)
+       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at, @metadata)`,
     );
     this.#setHash = db.prepare(
       `UPDATE keys SET hash = @hash, rotated_at = @now,
@@ -59,6 +70,9 @@ export class KeyRepository {
     this.#revoke = db.prepare(
       `UPDATE keys SET status = 'revoked', revoked_at = ?, previous_hash = NULL, previous_expires_at = NULL
        WHERE id = ? AND status = 'active'`,
+    );
+    this.#update = db.prepare(
+      "UPDATE keys SET name = @name, scopes = @scopes, expires_at = @expires_at, metadata = @metadata WHERE id = @id",
     );
     this.#suspend = db.prepare(
       "UPDATE keys SET suspended_at = ? WHERE id = ? AND status = 'active' AND suspended_at IS NULL",
@@ -87,6 +101,7 @@ export class KeyRepository {
       run: input.binding?.run ?? null,
       created_at: this.#now(),
       expires_at: input.expiresAt ?? null,
+      metadata: storedMetadata(input.metadata),
     });
     return { key: this.#mustGet(id), secret };
   }
@@ -118,6 +133,41 @@ export class KeyRepository {
   revoke(id: string): KeyRecord | undefined {
     this.#revoke.run(this.#now(), id);
     return this.get(id);
+  }
+
+  /**
+   * Changes what a key is (name, scopes, expiry, metadata), keeping its id
+   * and secret; the result obeys every rule a new key does. A revoked key is
+   * refused. Undefined if unknown.
+   */
+  update(id: string, changes: KeyUpdate): KeyRecord | undefined {
+    return this.#db
+      .transaction((): KeyRecord | undefined => {
+        const row = this.#byId.get(id);
+        if (!row) return undefined;
+        if (row.status === "revoked") throw new KeyInputError(undefined, `key ${id} is revoked`);
+        const key = this.#toRecord(row);
+        const next: CreateKeyInput = {
+          kind: key.kind,
+          name: changes.name ?? key.name,
+          tenant: key.tenant,
+          owner: key.owner,
+          scopes: changes.scopes ?? key.scopes,
+          expiresAt: changes.expiresAt ?? key.expiresAt,
+          binding: key.binding,
+          metadata: changes.metadata ?? key.metadata,
+        };
+        validateKeyInput(next);
+        this.#update.run({
+          id,
+          name: next.name ?? "",
+          scopes: (next.scopes ?? []).join(" "),
+          expires_at: next.expiresAt ?? null,
+          metadata: storedMetadata(next.metadata),
+        });
+        return this.#mustGet(id);
+      })
+      .immediate();
   }
 
   /**

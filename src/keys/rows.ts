@@ -1,4 +1,5 @@
 import type { KeyKind, RunBinding } from "../auth/identity.js";
+import type { KeyMetadata } from "./metadata.js";
 
 /**
  * A `keys` row as SQLite returns it (migrations in db.ts). The one row type:
@@ -28,6 +29,8 @@ export interface KeyRow {
   previous_hash: Buffer | null;
   /** When the previous secret stops verifying (epoch ms), else null. */
   previous_expires_at: number | null;
+  /** The key's metadata as JSON text (keys/metadata.ts), or null. */
+  metadata: string | null;
   /** Local to each node: replication leaves it out. */
   last_used_at: number | null;
 }
@@ -59,6 +62,7 @@ export interface KeyRecord {
   readonly suspendedAt: number | undefined;
   /** While a rotation grace runs: when the previous secret stops working. */
   readonly previousSecretExpiresAt: number | undefined;
+  readonly metadata: KeyMetadata | undefined;
   readonly lastUsedAt: number | undefined;
 }
 
@@ -90,6 +94,7 @@ export function toRecord(row: KeyRow, now: number): KeyRecord {
       row.previous_expires_at !== null && row.previous_expires_at > now && row.status !== "revoked"
         ? row.previous_expires_at
         : undefined,
+    metadata: row.metadata === null ? undefined : (JSON.parse(row.metadata) as KeyMetadata),
     lastUsedAt: row.last_used_at ?? undefined,
   };
 }

@@ -4,6 +4,7 @@ import type { CredentialKind, RunBinding } from "../auth/identity.js";
 import { boundedCache } from "../lib/bounded-cache.js";
 import type { Db } from "./db.js";
 import { hashKey, keyDigest, type ParsedKey } from "./format.js";
+import type { KeyMetadata } from "./metadata.js";
 import { bindingOf, type KeyRow, splitScopes } from "./rows.js";
 
 /** What the store knows about a presented key (see {@link KeyVerifier.verify}). */
@@ -29,6 +30,8 @@ export interface VerifiedKey {
    * rotation grace: when that secret stops verifying (epoch ms).
    */
   readonly previousUntil?: number;
+  /** The key's metadata object, when it has one (Check's dynamic metadata `meta`). */
+  readonly meta?: KeyMetadata;
 }
 
 /**
@@ -107,7 +110,7 @@ export class KeyVerifier {
       .pluck();
     // Only what verify() reads, once the secret matched.
     this.#byLookup = db.prepare<[string], KeyRow>(
-      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at, previous_expires_at FROM keys WHERE lookup = ?",
+      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at, previous_expires_at, metadata FROM keys WHERE lookup = ?",
     );
   }
 
@@ -218,6 +221,8 @@ export class KeyVerifier {
         binding: bindingOf(row),
         ...(previous &&
           row.previous_expires_at !== null && { previousUntil: row.previous_expires_at }),
+        // Parsed once per verdict (the decision cache keeps it), never for a key without metadata.
+        ...(row.metadata !== null && { meta: JSON.parse(row.metadata) as KeyMetadata }),
       },
     };
   }

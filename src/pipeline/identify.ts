@@ -58,6 +58,7 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
             expiresAt: key.expiresAt,
             binding: key.binding,
             ...(key.previousUntil !== undefined && { previousSecret: true }),
+            ...(key.meta !== undefined && { meta: key.meta }),
           };
           identities.set(key, identity);
         }

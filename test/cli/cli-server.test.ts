@@ -158,6 +158,60 @@ describe("keyward keys --server (through the admin API) and the first-run story"
     expect(await decide(check, third.secret)).toBe("allow");
   });
 
+  it("sets metadata at create and changes a key with keys update, on both backends", async () => {
+    const created = keyward([
+      "keys",
+      "create",
+      ...remote,
+      "--kind",
+      "live",
+      "--scopes",
+      "sources:read",
+      "--meta",
+      '{"plan":"pro"}',
+      "--json",
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const { key, secret } = JSON.parse(created.stdout);
+    expect(key.metadata).toEqual({ plan: "pro" });
+    const viaServer = keyward([
+      "keys",
+      "update",
+      key.id,
+      ...remote,
+      "--scopes",
+      "sources:read,sources:write",
+      "--meta",
+      '{"plan":"team"}',
+      "--json",
+    ]);
+    expect(viaServer.code, viaServer.stderr).toBe(0);
+    expect(JSON.parse(viaServer.stdout).key).toMatchObject({
+      scopes: ["sources:read", "sources:write"],
+      metadata: { plan: "team" },
+    });
+    expect(await decide(check, secret, "/api/v1/sources", "POST")).toBe("allow");
+    const onFile = keyward([
+      "keys",
+      "update",
+      key.id,
+      "--db",
+      db,
+      "--name",
+      "renamed",
+      "--meta",
+      "{}",
+      "--json",
+    ]);
+    expect(onFile.code, onFile.stderr).toBe(0);
+    expect(JSON.parse(onFile.stdout).key).toMatchObject({ name: "renamed", metadata: null });
+    for (const flags of [["--meta", "{not json"], ["--meta", "[1]"], []]) {
+      const bad = keyward(["keys", "update", key.id, ...remote, ...flags]);
+      expect(bad.code, flags.join(" ")).toBe(2);
+      expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
   it("ends a run: revoke-run revokes every worker key of that run", async () => {
     const mint = (run: string) =>
       JSON.parse(

@@ -8,6 +8,7 @@ import {
   keyRows,
   waitUntil,
 } from "../helpers/cluster.js";
+import { structToJson } from "../helpers/envoy-client.js";
 
 const READ = ["sources:read"];
 
@@ -58,6 +59,30 @@ describe("the key lifecycle on a replica", () => {
     console.log(
       `suspend reached the replica's Check in ${suspendMs.toFixed(0)} ms, resume in ${resumeMs.toFixed(0)} ms`,
     );
+  });
+
+  it("carries metadata and updates to the replica's Check", async () => {
+    const created = await cluster.admin.createKey({
+      kind: "live",
+      scopes: READ,
+      metadata: { plan: "pro" },
+    });
+    const id = created.key?.id as string;
+    await reflects(replica, created.secret, "allow");
+    await cluster.admin.updateKey({ id, name: "renamed", metadata: { plan: "team" } });
+    await waitUntil("the replica to apply the update", async () => {
+      const response = await replica.check.check({
+        method: "GET",
+        path: "/api/v1/sources",
+        headers: { authorization: `Bearer ${created.secret}` },
+      });
+      const meta = structToJson(response.dynamic_metadata).meta as Parameters<
+        typeof structToJson
+      >[0];
+      return structToJson(meta).plan === "team";
+    });
+    await cluster.converged();
+    expect(keyRows(replica.database)).toEqual(keyRows(cluster.primary.database));
   });
 
   it("honours a rotation grace on the replica, and ends it there with the next rotation", async () => {

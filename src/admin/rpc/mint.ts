@@ -16,6 +16,7 @@ import {
   type RotateKeyResponse,
 } from "../../gen/keyward/admin/v1/admin_pb.js";
 import { type CreateKeyInput, validateKeyInput } from "../../keys/input.js";
+import type { KeyMetadata } from "../../keys/metadata.js";
 import type { MintedKey } from "../../keys/repository.js";
 import { boundedCache } from "../../lib/bounded-cache.js";
 import { keyToProto } from "../convert.js";
@@ -196,6 +197,7 @@ function createInput(
     binding: binding
       ? { experiment: binding.experiment, variation: binding.variation, run: binding.run }
       : undefined,
+    metadata: request.metadata as KeyMetadata | undefined,
   };
   guardInput(() => validateKeyInput(input, h.now()));
   assertKnownScopes(h, request.scopes);

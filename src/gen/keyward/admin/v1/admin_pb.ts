@@ -8,15 +8,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import type { ListValue, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file keyward/admin/v1/admin.proto.
  */
 export const file_keyward_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIuMDCgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHN1c3BlbmRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItUBChBDcmVhdGVLZXlSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDQoFb3duZXIYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2JpbmRpbmcYByABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmcSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJIkcKEUNyZWF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSI1ChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEhUKDWdyYWNlX3NlY29uZHMYAiABKA0iRwoRUm90YXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSDgoGc2VjcmV0GAIgASgJIh4KEFJldm9rZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmV2b2tlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiHwoRU3VzcGVuZEtleVJlcXVlc3QSCgoCaWQYASABKAkiOAoSU3VzcGVuZEtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Ih4KEFJlc3VtZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmVzdW1lS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiGwoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI0Cg5HZXRLZXlSZXNwb25zZRIiCgNrZXkYASABKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKCAQoPTGlzdEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnRlbmFudBgDIAEoCRIMCgRraW5kGAQgASgJEg4KBnN0YXR1cxgFIAEoCRINCgVvd25lchgGIAEoCRILCgNydW4YByABKAkiUAoQTGlzdEtleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKFFJldm9rZVJ1bktleXNSZXF1ZXN0Ei0KB2JpbmRpbmcYASABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmciPAoVUmV2b2tlUnVuS2V5c1Jlc3BvbnNlEiMKBGtleXMYASADKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKTAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmtleV9pZBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEg4KBmRldGFpbBgHIAEoCSJmChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIVCg1pbmNsdWRlX3JlYWRzGAQgASgIImAKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmtleXdhcmQuYWRtaW4udjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFgoUR2V0U2VydmVySW5mb1JlcXVlc3Qi5wEKBkNhbGxlchINCgVhY3RvchgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEg4KBnRlbmFudBgDIAEoCRIXCg9jcmVkZW50aWFsX2tpbmQYBCABKAkSDgoGc2NvcGVzGAUgAygJEhMKC21hbmFnZXNfYWxsGAYgASgIEhQKDHRlbmFudF9hZG1pbhgHIAEoCBISCgpyZXNlYXJjaGVyGAggASgIEhMKC3Byb3Zpc2lvbmVyGAkgASgIEhYKDm1pbnRhYmxlX2tpbmRzGAogAygJEhgKEGdyYW50YWJsZV9zY29wZXMYCyADKAkiZQoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEgwKBHJvbGUYASABKAkSFAoMa25vd25fc2NvcGVzGAIgAygJEigKBmNhbGxlchgDIAEoCzIYLmtleXdhcmQuYWRtaW4udjEuQ2FsbGVyMp0HCgpLZXlTZXJ2aWNlElQKCUNyZWF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVzcG9uc2USVAoJUm90YXRlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXNwb25zZRJUCglSZXZva2VLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlc3BvbnNlElAKBkdldEtleRIfLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVxdWVzdBogLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVzcG9uc2UiA5ACARJWCghMaXN0S2V5cxIhLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXF1ZXN0GiIua2V5d2FyZC5hZG1pbi52MS5MaXN0S2V5c1Jlc3BvbnNlIgOQAgESYAoNUmV2b2tlUnVuS2V5cxImLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlUnVuS2V5c1JlcXVlc3QaJy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXNwb25zZRJXCgpTdXNwZW5kS2V5EiMua2V5d2FyZC5hZG1pbi52MS5TdXNwZW5kS2V5UmVxdWVzdBokLmtleXdhcmQuYWRtaW4udjEuU3VzcGVuZEtleVJlc3BvbnNlElQKCVJlc3VtZUtleRIiLmtleXdhcmQuYWRtaW4udjEuUmVzdW1lS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuUmVzdW1lS2V5UmVzcG9uc2USawoPTGlzdEF1ZGl0RXZlbnRzEigua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gikua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIDkAIBEmUKDUdldFNlcnZlckluZm8SJi5rZXl3YXJkLmFkbWluLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIo4ECgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHN1c3BlbmRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCG1ldGFkYXRhGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKAAgoQQ3JlYXRlS2V5UmVxdWVzdBIMCgRraW5kGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGdGVuYW50GAMgASgJEg0KBW93bmVyGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgdiaW5kaW5nGAcgASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEhcKD2lkZW1wb3RlbmN5X2tleRgIIAEoCRIpCghtZXRhZGF0YRgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiRwoRQ3JlYXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSDgoGc2VjcmV0GAIgASgJIjUKEFJvdGF0ZUtleVJlcXVlc3QSCgoCaWQYASABKAkSFQoNZ3JhY2Vfc2Vjb25kcxgCIAEoDSJHChFSb3RhdGVLZXlSZXNwb25zZRIiCgNrZXkYASABKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleRIOCgZzZWNyZXQYAiABKAkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI3ChFSZXZva2VLZXlSZXNwb25zZRIiCgNrZXkYASABKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSIfChFTdXNwZW5kS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI4ChJTdXNwZW5kS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiHgoQUmVzdW1lS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI3ChFSZXN1bWVLZXlSZXNwb25zZRIiCgNrZXkYASABKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSLBAQoQVXBkYXRlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESKgoGc2NvcGVzGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkxpc3RWYWx1ZRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBwoFX25hbWUiNwoRVXBkYXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiGwoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI0Cg5HZXRLZXlSZXNwb25zZRIiCgNrZXkYASABKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKCAQoPTGlzdEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnRlbmFudBgDIAEoCRIMCgRraW5kGAQgASgJEg4KBnN0YXR1cxgFIAEoCRINCgVvd25lchgGIAEoCRILCgNydW4YByABKAkiUAoQTGlzdEtleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKFFJldm9rZVJ1bktleXNSZXF1ZXN0Ei0KB2JpbmRpbmcYASABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmciPAoVUmV2b2tlUnVuS2V5c1Jlc3BvbnNlEiMKBGtleXMYASADKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKTAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmtleV9pZBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEg4KBmRldGFpbBgHIAEoCSJmChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIVCg1pbmNsdWRlX3JlYWRzGAQgASgIImAKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmtleXdhcmQuYWRtaW4udjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFgoUR2V0U2VydmVySW5mb1JlcXVlc3Qi5wEKBkNhbGxlchINCgVhY3RvchgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEg4KBnRlbmFudBgDIAEoCRIXCg9jcmVkZW50aWFsX2tpbmQYBCABKAkSDgoGc2NvcGVzGAUgAygJEhMKC21hbmFnZXNfYWxsGAYgASgIEhQKDHRlbmFudF9hZG1pbhgHIAEoCBISCgpyZXNlYXJjaGVyGAggASgIEhMKC3Byb3Zpc2lvbmVyGAkgASgIEhYKDm1pbnRhYmxlX2tpbmRzGAogAygJEhgKEGdyYW50YWJsZV9zY29wZXMYCyADKAkiZQoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEgwKBHJvbGUYASABKAkSFAoMa25vd25fc2NvcGVzGAIgAygJEigKBmNhbGxlchgDIAEoCzIYLmtleXdhcmQuYWRtaW4udjEuQ2FsbGVyMvMHCgpLZXlTZXJ2aWNlElQKCUNyZWF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVzcG9uc2USVAoJUm90YXRlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXNwb25zZRJUCglSZXZva2VLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlc3BvbnNlElAKBkdldEtleRIfLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVxdWVzdBogLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVzcG9uc2UiA5ACARJWCghMaXN0S2V5cxIhLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXF1ZXN0GiIua2V5d2FyZC5hZG1pbi52MS5MaXN0S2V5c1Jlc3BvbnNlIgOQAgESYAoNUmV2b2tlUnVuS2V5cxImLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlUnVuS2V5c1JlcXVlc3QaJy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXNwb25zZRJXCgpTdXNwZW5kS2V5EiMua2V5d2FyZC5hZG1pbi52MS5TdXNwZW5kS2V5UmVxdWVzdBokLmtleXdhcmQuYWRtaW4udjEuU3VzcGVuZEtleVJlc3BvbnNlElQKCVJlc3VtZUtleRIiLmtleXdhcmQuYWRtaW4udjEuUmVzdW1lS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuUmVzdW1lS2V5UmVzcG9uc2USVAoJVXBkYXRlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5VcGRhdGVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5VcGRhdGVLZXlSZXNwb25zZRJrCg9MaXN0QXVkaXRFdmVudHMSKC5rZXl3YXJkLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaKS5rZXl3YXJkLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgESZQoNR2V0U2VydmVySW5mbxImLmtleXdhcmQuYWRtaW4udjEuR2V0U2VydmVySW5mb1JlcXVlc3QaJy5rZXl3YXJkLmFkbWluLnYxLkdldFNlcnZlckluZm9SZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The run a worker key is bound to.
@@ -139,6 +139,13 @@ export type Key = Message<"keyward.admin.v1.Key"> & {
    * @generated from field: google.protobuf.Timestamp previous_secret_expires_at = 15;
    */
   previousSecretExpiresAt?: Timestamp | undefined;
+
+  /**
+   * Free-form JSON object (at most 4 KiB), also in Check's dynamic metadata as `meta`.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 16;
+   */
+  metadata?: JsonObject | undefined;
 };
 
 /**
@@ -203,6 +210,13 @@ export type CreateKeyRequest = Message<"keyward.admin.v1.CreateKeyRequest"> & {
    * @generated from field: string idempotency_key = 8;
    */
   idempotencyKey: string;
+
+  /**
+   * A JSON object of at most 4 KiB (plan tier, customer id, ...).
+   *
+   * @generated from field: google.protobuf.Struct metadata = 9;
+   */
+  metadata?: JsonObject | undefined;
 };
 
 /**
@@ -387,6 +401,67 @@ export const ResumeKeyResponseSchema: GenMessage<ResumeKeyResponse> = /*@__PURE_
   messageDesc(file_keyward_admin_v1_admin, 11);
 
 /**
+ * Changes what a key is, keeping its id and secret. Each field that is set
+ * replaces the stored one; an unset field is left as it is.
+ *
+ * @generated from message keyward.admin.v1.UpdateKeyRequest
+ */
+export type UpdateKeyRequest = Message<"keyward.admin.v1.UpdateKeyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * A list of scope strings (JSON: a plain array).
+   *
+   * @generated from field: google.protobuf.ListValue scopes = 3;
+   */
+  scopes?: ListValue | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Replaces the metadata; an empty object removes it.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 5;
+   */
+  metadata?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.UpdateKeyRequest.
+ * Use `create(UpdateKeyRequestSchema)` to create a new message.
+ */
+export const UpdateKeyRequestSchema: GenMessage<UpdateKeyRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 12);
+
+/**
+ * @generated from message keyward.admin.v1.UpdateKeyResponse
+ */
+export type UpdateKeyResponse = Message<"keyward.admin.v1.UpdateKeyResponse"> & {
+  /**
+   * @generated from field: keyward.admin.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.UpdateKeyResponse.
+ * Use `create(UpdateKeyResponseSchema)` to create a new message.
+ */
+export const UpdateKeyResponseSchema: GenMessage<UpdateKeyResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 13);
+
+/**
  * @generated from message keyward.admin.v1.GetKeyRequest
  */
 export type GetKeyRequest = Message<"keyward.admin.v1.GetKeyRequest"> & {
@@ -401,7 +476,7 @@ export type GetKeyRequest = Message<"keyward.admin.v1.GetKeyRequest"> & {
  * Use `create(GetKeyRequestSchema)` to create a new message.
  */
 export const GetKeyRequestSchema: GenMessage<GetKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 12);
+  messageDesc(file_keyward_admin_v1_admin, 14);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyResponse
@@ -418,7 +493,7 @@ export type GetKeyResponse = Message<"keyward.admin.v1.GetKeyResponse"> & {
  * Use `create(GetKeyResponseSchema)` to create a new message.
  */
 export const GetKeyResponseSchema: GenMessage<GetKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 13);
+  messageDesc(file_keyward_admin_v1_admin, 15);
 
 /**
  * @generated from message keyward.admin.v1.ListKeysRequest
@@ -469,7 +544,7 @@ export type ListKeysRequest = Message<"keyward.admin.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 14);
+  messageDesc(file_keyward_admin_v1_admin, 16);
 
 /**
  * @generated from message keyward.admin.v1.ListKeysResponse
@@ -491,7 +566,7 @@ export type ListKeysResponse = Message<"keyward.admin.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 15);
+  messageDesc(file_keyward_admin_v1_admin, 17);
 
 /**
  * @generated from message keyward.admin.v1.RevokeRunKeysRequest
@@ -508,7 +583,7 @@ export type RevokeRunKeysRequest = Message<"keyward.admin.v1.RevokeRunKeysReques
  * Use `create(RevokeRunKeysRequestSchema)` to create a new message.
  */
 export const RevokeRunKeysRequestSchema: GenMessage<RevokeRunKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 16);
+  messageDesc(file_keyward_admin_v1_admin, 18);
 
 /**
  * @generated from message keyward.admin.v1.RevokeRunKeysResponse
@@ -527,7 +602,7 @@ export type RevokeRunKeysResponse = Message<"keyward.admin.v1.RevokeRunKeysRespo
  * Use `create(RevokeRunKeysResponseSchema)` to create a new message.
  */
 export const RevokeRunKeysResponseSchema: GenMessage<RevokeRunKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 17);
+  messageDesc(file_keyward_admin_v1_admin, 19);
 
 /**
  * One admin action on a key, as the audit trail recorded it. Never holds a secret.
@@ -584,7 +659,7 @@ export type AuditEvent = Message<"keyward.admin.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 18);
+  messageDesc(file_keyward_admin_v1_admin, 20);
 
 /**
  * @generated from message keyward.admin.v1.ListAuditEventsRequest
@@ -623,7 +698,7 @@ export type ListAuditEventsRequest = Message<"keyward.admin.v1.ListAuditEventsRe
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 19);
+  messageDesc(file_keyward_admin_v1_admin, 21);
 
 /**
  * @generated from message keyward.admin.v1.ListAuditEventsResponse
@@ -647,7 +722,7 @@ export type ListAuditEventsResponse = Message<"keyward.admin.v1.ListAuditEventsR
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 20);
+  messageDesc(file_keyward_admin_v1_admin, 22);
 
 /**
  * @generated from message keyward.admin.v1.GetServerInfoRequest
@@ -660,7 +735,7 @@ export type GetServerInfoRequest = Message<"keyward.admin.v1.GetServerInfoReques
  * Use `create(GetServerInfoRequestSchema)` to create a new message.
  */
 export const GetServerInfoRequestSchema: GenMessage<GetServerInfoRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 21);
+  messageDesc(file_keyward_admin_v1_admin, 23);
 
 /**
  * The caller as the admin API sees it, and what it may do.
@@ -745,7 +820,7 @@ export type Caller = Message<"keyward.admin.v1.Caller"> & {
  * Use `create(CallerSchema)` to create a new message.
  */
 export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 22);
+  messageDesc(file_keyward_admin_v1_admin, 24);
 
 /**
  * @generated from message keyward.admin.v1.GetServerInfoResponse
@@ -776,7 +851,7 @@ export type GetServerInfoResponse = Message<"keyward.admin.v1.GetServerInfoRespo
  * Use `create(GetServerInfoResponseSchema)` to create a new message.
  */
 export const GetServerInfoResponseSchema: GenMessage<GetServerInfoResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 23);
+  messageDesc(file_keyward_admin_v1_admin, 25);
 
 /**
  * Creates, rotates, revokes and lists API keys.
@@ -853,6 +928,16 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof ResumeKeyRequestSchema;
     output: typeof ResumeKeyResponseSchema;
+  },
+  /**
+   * Changes a key's name, scopes, expiry or metadata (within the caller's grant rules).
+   *
+   * @generated from rpc keyward.admin.v1.KeyService.UpdateKey
+   */
+  updateKey: {
+    methodKind: "unary";
+    input: typeof UpdateKeyRequestSchema;
+    output: typeof UpdateKeyResponseSchema;
   },
   /**
    * The audit trail of one key, newest first; visible to whoever may GetKey it.
