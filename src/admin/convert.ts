@@ -25,6 +25,7 @@ export function keyToProto(key: KeyRecord): Key {
     suspendedAt: ms(key.suspendedAt),
     previousSecretExpiresAt: ms(key.previousSecretExpiresAt),
     metadata: key.metadata as JsonObject | undefined,
+    allowedCidrs: [...key.allowedCidrs],
   });
 }
 
@@ -53,6 +54,7 @@ export function keyFromProto(key: Key): KeyRecord {
     previousSecretExpiresAt:
       key.previousSecretExpiresAt && timestampMs(key.previousSecretExpiresAt),
     metadata: key.metadata as KeyMetadata | undefined,
+    allowedCidrs: [...key.allowedCidrs],
     lastUsedAt: key.lastUsedAt && timestampMs(key.lastUsedAt),
   };
 }

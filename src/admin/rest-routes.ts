@@ -44,6 +44,7 @@ const adminCreateBody = z
     idempotencyKey: z.string().max(200).optional(),
     // Checked by the service (keys/metadata.ts): a JSON object of at most 4 KiB.
     metadata: z.record(z.string(), z.unknown()).optional(),
+    allowedCidrs: z.array(z.string()).optional(),
   })
   .strict();
 
@@ -53,6 +54,7 @@ const updateBody = z
     scopes: z.array(z.string()).optional(),
     expiresAt: isoTime.optional(),
     metadata: z.record(z.string(), z.unknown()).optional(),
+    allowedCidrs: z.array(z.string()).optional(),
   })
   .strict();
 
@@ -138,6 +140,7 @@ const createAdminKey: Route = async (client, { body, headers, idempotencyKey }) 
       binding: input.binding,
       idempotencyKey: input.idempotencyKey ?? headerValue(idempotencyKey),
       metadata: input.metadata as JsonObject | undefined,
+      allowedCidrs: input.allowedCidrs,
     },
     { headers },
   );
@@ -218,6 +221,7 @@ const update = (client: Client<typeof KeyService>, id: string, { body, headers }
         scopes: input.scopes && fromJson(ListValueSchema, input.scopes),
         expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
         metadata: input.metadata as JsonObject | undefined,
+        allowedCidrs: input.allowedCidrs && fromJson(ListValueSchema, input.allowedCidrs),
       },
       { headers },
     ),

@@ -5,6 +5,7 @@ import type { Config } from "../config/schema.js";
 import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
 import { openDatabase } from "../keys/db.js";
+import { networkMatcher } from "../lib/cidr.js";
 import { durationMs } from "../lib/duration.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { mergeTopKeys, type TopKeys, type TopKeysReport } from "../observability/top-keys.js";
@@ -141,6 +142,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
           allowSampleRate: config.log.allow_sample_rate,
           prefix: config.headers.prefix,
           stripAuthorization: config.headers.strip_authorization,
+          trustedProxies: networkMatcher(config.forward_auth.trusted_proxies),
         },
         metrics: async () => ({
           contentType: metrics.registry.contentType,

@@ -39,4 +39,6 @@ export interface Identity {
   readonly previousSecret?: boolean;
   /** An API key's metadata object (dynamic metadata `meta`), when it has one. */
   readonly meta?: { readonly [key: string]: unknown };
+  /** An API key's allowed networks, when it lists any: the client address must be in one. */
+  readonly network?: { allows(address: string | undefined): boolean };
 }

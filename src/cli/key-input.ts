@@ -8,6 +8,7 @@ import {
 } from "../keys/input.js";
 import { type KeyMetadata, metadataProblem } from "../keys/metadata.js";
 import type { KeyUpdate } from "../keys/repository.js";
+import { cidrProblem } from "../lib/cidr.js";
 import { durationMs } from "../lib/duration.js";
 import { UsageError } from "./errors.js";
 
@@ -30,6 +31,8 @@ export interface CreateFlags {
   idempotencyKey?: string;
   /** JSON object text. */
   meta?: string;
+  /** Comma-separated CIDRs. */
+  cidrs?: string;
   /** Set when the key is minted through the admin API, which applies its own default lifetime. */
   server?: string;
 }
@@ -99,6 +102,7 @@ export function createInput(options: CreateFlags): CreateKeyInput {
           }
         : undefined,
     metadata: metaFlag(options.meta),
+    allowedCidrs: options.cidrs === undefined ? undefined : scopeList(options.cidrs),
   };
   try {
     validateKeyInput(input, Date.now());
@@ -126,6 +130,7 @@ export interface UpdateFlags {
   scopes?: string;
   expiresAt?: string;
   meta?: string;
+  cidrs?: string;
 }
 
 /** The change `keys update` asks for, or a usage error naming the flag. */
@@ -135,20 +140,26 @@ export function updateInput(options: UpdateFlags): KeyUpdate {
     ...(options.scopes !== undefined && { scopes: scopeList(options.scopes) }),
     ...(options.expiresAt !== undefined && { expiresAt: isoFlag(options.expiresAt) }),
     ...(options.meta !== undefined && { metadata: metaFlag(options.meta) as KeyMetadata }),
+    ...(options.cidrs !== undefined && { allowedCidrs: scopeList(options.cidrs) }),
   };
   if (Object.keys(changes).length === 0) {
     throw new UsageError(
-      "keys update: give at least one of --name, --scopes, --expires-at, --meta",
+      "keys update: give at least one of --name, --scopes, --expires-at, --meta, --cidrs",
     );
   }
   const problem = metadataProblem(changes.metadata ?? {});
   if (problem) throw new UsageError(`--meta: ${problem}`);
+  for (const cidr of changes.allowedCidrs ?? []) {
+    const wrong = cidrProblem(cidr);
+    if (wrong) throw new UsageError(`--cidrs: ${wrong}`);
+  }
   if (changes.expiresAt !== undefined && changes.expiresAt <= Date.now()) {
     throw new UsageError(`--expires-at: ${options.expiresAt} is already past`);
   }
   return changes;
 }
 
+/** A comma-separated flag value as a list ("" is the empty list). */
 function scopeList(value: string): string[] {
   return value
     .split(",")
@@ -174,4 +185,5 @@ const FLAGS: Record<KeyInputField, string> = {
   expiresAt: "--expires-at",
   binding: "--experiment, --variation and --run",
   metadata: "--meta",
+  allowedCidrs: "--cidrs",
 };

@@ -59,6 +59,7 @@ export function registerKeyCommands(program: Command): void {
     .option("--variation <n>", "worker keys: variation of the run")
     .option("--run <n>", "worker keys: the run")
     .option("--meta <json>", 'metadata, a JSON object of at most 4 KiB, e.g. \'{"plan":"pro"}\'')
+    .option("--cidrs <list>", "comma-separated networks the key may be used from, e.g. 10.0.0.0/8")
     .option(
       "--idempotency-key <key>",
       "with --server: a retry with the same key returns the first result",
@@ -107,6 +108,7 @@ export function registerKeyCommands(program: Command): void {
     .option("--scopes <list>", "comma-separated scopes: replaces the key's scopes")
     .option("--expires-at <time>", "ISO 8601 expiry time")
     .option("--meta <json>", "metadata: replaces it; '{}' removes it")
+    .option("--cidrs <list>", "allowed networks: replaces them; '' allows anywhere")
     .action((id: string, options: CommonFlags & UpdateFlags) => {
       const changes = updateInput(options);
       return run(options, {}, async (backend) =>

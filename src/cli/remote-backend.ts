@@ -42,6 +42,7 @@ export function remoteBackend(baseUrl: string, token: string | undefined): KeyBa
               binding: input.binding,
               idempotencyKey: idempotencyKey ?? "",
               metadata: input.metadata as JsonObject | undefined,
+              allowedCidrs: [...(input.allowedCidrs ?? [])],
             },
             call,
           ),
@@ -62,6 +63,7 @@ export function remoteBackend(baseUrl: string, token: string | undefined): KeyBa
         scopes: changes.scopes && fromJson(ListValueSchema, [...changes.scopes]),
         expiresAt: changes.expiresAt === undefined ? undefined : timestampFromMs(changes.expiresAt),
         metadata: changes.metadata as JsonObject | undefined,
+        allowedCidrs: changes.allowedCidrs && fromJson(ListValueSchema, [...changes.allowedCidrs]),
       };
       return protoKeyToJson(mustHaveKey((await readable(client.updateKey(request, call))).key));
     },

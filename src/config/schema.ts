@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { cidrProblem } from "../lib/cidr.js";
 import { durationMs } from "../lib/duration.js";
 import { issuersSchema } from "./issuers.js";
 import { scopeList } from "./scopes.js";
@@ -55,6 +56,24 @@ export const configSchema = z
           .regex(/^[a-z0-9][a-z0-9-]*$/, "lower-case letters, digits and dashes only")
           .default(DEFAULTS.headerPrefix),
         strip_authorization: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    forward_auth: z
+      .object({
+        /**
+         * Peers whose `x-forwarded-for` / `x-real-ip` name the client on
+         * `/authz` (the proxy in front of keyward); from anyone else the
+         * connection's own peer is the client.
+         */
+        trusted_proxies: z
+          .array(
+            z.string().superRefine((cidr, context) => {
+              const problem = cidrProblem(cidr);
+              if (problem) context.addIssue({ code: "custom", message: problem });
+            }),
+          )
+          .default([]),
       })
       .strict()
       .prefault({}),

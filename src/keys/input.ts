@@ -1,5 +1,6 @@
 import type { KeyKind, RunBinding } from "../auth/identity.js";
 import { SCOPE_TOKEN } from "../auth/scope.js";
+import { cidrProblem } from "../lib/cidr.js";
 import { type KeyMetadata, metadataProblem } from "./metadata.js";
 import { identityTextProblem } from "./text.js";
 
@@ -16,7 +17,12 @@ export interface CreateKeyInput {
   readonly binding?: RunBinding | undefined;
   /** A JSON object of at most 4 KiB (metadata.ts); undefined or {}: none. */
   readonly metadata?: KeyMetadata | undefined;
+  /** IPv4/IPv6 CIDRs the key may be used from; undefined or []: anywhere. */
+  readonly allowedCidrs?: readonly string[] | undefined;
 }
+
+/** Most networks one key may list. */
+export const MAX_ALLOWED_CIDRS = 64;
 
 /** The fields of {@link CreateKeyInput} an input error can name. */
 export type KeyInputField = keyof CreateKeyInput;
@@ -81,6 +87,13 @@ export function validateKeyInput(input: CreateKeyInput, now?: number): void {
       "binding",
       `only worker keys are bound to a run, not ${input.kind} keys`,
     );
+  }
+  const cidrs = input.allowedCidrs ?? [];
+  if (cidrs.length > MAX_ALLOWED_CIDRS)
+    throw new KeyInputError("allowedCidrs", `at most ${MAX_ALLOWED_CIDRS} networks`);
+  for (const cidr of cidrs) {
+    const problem = cidrProblem(cidr);
+    if (problem) throw new KeyInputError("allowedCidrs", problem);
   }
   if (input.metadata !== undefined) {
     const problem = metadataProblem(input.metadata);

@@ -18,6 +18,7 @@ export interface KeyJson {
   suspendedAt: string | null;
   previousSecretExpiresAt: string | null;
   metadata: KeyMetadata | null;
+  allowedCidrs: string[];
   lastUsedAt: string | null;
 }
 
@@ -38,6 +39,7 @@ export function keyToJson(key: KeyRecord): KeyJson {
     suspendedAt: iso(key.suspendedAt),
     previousSecretExpiresAt: iso(key.previousSecretExpiresAt),
     metadata: key.metadata ?? null,
+    allowedCidrs: [...key.allowedCidrs],
     lastUsedAt: iso(key.lastUsedAt),
   };
 }

@@ -28,6 +28,12 @@ export interface KeyUpdate {
   readonly expiresAt?: number;
   /** {} removes the metadata. */
   readonly metadata?: KeyMetadata;
+  /** [] lets the key be used from anywhere. */
+  readonly allowedCidrs?: readonly string[];
+}
+
+function storedCidrs(cidrs: readonly string[] | undefined): string | null {
+  return cidrs === undefined || cidrs.length === 0 ? null : cidrs.join(" ");
 }
 
 /** Where a page of {@link KeyRepository.list} starts: just after this key. */
@@ -57,8 +63,8 @@ export class KeyRepository {
     this.#now = now;
     this.#byId = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?");
     this.#insert = db.prepare(
-      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, metadata)
-       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at, @metadata)`,
+      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, metadata, allowed_cidrs)
+       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at, @metadata, @allowed_cidrs)`,
     );
     this.#setHash = db.prepare(
       `UPDATE keys SET hash = @hash, rotated_at = @now,
@@ -72,7 +78,8 @@ export class KeyRepository {
        WHERE id = ? AND status = 'active'`,
     );
     this.#update = db.prepare(
-      "UPDATE keys SET name = @name, scopes = @scopes, expires_at = @expires_at, metadata = @metadata WHERE id = @id",
+      `UPDATE keys SET name = @name, scopes = @scopes, expires_at = @expires_at, metadata = @metadata,
+         allowed_cidrs = @allowed_cidrs WHERE id = @id`,
     );
     this.#suspend = db.prepare(
       "UPDATE keys SET suspended_at = ? WHERE id = ? AND status = 'active' AND suspended_at IS NULL",
@@ -102,6 +109,7 @@ export class KeyRepository {
       created_at: this.#now(),
       expires_at: input.expiresAt ?? null,
       metadata: storedMetadata(input.metadata),
+      allowed_cidrs: storedCidrs(input.allowedCidrs),
     });
     return { key: this.#mustGet(id), secret };
   }
@@ -136,7 +144,7 @@ export class KeyRepository {
   }
 
   /**
-   * Changes what a key is (name, scopes, expiry, metadata), keeping its id
+   * Changes what a key is (name, scopes, expiry, metadata, networks), keeping its id
    * and secret; the result obeys every rule a new key does. A revoked key is
    * refused. Undefined if unknown.
    */
@@ -156,6 +164,7 @@ export class KeyRepository {
           expiresAt: changes.expiresAt ?? key.expiresAt,
           binding: key.binding,
           metadata: changes.metadata ?? key.metadata,
+          allowedCidrs: changes.allowedCidrs ?? key.allowedCidrs,
         };
         validateKeyInput(next);
         this.#update.run({
@@ -164,6 +173,7 @@ export class KeyRepository {
           scopes: (next.scopes ?? []).join(" "),
           expires_at: next.expiresAt ?? null,
           metadata: storedMetadata(next.metadata),
+          allowed_cidrs: storedCidrs(next.allowedCidrs),
         });
         return this.#mustGet(id);
       })

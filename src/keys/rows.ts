@@ -31,6 +31,8 @@ export interface KeyRow {
   previous_expires_at: number | null;
   /** The key's metadata as JSON text (keys/metadata.ts), or null. */
   metadata: string | null;
+  /** Space-separated CIDRs the key may be used from; null: anywhere. */
+  allowed_cidrs: string | null;
   /** Local to each node: replication leaves it out. */
   last_used_at: number | null;
 }
@@ -63,6 +65,8 @@ export interface KeyRecord {
   /** While a rotation grace runs: when the previous secret stops working. */
   readonly previousSecretExpiresAt: number | undefined;
   readonly metadata: KeyMetadata | undefined;
+  /** Networks the key may be used from; empty: anywhere. */
+  readonly allowedCidrs: readonly string[];
   readonly lastUsedAt: number | undefined;
 }
 
@@ -95,6 +99,7 @@ export function toRecord(row: KeyRow, now: number): KeyRecord {
         ? row.previous_expires_at
         : undefined,
     metadata: row.metadata === null ? undefined : (JSON.parse(row.metadata) as KeyMetadata),
+    allowedCidrs: row.allowed_cidrs === null ? [] : row.allowed_cidrs.split(" "),
     lastUsedAt: row.last_used_at ?? undefined,
   };
 }

@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { LRUCache } from "lru-cache";
 import type { CredentialKind, RunBinding } from "../auth/identity.js";
 import { boundedCache } from "../lib/bounded-cache.js";
+import { type NetworkMatcher, networkMatcher } from "../lib/cidr.js";
 import type { Db } from "./db.js";
 import { hashKey, keyDigest, type ParsedKey } from "./format.js";
 import type { KeyMetadata } from "./metadata.js";
@@ -32,6 +33,8 @@ export interface VerifiedKey {
   readonly previousUntil?: number;
   /** The key's metadata object, when it has one (Check's dynamic metadata `meta`). */
   readonly meta?: KeyMetadata;
+  /** The networks the key may be used from, when it lists any. */
+  readonly network?: NetworkMatcher;
 }
 
 /**
@@ -110,7 +113,7 @@ export class KeyVerifier {
       .pluck();
     // Only what verify() reads, once the secret matched.
     this.#byLookup = db.prepare<[string], KeyRow>(
-      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at, previous_expires_at, metadata FROM keys WHERE lookup = ?",
+      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at, previous_expires_at, metadata, allowed_cidrs FROM keys WHERE lookup = ?",
     );
   }
 
@@ -223,6 +226,9 @@ export class KeyVerifier {
           row.previous_expires_at !== null && { previousUntil: row.previous_expires_at }),
         // Parsed once per verdict (the decision cache keeps it), never for a key without metadata.
         ...(row.metadata !== null && { meta: JSON.parse(row.metadata) as KeyMetadata }),
+        ...(row.allowed_cidrs !== null && {
+          network: networkMatcher(row.allowed_cidrs.split(" ")),
+        }),
       },
     };
   }

@@ -59,6 +59,7 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
             binding: key.binding,
             ...(key.previousUntil !== undefined && { previousSecret: true }),
             ...(key.meta !== undefined && { meta: key.meta }),
+            ...(key.network !== undefined && { network: key.network }),
           };
           identities.set(key, identity);
         }

@@ -11,12 +11,12 @@ export type ReplicatedRow = Omit<KeyRow, "last_used_at">;
 
 /** The replicated columns, in the order of {@link INSERT_ROW}. */
 export const REPLICATED_COLUMNS =
-  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at, previous_hash, previous_expires_at, metadata";
+  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at, previous_hash, previous_expires_at, metadata, allowed_cidrs";
 
 export const INSERT_ROW = `INSERT OR REPLACE INTO keys (${REPLICATED_COLUMNS})
   VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run,
           @status, @created_at, @expires_at, @revoked_at, @rotated_at, @suspended_at,
-          @previous_hash, @previous_expires_at, @metadata)`;
+          @previous_hash, @previous_expires_at, @metadata, @allowed_cidrs)`;
 
 export function rowToProto(row: ReplicatedRow): KeyRowMessage {
   return create(KeyRowSchema, {
@@ -41,6 +41,7 @@ export function rowToProto(row: ReplicatedRow): KeyRowMessage {
     previousHash: row.previous_hash ?? new Uint8Array(0),
     previousExpiresAt: BigInt(row.previous_expires_at ?? 0),
     metadata: row.metadata ?? "",
+    allowedCidrs: row.allowed_cidrs ?? "",
   });
 }
 
@@ -71,5 +72,6 @@ export function protoToRow(row: KeyRowMessage): ReplicatedRow {
     previous_hash: row.previousHash.length > 0 ? Buffer.from(row.previousHash) : null,
     previous_expires_at: time(row.previousExpiresAt),
     metadata: row.metadata === "" ? null : row.metadata,
+    allowed_cidrs: row.allowedCidrs === "" ? null : row.allowedCidrs,
   };
 }

@@ -61,21 +61,25 @@ describe("the key lifecycle on a replica", () => {
     );
   });
 
-  it("carries metadata and updates to the replica's Check", async () => {
+  it("carries metadata, allowed networks and updates to the replica's Check", async () => {
     const created = await cluster.admin.createKey({
       kind: "live",
       scopes: READ,
       metadata: { plan: "pro" },
+      allowedCidrs: ["10.0.0.0/8"],
     });
     const id = created.key?.id as string;
-    await reflects(replica, created.secret, "allow");
+    // No source address: a key bound to networks is refused.
+    await reflects(replica, created.secret, "ip_not_allowed");
     await cluster.admin.updateKey({ id, name: "renamed", metadata: { plan: "team" } });
     await waitUntil("the replica to apply the update", async () => {
       const response = await replica.check.check({
         method: "GET",
         path: "/api/v1/sources",
         headers: { authorization: `Bearer ${created.secret}` },
+        sourceAddress: "10.1.2.3",
       });
+      if (response.status?.code !== 0) return false;
       const meta = structToJson(response.dynamic_metadata).meta as Parameters<
         typeof structToJson
       >[0];

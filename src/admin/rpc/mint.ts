@@ -198,6 +198,7 @@ function createInput(
       ? { experiment: binding.experiment, variation: binding.variation, run: binding.run }
       : undefined,
     metadata: request.metadata as KeyMetadata | undefined,
+    allowedCidrs: request.allowedCidrs,
   };
   guardInput(() => validateKeyInput(input, h.now()));
   assertKnownScopes(h, request.scopes);

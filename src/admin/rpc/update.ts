@@ -1,4 +1,4 @@
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { type ListValue, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { UpdateKeyRequest } from "../../gen/keyward/admin/v1/admin_pb.js";
 import type { KeyMetadata } from "../../keys/metadata.js";
@@ -46,21 +46,24 @@ export function updateHandlers(h: Handlers) {
   };
 }
 
-/** The fields the request sets; scopes must all be strings. */
+/** The fields the request sets; lists must hold strings only. */
 function updateOf(request: UpdateKeyRequest): KeyUpdate {
-  let scopes: string[] | undefined;
-  if (request.scopes !== undefined) {
-    scopes = request.scopes.values.map((value) => {
-      if (value.kind.case !== "stringValue") {
-        throw new ConnectError("scopes: expected a list of strings", Code.InvalidArgument);
-      }
-      return value.kind.value;
-    });
-  }
+  const scopes = strings("scopes", request.scopes);
+  const allowedCidrs = strings("allowedCidrs", request.allowedCidrs);
   return {
     ...(request.name !== undefined && { name: request.name }),
     ...(scopes !== undefined && { scopes }),
+    ...(allowedCidrs !== undefined && { allowedCidrs }),
     ...(request.expiresAt !== undefined && { expiresAt: timestampMs(request.expiresAt) }),
     ...(request.metadata !== undefined && { metadata: request.metadata as KeyMetadata }),
   };
+}
+
+function strings(field: string, list: ListValue | undefined): string[] | undefined {
+  return list?.values.map((value) => {
+    if (value.kind.case !== "stringValue") {
+      throw new ConnectError(`${field}: expected a list of strings`, Code.InvalidArgument);
+    }
+    return value.kind.value;
+  });
 }
