@@ -39,9 +39,10 @@ export function RotateDialog({ key_, busy, error, onClose, onRotate }: RotateDia
         Key <strong>{keyLabel(key_)}</strong> (<span class="mono">{key_.keyLookup}</span>) gets a
         new secret, shown once.
       </p>
-      <label>
-        The current secret
+      <div class="form">
+        <label for="rotate-grace">The current secret</label>
         <select
+          id="rotate-grace"
           name="grace"
           value={String(grace)}
           onChange={(event) => setGrace(Number(event.currentTarget.value))}
@@ -52,7 +53,7 @@ export function RotateDialog({ key_, busy, error, onClose, onRotate }: RotateDia
             </option>
           ))}
         </select>
-      </label>
+      </div>
     </Confirm>
   );
 }
