@@ -1,8 +1,9 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { KeyKind } from "../auth/identity.js";
 import { type Key, KeySchema, type KeyUsageHour } from "../gen/keyward/admin/v1/admin_pb.js";
 import { type KeyJson, keyToJson, type UsageHourJson, usageToJson } from "../keys/json.js";
+import type { KeyMetadata } from "../keys/metadata.js";
 import type { KeyRecord } from "../keys/rows.js";
 
 /** A stored key as the admin API's Key message. */
@@ -21,6 +22,10 @@ export function keyToProto(key: KeyRecord): Key {
     expiresAt: ms(key.expiresAt),
     lastUsedAt: ms(key.lastUsedAt),
     revokedAt: ms(key.revokedAt),
+    suspendedAt: ms(key.suspendedAt),
+    previousSecretExpiresAt: ms(key.previousSecretExpiresAt),
+    metadata: key.metadata as JsonObject | undefined,
+    allowedCidrs: [...key.allowedCidrs],
   });
 }
 
@@ -45,6 +50,11 @@ export function keyFromProto(key: Key): KeyRecord {
     createdAt: key.createdAt ? timestampMs(key.createdAt) : 0,
     expiresAt: key.expiresAt && timestampMs(key.expiresAt),
     revokedAt: key.revokedAt && timestampMs(key.revokedAt),
+    suspendedAt: key.suspendedAt && timestampMs(key.suspendedAt),
+    previousSecretExpiresAt:
+      key.previousSecretExpiresAt && timestampMs(key.previousSecretExpiresAt),
+    metadata: key.metadata as KeyMetadata | undefined,
+    allowedCidrs: [...key.allowedCidrs],
     lastUsedAt: key.lastUsedAt && timestampMs(key.lastUsedAt),
   };
 }

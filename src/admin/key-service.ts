@@ -4,6 +4,8 @@ import { handlers, type KeyServiceOptions } from "./rpc/context.js";
 import { mintHandlers } from "./rpc/mint.js";
 import { readHandlers } from "./rpc/read.js";
 import { revokeHandlers } from "./rpc/revoke.js";
+import { suspendHandlers } from "./rpc/suspend.js";
+import { updateHandlers } from "./rpc/update.js";
 
 export type { KeyServiceOptions } from "./rpc/context.js";
 
@@ -18,6 +20,8 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
     router.service(KeyService, {
       ...mintHandlers(h),
       ...revokeHandlers(h),
+      ...suspendHandlers(h),
+      ...updateHandlers(h),
       ...readHandlers(h),
     });
 }

@@ -1,8 +1,9 @@
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { fromJson, type JsonObject } from "@bufbuild/protobuf";
+import { ListValueSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
 import { formatZodError } from "../config/errors.js";
-import type { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import type { Key, KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { identityTextProblem } from "../keys/input.js";
 import { protoKeyToJson, protoUsageToJson } from "./convert.js";
 
@@ -41,6 +42,19 @@ const adminCreateBody = z
       .strict()
       .optional(),
     idempotencyKey: z.string().max(200).optional(),
+    // Checked by the service (keys/metadata.ts): a JSON object of at most 4 KiB.
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    allowedCidrs: z.array(z.string()).optional(),
+  })
+  .strict();
+
+const updateBody = z
+  .object({
+    name: identityText.optional(),
+    scopes: z.array(z.string()).optional(),
+    expiresAt: isoTime.optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    allowedCidrs: z.array(z.string()).optional(),
   })
   .strict();
 
@@ -52,6 +66,10 @@ const apiKeysCreateBody = z
     expiresAt: isoTime.optional(),
     kind: z.enum(["user", "agent"]).optional(),
   })
+  .strict();
+
+const rotateBody = z
+  .object({ graceSeconds: z.number().int().min(0).max(0xffff_ffff).optional() })
   .strict();
 
 export interface RouteInput {
@@ -73,17 +91,25 @@ export function matchRoute(method: string, path: string): Route | undefined {
     const rest = adminBase[1] ?? "";
     if (rest === "" && method === "POST") return createAdminKey;
     if (rest === "" && method === "GET") return listKeys;
-    const id = rest.match(new RegExp(`^/${ID}(/rotate|/usage)?$`));
+    const id = rest.match(new RegExp(`^/${ID}(?:/(rotate|suspend|resume|usage))?$`));
     if (id) {
       const keyId = id[1] as string;
-      if (id[2] === "/usage" && method === "GET")
+      const action = id[2];
+      if (action === "usage" && method === "GET")
         return (client, input) => usage(client, keyId, input);
-      if (id[2] === "/rotate" && method === "POST")
+      if (action === "rotate" && method === "POST")
         return (client, input) => rotate(client, keyId, input);
-      if (!id[2] && method === "DELETE") return (client, input) => revoke(client, keyId, input);
-      if (!id[2] && method === "GET") return (client, input) => get(client, keyId, input);
+      if (action === "suspend" && method === "POST")
+        return (client, input) =>
+          keyCall(client.suspendKey({ id: keyId }, { headers: input.headers }));
+      if (action === "resume" && method === "POST")
+        return (client, input) =>
+          keyCall(client.resumeKey({ id: keyId }, { headers: input.headers }));
+      if (!action && method === "DELETE") return (client, input) => revoke(client, keyId, input);
+      if (!action && method === "GET") return (client, input) => get(client, keyId, input);
+      if (!action && method === "PATCH") return (client, input) => update(client, keyId, input);
     }
-    return rest === "" || /^\/[^/]+(\/rotate|\/usage)?$/.test(rest)
+    return rest === "" || /^\/[^/]+(\/(rotate|suspend|resume|usage))?$/.test(rest)
       ? methodNotAllowed(rest)
       : undefined;
   }
@@ -115,6 +141,8 @@ const createAdminKey: Route = async (client, { body, headers, idempotencyKey }) 
       expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
       binding: input.binding,
       idempotencyKey: input.idempotencyKey ?? headerValue(idempotencyKey),
+      metadata: input.metadata as JsonObject | undefined,
+      allowedCidrs: input.allowedCidrs,
     },
     { headers },
   );
@@ -160,9 +188,10 @@ const listKeys: Route = async (client, { url, headers }) => {
 async function rotate(
   client: Client<typeof KeyService>,
   id: string,
-  { headers }: RouteInput,
+  { body, headers }: RouteInput,
 ): Promise<[number, unknown]> {
-  const response = await client.rotateKey({ id }, { headers });
+  const { graceSeconds } = parse(rotateBody, body);
+  const response = await client.rotateKey({ id, graceSeconds: graceSeconds ?? 0 }, { headers });
   return [200, { key: protoKeyToJson(response.key ?? missing()), secret: response.secret }];
 }
 
@@ -195,6 +224,28 @@ async function usage(
     throw new ConnectError("hours: expected a whole number of hours", Code.InvalidArgument);
   const response = await client.getKeyUsage({ id, hours: Number(hours ?? 0) }, { headers });
   return [200, { usage: protoUsageToJson(response.usage) }];
+}
+
+const update = (client: Client<typeof KeyService>, id: string, { body, headers }: RouteInput) => {
+  const input = parse(updateBody, body);
+  return keyCall(
+    client.updateKey(
+      {
+        id,
+        name: input.name,
+        scopes: input.scopes && fromJson(ListValueSchema, input.scopes),
+        expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
+        metadata: input.metadata as JsonObject | undefined,
+        allowedCidrs: input.allowedCidrs && fromJson(ListValueSchema, input.allowedCidrs),
+      },
+      { headers },
+    ),
+  );
+};
+
+/** A call that answers one key, as `{"key":{…}}`. */
+async function keyCall(call: Promise<{ key?: Key | undefined }>): Promise<[number, unknown]> {
+  return [200, { key: protoKeyToJson((await call).key ?? missing()) }];
 }
 
 function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {

@@ -59,7 +59,7 @@ export function createRestHandler(clients: RestClients) {
     if (typeof req.headers.authorization === "string")
       headers.authorization = req.headers.authorization;
     try {
-      const body = method === "POST" ? await readJson(req) : undefined;
+      const body = method === "POST" || method === "PATCH" ? await readJson(req) : undefined;
       const [status, answer] = await route(client, {
         body,
         url,

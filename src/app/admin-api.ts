@@ -80,6 +80,7 @@ export function createAdminApi(options: AdminApiOptions): AdminApi {
       writable: options.fileProblem,
     }),
     defaultTtlMs: durationMs(config.keys.default_ttl) as number,
+    maxRotationGraceMs: durationMs(config.keys.max_rotation_grace) as number,
     knownScopes: () => decider.decisions.knownScopes,
     audit,
     usage,

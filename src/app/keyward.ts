@@ -6,6 +6,7 @@ import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
 import { openDatabase } from "../keys/db.js";
 import { UsageTally } from "../keys/usage.js";
+import { networkMatcher } from "../lib/cidr.js";
 import { durationMs } from "../lib/duration.js";
 import { appliedHeapTuning } from "../lib/heap-tuning.js";
 import { createLogger, type Logger } from "../lib/log.js";
@@ -158,6 +159,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
           allowSampleRate: config.log.allow_sample_rate,
           prefix: config.headers.prefix,
           stripAuthorization: config.headers.strip_authorization,
+          trustedProxies: networkMatcher(config.forward_auth.trusted_proxies),
         },
         metrics: async () => ({
           contentType: metrics.registry.contentType,

@@ -31,4 +31,14 @@ export interface Identity {
   readonly role?: "researcher" | "admin";
   /** For a JWT: the issuer that vouched for it (subjects are unique per issuer only). */
   readonly issuer?: string;
+  /**
+   * True when an API key was presented with its previous secret during a
+   * rotation grace (dynamic metadata `secret: "previous"`): who has not
+   * switched yet.
+   */
+  readonly previousSecret?: boolean;
+  /** An API key's metadata object (dynamic metadata `meta`), when it has one. */
+  readonly meta?: { readonly [key: string]: unknown };
+  /** An API key's allowed networks, when it lists any: the client address must be in one. */
+  readonly network?: { allows(address: string | undefined): boolean };
 }

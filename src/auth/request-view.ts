@@ -26,6 +26,13 @@ export interface RequestView {
   readonly requiredScopes: string | undefined;
   /** Why the route's configured scopes cannot be read; the request is then denied 403. */
   readonly requiredScopesProblem?: string;
+  /**
+   * The client's IP address: on Check `attributes.source.address` (Envoy's
+   * downstream peer); on forward-auth the connection's peer, or the
+   * forwarded address when the peer is a trusted proxy. Undefined when
+   * unknown: a key bound to networks is then refused.
+   */
+  readonly clientAddress?: string;
   /** W3C trace context headers the proxy forwarded, for tracing only. */
   readonly traceContext?: { readonly traceparent?: string; readonly tracestate?: string };
 }

@@ -78,10 +78,12 @@ export function createEncodedCheckResponder(
             decision.identity?.tenant,
             decision.identity?.scopes,
             decision.identity?.expiresAt ?? null,
+            decision.identity?.previousSecret ?? false,
+            decision.identity?.meta ?? null,
             view.spoofedHeaders,
             decision.shadowDeny?.code ?? null,
           ])
-        : JSON.stringify([decision.code, decision.requiredScopes ?? null]);
+        : JSON.stringify([decision.code, decision.requiredScopes ?? null, decision.limit ?? null]);
       template = templates.get(key);
       if (template === undefined) {
         template = build(decision, view);

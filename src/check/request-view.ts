@@ -54,12 +54,14 @@ export function viewOfCheckRequest(
   }
 
   const route = routeScopes(attributes, namespace);
+  const clientAddress = attributes?.source?.address?.socketAddress?.address;
   return {
     method: (http?.method ?? "").toUpperCase(),
     path: http?.path ?? "",
     authorization,
     spoofedHeaders: spoofed === undefined ? NONE : [...spoofed],
     requiredScopes: route.scopes,
+    ...(clientAddress && { clientAddress }),
     ...(route.problem !== undefined && { requiredScopesProblem: route.problem }),
     ...(traceparent !== undefined && {
       traceContext: { traceparent, ...(tracestate !== undefined && { tracestate }) },

@@ -1,6 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../auth/decision.js";
+import { type Decision, denyBody, denyHeaders, OUTCOMES } from "../auth/decision.js";
 import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../auth/identity-headers.js";
 import type { RequestView } from "../auth/request-view.js";
 import {
@@ -39,6 +39,8 @@ export function metadataOf(decision: Decision): JsonObject {
     tenant: id.tenant,
     scopes: [...id.scopes],
     expires_at: id.expiresAt === undefined ? null : new Date(id.expiresAt).toISOString(),
+    ...(id.meta && { meta: id.meta as JsonObject }),
+    ...(id.previousSecret && { secret: "previous" }),
     ...shadow,
   };
 }
@@ -63,7 +65,7 @@ export function createCheckResponder(options: CheckResponderOptions = {}) {
           value: {
             status: { code: outcome.httpStatus },
             headers: [
-              header("www-authenticate", wwwAuthenticate(decision)),
+              ...denyHeaders(decision).map(([name, value]) => header(name, value)),
               header("content-type", "application/json"),
             ],
             body: denyBody(decision),

@@ -1,7 +1,7 @@
 import type { RunBinding } from "../auth/identity.js";
 import type { CreateKeyInput } from "../keys/input.js";
 import type { KeyJson, UsageHourJson } from "../keys/json.js";
-import type { ListKeysFilter } from "../keys/repository.js";
+import type { KeyUpdate, ListKeysFilter } from "../keys/repository.js";
 
 /** A minted key as the CLI prints it: the key and its secret, once. */
 export interface Minted {
@@ -16,8 +16,12 @@ export interface Minted {
  */
 export interface KeyBackend {
   create(input: CreateKeyInput, idempotencyKey: string | undefined): Promise<Minted>;
-  rotate(id: string): Promise<Minted>;
+  /** `graceMs`: how long the previous secret keeps working (0: not at all). */
+  rotate(id: string, graceMs: number): Promise<Minted>;
   revoke(id: string): Promise<KeyJson>;
+  suspend(id: string): Promise<KeyJson>;
+  update(id: string, changes: KeyUpdate): Promise<KeyJson>;
+  resume(id: string): Promise<KeyJson>;
   get(id: string): Promise<KeyJson>;
   /** The key's hourly use over the last `hours` hours, oldest first. */
   usage(id: string, hours: number): Promise<UsageHourJson[]>;

@@ -6,6 +6,9 @@ import {
   type KeyInputField,
   validateKeyInput,
 } from "../keys/input.js";
+import { type KeyMetadata, metadataProblem } from "../keys/metadata.js";
+import type { KeyUpdate } from "../keys/repository.js";
+import { cidrProblem } from "../lib/cidr.js";
 import { durationMs } from "../lib/duration.js";
 import { UsageError } from "./errors.js";
 
@@ -26,6 +29,10 @@ export interface CreateFlags {
   variation?: string;
   run?: string;
   idempotencyKey?: string;
+  /** JSON object text. */
+  meta?: string;
+  /** Comma-separated CIDRs. */
+  cidrs?: string;
   /** Set when the key is minted through the admin API, which applies its own default lifetime. */
   server?: string;
 }
@@ -94,6 +101,8 @@ export function createInput(options: CreateFlags): CreateKeyInput {
             run: options.run as string,
           }
         : undefined,
+    metadata: metaFlag(options.meta),
+    allowedCidrs: options.cidrs === undefined ? undefined : scopeList(options.cidrs),
   };
   try {
     validateKeyInput(input, Date.now());
@@ -105,6 +114,67 @@ export function createInput(options: CreateFlags): CreateKeyInput {
   return input;
 }
 
+/** The --meta value: JSON object text, parsed (the key rules check the rest). */
+export function metaFlag(value: string | undefined): KeyMetadata | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value) as KeyMetadata;
+  } catch {
+    throw new UsageError('--meta: not valid JSON (expected an object such as \'{"plan":"pro"}\')');
+  }
+}
+
+/** The flags of `keys update`. */
+export interface UpdateFlags {
+  name?: string;
+  scopes?: string;
+  expiresAt?: string;
+  meta?: string;
+  cidrs?: string;
+}
+
+/** The change `keys update` asks for, or a usage error naming the flag. */
+export function updateInput(options: UpdateFlags): KeyUpdate {
+  const changes: KeyUpdate = {
+    ...(options.name !== undefined && { name: options.name }),
+    ...(options.scopes !== undefined && { scopes: scopeList(options.scopes) }),
+    ...(options.expiresAt !== undefined && { expiresAt: isoFlag(options.expiresAt) }),
+    ...(options.meta !== undefined && { metadata: metaFlag(options.meta) as KeyMetadata }),
+    ...(options.cidrs !== undefined && { allowedCidrs: scopeList(options.cidrs) }),
+  };
+  if (Object.keys(changes).length === 0) {
+    throw new UsageError(
+      "keys update: give at least one of --name, --scopes, --expires-at, --meta, --cidrs",
+    );
+  }
+  const problem = metadataProblem(changes.metadata ?? {});
+  if (problem) throw new UsageError(`--meta: ${problem}`);
+  for (const cidr of changes.allowedCidrs ?? []) {
+    const wrong = cidrProblem(cidr);
+    if (wrong) throw new UsageError(`--cidrs: ${wrong}`);
+  }
+  if (changes.expiresAt !== undefined && changes.expiresAt <= Date.now()) {
+    throw new UsageError(`--expires-at: ${options.expiresAt} is already past`);
+  }
+  return changes;
+}
+
+/** A comma-separated flag value as a list ("" is the empty list). */
+function scopeList(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+function isoFlag(value: string): number {
+  const at = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at)) {
+    throw new UsageError(`--expires-at: "${value}" is not an ISO 8601 time`);
+  }
+  return at;
+}
+
 /** The `keys create` flag behind each field of a key's input. */
 const FLAGS: Record<KeyInputField, string> = {
   kind: "--kind",
@@ -114,4 +184,6 @@ const FLAGS: Record<KeyInputField, string> = {
   scopes: "--scopes",
   expiresAt: "--expires-at",
   binding: "--experiment, --variation and --run",
+  metadata: "--meta",
+  allowedCidrs: "--cidrs",
 };

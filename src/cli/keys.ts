@@ -1,11 +1,20 @@
 import type { Command } from "commander";
 import { KEY_KINDS, type RunBinding } from "../auth/identity.js";
+import { DEFAULTS } from "../config/schema.js";
 import { KeyInputError } from "../keys/input.js";
 import type { ListKeysFilter } from "../keys/repository.js";
+import { KEY_STATUSES } from "../keys/rows.js";
+import { durationMs } from "../lib/duration.js";
 import { type KeyBackend, openBackend } from "./backend.js";
 import { UsageError } from "./errors.js";
 import { positive, withDatabase } from "./flags.js";
-import { type CreateFlags, createInput, DEFAULT_KEY_TTL } from "./key-input.js";
+import {
+  type CreateFlags,
+  createInput,
+  DEFAULT_KEY_TTL,
+  type UpdateFlags,
+  updateInput,
+} from "./key-input.js";
 import { describe, describeUsage, printKey, printMinted, write } from "./output.js";
 
 /** The flags every `keys` command takes. */
@@ -49,6 +58,8 @@ export function registerKeyCommands(program: Command): void {
     .option("--experiment <id>", "worker keys: experiment of the run")
     .option("--variation <n>", "worker keys: variation of the run")
     .option("--run <n>", "worker keys: the run")
+    .option("--meta <json>", 'metadata, a JSON object of at most 4 KiB, e.g. \'{"plan":"pro"}\'')
+    .option("--cidrs <list>", "comma-separated networks the key may be used from, e.g. 10.0.0.0/8")
     .option(
       "--idempotency-key <key>",
       "with --server: a retry with the same key returns the first result",
@@ -64,11 +75,19 @@ export function registerKeyCommands(program: Command): void {
   withCommon(
     keys
       .command("rotate")
-      .description("replace a key's secret; the old one stops working")
+      .description("replace a key's secret; the old one stops working (after --grace)")
       .argument("<id>"),
-  ).action((id: string, options: CommonFlags) =>
-    run(options, {}, async (backend) => printMinted(options.json, await backend.rotate(id))),
-  );
+  )
+    .option(
+      "--grace <duration>",
+      `how long the old secret keeps working, e.g. 1h (default 0; at most ${DEFAULTS.maxRotationGrace} on a file, keys.max_rotation_grace on a server)`,
+    )
+    .action((id: string, options: CommonFlags & { grace?: string }) => {
+      const graceMs = graceFlag(options.grace);
+      return run(options, {}, async (backend) =>
+        printMinted(options.json, await backend.rotate(id, graceMs)),
+      );
+    });
 
   withCommon(
     keys
@@ -77,6 +96,38 @@ export function registerKeyCommands(program: Command): void {
       .argument("<id>"),
   ).action((id: string, options: CommonFlags) =>
     run(options, {}, async (backend) => printKey(options.json, await backend.revoke(id))),
+  );
+
+  withCommon(
+    keys
+      .command("update")
+      .description("change a key's name, scopes, expiry or metadata; its secret stays")
+      .argument("<id>"),
+  )
+    .option("--name <name>", "a label for people")
+    .option("--scopes <list>", "comma-separated scopes: replaces the key's scopes")
+    .option("--expires-at <time>", "ISO 8601 expiry time")
+    .option("--meta <json>", "metadata: replaces it; '{}' removes it")
+    .option("--cidrs <list>", "allowed networks: replaces them; '' allows anywhere")
+    .action((id: string, options: CommonFlags & UpdateFlags) => {
+      const changes = updateInput(options);
+      return run(options, {}, async (backend) =>
+        printKey(options.json, await backend.update(id, changes)),
+      );
+    });
+
+  withCommon(
+    keys
+      .command("suspend")
+      .description("suspend a key: later requests are denied (key_disabled) until it is resumed")
+      .argument("<id>"),
+  ).action((id: string, options: CommonFlags) =>
+    run(options, {}, async (backend) => printKey(options.json, await backend.suspend(id))),
+  );
+
+  withCommon(keys.command("resume").description("lift a key's suspension").argument("<id>")).action(
+    (id: string, options: CommonFlags) =>
+      run(options, {}, async (backend) => printKey(options.json, await backend.resume(id))),
   );
 
   withCommon(keys.command("get").description("show one key").argument("<id>")).action(
@@ -104,7 +155,7 @@ export function registerKeyCommands(program: Command): void {
   withCommon(keys.command("list").description("list keys, newest first"))
     .option("--tenant <tenant>")
     .option("--kind <kind>")
-    .option("--status <status>", "active, revoked or expired")
+    .option("--status <status>", KEY_STATUSES.join(", "))
     .option("--owner <owner>")
     .option("--run <run>")
     .option("--limit <n>", "at most this many", "100")
@@ -113,8 +164,8 @@ export function registerKeyCommands(program: Command): void {
       if (options.kind && !KEY_KINDS.includes(options.kind)) {
         throw new UsageError(`--kind: expected one of ${KEY_KINDS.join(", ")}`);
       }
-      if (options.status && !["active", "revoked", "expired"].includes(options.status)) {
-        throw new UsageError("--status: expected active, revoked or expired");
+      if (options.status && !KEY_STATUSES.includes(options.status)) {
+        throw new UsageError(`--status: expected one of ${KEY_STATUSES.join(", ")}`);
       }
       const filter: ListKeysFilter = {
         ...(options.tenant !== undefined && { tenant: options.tenant }),
@@ -148,6 +199,14 @@ export function registerKeyCommands(program: Command): void {
         else write(`revoked ${revoked.length} worker key(s)`);
       }),
     );
+}
+
+/** The --grace value in ms: 0 or a duration (the backend bounds it). */
+function graceFlag(value: string | undefined): number {
+  if (value === undefined || value === "0") return 0;
+  const graceMs = durationMs(value);
+  if (graceMs === undefined) throw new UsageError("--grace: expected a duration such as 1h or 7d");
+  return graceMs;
 }
 
 async function run(

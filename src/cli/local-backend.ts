@@ -1,9 +1,12 @@
 import { userInfo } from "node:os";
+import { DEFAULTS } from "../config/schema.js";
 import { AuditLog } from "../keys/audit.js";
 import { openDatabase } from "../keys/db.js";
+import { KeyInputError } from "../keys/input.js";
 import { keyToJson, usageToJson } from "../keys/json.js";
 import { KeyRepository } from "../keys/repository.js";
 import { UsageStore } from "../keys/usage.js";
+import { durationMs } from "../lib/duration.js";
 import type { KeyBackend } from "./key-backend.js";
 
 /** Works on the file directly; every change is audited in its own transaction, as the admin API does. */
@@ -36,10 +39,15 @@ export function localBackend(file: string): KeyBackend {
       );
       return { key: keyToJson(minted.key), secret: minted.secret };
     },
-    async rotate(id) {
+    async rotate(id, graceMs) {
+      // On the file, the default keys.max_rotation_grace bounds the grace.
+      const max = durationMs(DEFAULTS.maxRotationGrace) as number;
+      if (graceMs > max) {
+        throw new KeyInputError(undefined, `--grace: at most ${DEFAULTS.maxRotationGrace}`);
+      }
       const minted = audited(
         "RotateKey",
-        () => found(id, store.rotate(id)),
+        () => found(id, store.rotate(id, graceMs)),
         (m) => [m.key],
       );
       return { key: keyToJson(minted.key), secret: minted.secret };
@@ -49,6 +57,33 @@ export function localBackend(file: string): KeyBackend {
         audited(
           "RevokeKey",
           () => found(id, store.revoke(id)),
+          (k) => [k],
+        ),
+      );
+    },
+    async update(id, changes) {
+      return keyToJson(
+        audited(
+          "UpdateKey",
+          () => found(id, store.update(id, changes)),
+          (k) => [k],
+        ),
+      );
+    },
+    async suspend(id) {
+      return keyToJson(
+        audited(
+          "SuspendKey",
+          () => found(id, store.suspend(id)),
+          (k) => [k],
+        ),
+      );
+    },
+    async resume(id) {
+      return keyToJson(
+        audited(
+          "ResumeKey",
+          () => found(id, store.resume(id)),
           (k) => [k],
         ),
       );

@@ -1,4 +1,5 @@
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { fromJson, type JsonObject } from "@bufbuild/protobuf";
+import { ListValueSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { codeName } from "../admin/codes.js";
@@ -40,17 +41,37 @@ export function remoteBackend(baseUrl: string, token: string | undefined): KeyBa
                 input.expiresAt === undefined ? undefined : timestampFromMs(input.expiresAt),
               binding: input.binding,
               idempotencyKey: idempotencyKey ?? "",
+              metadata: input.metadata as JsonObject | undefined,
+              allowedCidrs: [...(input.allowedCidrs ?? [])],
             },
             call,
           ),
         ),
       );
     },
-    async rotate(id) {
-      return minted(await readable(client.rotateKey({ id }, call)));
+    async rotate(id, graceMs) {
+      const graceSeconds = Math.ceil(graceMs / 1000);
+      return minted(await readable(client.rotateKey({ id, graceSeconds }, call)));
     },
     async revoke(id) {
       return protoKeyToJson(mustHaveKey((await readable(client.revokeKey({ id }, call))).key));
+    },
+    async update(id, changes) {
+      const request = {
+        id,
+        name: changes.name,
+        scopes: changes.scopes && fromJson(ListValueSchema, [...changes.scopes]),
+        expiresAt: changes.expiresAt === undefined ? undefined : timestampFromMs(changes.expiresAt),
+        metadata: changes.metadata as JsonObject | undefined,
+        allowedCidrs: changes.allowedCidrs && fromJson(ListValueSchema, [...changes.allowedCidrs]),
+      };
+      return protoKeyToJson(mustHaveKey((await readable(client.updateKey(request, call))).key));
+    },
+    async suspend(id) {
+      return protoKeyToJson(mustHaveKey((await readable(client.suspendKey({ id }, call))).key));
+    },
+    async resume(id) {
+      return protoKeyToJson(mustHaveKey((await readable(client.resumeKey({ id }, call))).key));
     },
     async get(id) {
       return protoKeyToJson(mustHaveKey((await readable(client.getKey({ id }, call))).key));

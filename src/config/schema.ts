@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { cidrProblem } from "../lib/cidr.js";
 import { durationMs } from "../lib/duration.js";
 import { issuersSchema } from "./issuers.js";
 import { scopeList } from "./scopes.js";
@@ -17,6 +18,7 @@ export const DEFAULTS = {
   logLevel: "info",
   workers: 1,
   keyTtl: "90d",
+  maxRotationGrace: "7d",
   retainChanges: 100_000,
   metadataNamespace: "keyward",
   logFileMaxSize: "10M",
@@ -57,6 +59,24 @@ export const configSchema = z
           .regex(/^[a-z0-9][a-z0-9-]*$/, "lower-case letters, digits and dashes only")
           .default(DEFAULTS.headerPrefix),
         strip_authorization: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    forward_auth: z
+      .object({
+        /**
+         * Peers whose `x-forwarded-for` / `x-real-ip` name the client on
+         * `/authz` (the proxy in front of keyward); from anyone else the
+         * connection's own peer is the client.
+         */
+        trusted_proxies: z
+          .array(
+            z.string().superRefine((cidr, context) => {
+              const problem = cidrProblem(cidr);
+              if (problem) context.addIssue({ code: "custom", message: problem });
+            }),
+          )
+          .default([]),
       })
       .strict()
       .prefault({}),
@@ -147,6 +167,14 @@ export const configSchema = z
           .string()
           .default(DEFAULTS.usageRetention)
           .refine((value) => (durationMs(value) ?? 0) > 0, "expected a duration such as 30d"),
+        /** The longest grace RotateKey may give a previous secret (e.g. 7d, 1h). */
+        max_rotation_grace: z
+          .string()
+          .default(DEFAULTS.maxRotationGrace)
+          .refine(
+            (value) => durationMs(value) !== undefined,
+            "expected a duration such as 7d or 1h",
+          ),
       })
       .strict()
       .prefault({}),

@@ -84,6 +84,12 @@ export function KeyDetails({ client, key_, onSessionEnded, onClose }: KeyDetails
         </dd>
         <dt>Expires</dt>
         <dd>{key_.expiresAt ? formatTime(key_.expiresAt) : "never"}</dd>
+        {key_.previousSecretExpiresAt && (
+          <>
+            <dt>Previous secret</dt>
+            <dd>works until {formatTime(key_.previousSecretExpiresAt)}</dd>
+          </>
+        )}
         <dt>Last used</dt>
         <dd>{key_.lastUsedAt ? formatTime(key_.lastUsedAt) : "never"}</dd>
         {key_.revokedAt && (

@@ -44,7 +44,7 @@ export function FilterForm({ managesAll, onApply }: FilterFormProps) {
         Status
         <select name="status">
           <option value="">any</option>
-          {["active", "revoked", "expired"].map((status) => (
+          {["active", "suspended", "revoked", "expired"].map((status) => (
             <option key={status}>{status}</option>
           ))}
         </select>

@@ -3,10 +3,11 @@ import type { GetServerInfoResponse, Key } from "../gen/keyward/admin/v1/admin_p
 import { describeError, type KeyClient } from "./api.js";
 import { CreateKeyDialog } from "./create-key.js";
 import { Confirm, ErrorText } from "./dialog.js";
-import { keyLabel } from "./format.js";
+import { formatTime, keyLabel } from "./format.js";
 import { KeyDetails } from "./key-details.js";
 import { FilterForm, type Filters, NO_FILTERS } from "./keys-filters.js";
 import { KeysTable, type Open } from "./keys-table.js";
+import { RotateDialog } from "./rotate-dialog.js";
 import { SecretDialog } from "./secret-dialog.js";
 
 /** Options for {@link KeysScreen}. */
@@ -86,12 +87,28 @@ export function KeysScreen({ client, info, onSessionEnded }: KeysScreenProps) {
     }
   };
 
-  const rotate = (key: Key) =>
+  const rotate = (key: Key, graceSeconds: number) =>
     act(async () => {
-      const rotated = await client.rotateKey({ id: key.id });
+      const rotated = await client.rotateKey({ id: key.id, graceSeconds });
       setOpen({ type: "secret", key: rotated.key ?? key, secret: rotated.secret, verb: "rotated" });
       setActionError(undefined);
-      setNotice(`Key “${keyLabel(key)}” rotated: its previous secret no longer works.`);
+      setNotice(
+        graceSeconds > 0
+          ? `Key “${keyLabel(key)}” rotated: its previous secret works until ${formatTime(rotated.key?.previousSecretExpiresAt)}.`
+          : `Key “${keyLabel(key)}” rotated: its previous secret no longer works.`,
+      );
+      refresh();
+    });
+  const suspendOrResume = (key: Key, suspend: boolean) =>
+    act(async () => {
+      if (suspend) await client.suspendKey({ id: key.id });
+      else await client.resumeKey({ id: key.id });
+      close();
+      setNotice(
+        suspend
+          ? `Key “${keyLabel(key)}” suspended: requests with it are refused until it is resumed.`
+          : `Key “${keyLabel(key)}” resumed.`,
+      );
       refresh();
     });
   const revoke = (key: Key) =>
@@ -181,18 +198,34 @@ export function KeysScreen({ client, info, onSessionEnded }: KeysScreenProps) {
         />
       )}
       {open?.type === "rotate" && (
-        <Confirm
-          title={`Rotate “${keyLabel(open.key)}”?`}
-          action="Rotate key"
+        <RotateDialog
+          key_={open.key}
           busy={busy}
           error={actionError}
           onClose={close}
-          onConfirm={() => rotate(open.key)}
+          onRotate={(graceSeconds) => rotate(open.key, graceSeconds)}
+        />
+      )}
+      {(open?.type === "suspend" || open?.type === "resume") && (
+        <Confirm
+          title={`${open.type === "suspend" ? "Suspend" : "Resume"} “${keyLabel(open.key)}”?`}
+          action={open.type === "suspend" ? "Suspend key" : "Resume key"}
+          busy={busy}
+          error={actionError}
+          onClose={close}
+          onConfirm={() => suspendOrResume(open.key, open.type === "suspend")}
         >
           <p>
             Key <strong>{keyLabel(open.key)}</strong> (
-            <span class="mono">{open.key.keyLookup}</span>) gets a new secret, shown once. Its
-            current secret stops working at once.
+            <span class="mono">{open.key.keyLookup}</span>){" "}
+            {open.type === "suspend" ? (
+              <>
+                will be refused on every request (<span class="mono">key_disabled</span>) until it
+                is resumed. Its secret stays the same.
+              </>
+            ) : (
+              "works again from now on, with the same secret."
+            )}
           </p>
         </Confirm>
       )}

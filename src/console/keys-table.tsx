@@ -7,6 +7,8 @@ export type Open =
   | { readonly type: "details"; readonly key: Key }
   | { readonly type: "rotate"; readonly key: Key }
   | { readonly type: "revoke"; readonly key: Key }
+  | { readonly type: "suspend"; readonly key: Key }
+  | { readonly type: "resume"; readonly key: Key }
   | { readonly type: "secret"; readonly key: Key; readonly secret: string; readonly verb: string };
 
 /**
@@ -27,6 +29,16 @@ const ROW_ACTIONS: readonly RowAction[] = [
     label: "Rotate",
     applies: (key) => key.status !== "revoked",
     open: (key) => ({ type: "rotate", key }),
+  },
+  {
+    label: "Suspend",
+    applies: (key) => key.status === "active",
+    open: (key) => ({ type: "suspend", key }),
+  },
+  {
+    label: "Resume",
+    applies: (key) => key.status === "suspended",
+    open: (key) => ({ type: "resume", key }),
   },
   {
     label: "Revoke",

@@ -1,4 +1,4 @@
-import { type Decision, denyBody, OUTCOMES, wwwAuthenticate } from "../auth/decision.js";
+import { type Decision, denyBody, denyHeaders, OUTCOMES } from "../auth/decision.js";
 import { DEFAULT_IDENTITY_PREFIX, identityHeaders } from "../auth/identity-headers.js";
 import type { RequestView } from "../auth/request-view.js";
 
@@ -22,6 +22,12 @@ export const ENVOY_HEADERS_TO_REMOVE = "x-envoy-auth-headers-to-remove";
  * (DESIGN "Route policy"), for the proxy's access log.
  */
 export const SHADOW_DENY_HEADER = "x-keyward-shadow-deny";
+/**
+ * Set to `previous` on an allow whose key was presented with its previous
+ * secret during a rotation grace (Check says it as `secret: "previous"` in
+ * the dynamic metadata; forward-auth has none).
+ */
+export const SECRET_HEADER = "x-keyward-secret";
 
 /** Options for {@link createForwardAuthResponder}. */
 export interface ForwardAuthResponderOptions {
@@ -59,7 +65,7 @@ export function createForwardAuthResponder(options: ForwardAuthResponderOptions 
         status: OUTCOMES[decision.code].httpStatus,
         headers: {
           "content-type": "application/json",
-          "www-authenticate": wwwAuthenticate(decision),
+          ...Object.fromEntries(denyHeaders(decision)),
           "cache-control": "no-store",
           [DENY_BODY_HEADER]: body,
         },
@@ -76,6 +82,7 @@ export function createForwardAuthResponder(options: ForwardAuthResponderOptions 
     if (options.stripAuthorization) remove.push("authorization");
     if (remove.length > 0) headers[ENVOY_HEADERS_TO_REMOVE] = remove.join(", ");
     if (decision.shadowDeny) headers[SHADOW_DENY_HEADER] = decision.shadowDeny.code;
+    if (decision.identity?.previousSecret) headers[SECRET_HEADER] = "previous";
     return { status: 200, headers, body: "" };
   };
 }

@@ -1,5 +1,7 @@
 import type { IncomingMessage } from "node:http";
+import { isIP } from "node:net";
 import type { RequestView } from "../auth/request-view.js";
+import type { NetworkMatcher } from "../lib/cidr.js";
 
 /** The path forward-auth is served on (DESIGN "Forward-auth"). */
 export const FORWARD_AUTH_PATH = "/authz";
@@ -59,6 +61,7 @@ const HEADER_CONVENTIONS = [
 export function viewOfForwardAuthRequest(
   request: IncomingMessage,
   identityPrefix: string,
+  trustedProxies?: NetworkMatcher,
 ): ForwardAuthView {
   const headers = request.headersDistinct;
   const target = request.url ?? "";
@@ -118,6 +121,7 @@ export function viewOfForwardAuthRequest(
       spoofedHeaders,
       // Never from the request: a client can set any header it likes.
       requiredScopes: undefined,
+      ...clientOf(request, trustedProxies),
       ...(typeof request.headers.traceparent === "string" && {
         traceContext: {
           traceparent: request.headers.traceparent,
@@ -129,4 +133,35 @@ export function viewOfForwardAuthRequest(
     },
     problem,
   };
+}
+
+/**
+ * The client address of a forward-auth request: the connection's peer,
+ * unless the peer is a trusted proxy, which names the client in
+ * `x-forwarded-for` (the right-most address that is not itself a trusted
+ * proxy: what any client put further left is its own claim) or else
+ * `x-real-ip`. A forwarded value that is not an IP address names nobody.
+ */
+function clientOf(
+  request: IncomingMessage,
+  trusted: NetworkMatcher | undefined,
+): { clientAddress?: string } {
+  const peer = request.socket.remoteAddress;
+  if (trusted === undefined || !trusted.allows(peer)) return peer ? { clientAddress: peer } : {};
+  const chain = (request.headersDistinct["x-forwarded-for"] ?? [])
+    .join(",")
+    .split(",")
+    .map((hop) => hop.trim())
+    .filter((hop) => hop !== "");
+  let client: string | undefined;
+  for (let at = chain.length - 1; at >= 0; at--) {
+    client = chain[at];
+    if (!trusted.allows(client)) break;
+  }
+  if (chain.length === 0) {
+    const realIp = request.headersDistinct["x-real-ip"];
+    client = realIp?.length === 1 ? realIp[0]?.trim() : undefined;
+    if (realIp === undefined) client = peer;
+  }
+  return client !== undefined && isIP(client) !== 0 ? { clientAddress: client } : {};
 }

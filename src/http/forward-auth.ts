@@ -3,6 +3,7 @@ import type { Decision } from "../auth/decision.js";
 import { faultDeny } from "../auth/decision.js";
 import { DEFAULT_IDENTITY_PREFIX } from "../auth/identity-headers.js";
 import { EMPTY_VIEW, type RequestView } from "../auth/request-view.js";
+import type { NetworkMatcher } from "../lib/cidr.js";
 import type { Logger } from "../lib/log.js";
 import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { logDecision } from "../pipeline/log-decision.js";
@@ -19,6 +20,8 @@ export interface ForwardAuthOptions extends ForwardAuthResponderOptions {
   /** The same pipeline the Check port uses. */
   readonly pipeline: Pipeline;
   readonly logger: Logger;
+  /** Peers trusted to name the client in x-forwarded-for / x-real-ip (forward_auth.trusted_proxies). */
+  readonly trustedProxies?: NetworkMatcher;
   /** Share of allowed decisions logged, 0..1 (config `log.allow_sample_rate`); default 0. */
   readonly allowSampleRate?: number;
 }
@@ -48,7 +51,7 @@ export function createForwardAuthHandler(options: ForwardAuthOptions) {
     let problem: string | undefined;
     let decision: MaybePromise<Decision>;
     try {
-      const described = viewOfForwardAuthRequest(request, prefix);
+      const described = viewOfForwardAuthRequest(request, prefix, options.trustedProxies);
       view = described.view;
       problem = described.problem;
       decision = options.pipeline(view);

@@ -1,5 +1,8 @@
 import type { KeyKind, RunBinding } from "../auth/identity.js";
 import { SCOPE_TOKEN } from "../auth/scope.js";
+import { cidrProblem } from "../lib/cidr.js";
+import { type KeyMetadata, metadataProblem } from "./metadata.js";
+import { identityTextProblem } from "./text.js";
 
 /** What a new key is made of (see KeyStore.create). */
 export interface CreateKeyInput {
@@ -12,7 +15,14 @@ export interface CreateKeyInput {
   readonly expiresAt?: number | undefined;
   /** Required for worker keys, forbidden for others. */
   readonly binding?: RunBinding | undefined;
+  /** A JSON object of at most 4 KiB (metadata.ts); undefined or {}: none. */
+  readonly metadata?: KeyMetadata | undefined;
+  /** IPv4/IPv6 CIDRs the key may be used from; undefined or []: anywhere. */
+  readonly allowedCidrs?: readonly string[] | undefined;
 }
+
+/** Most networks one key may list. */
+export const MAX_ALLOWED_CIDRS = 64;
 
 /** The fields of {@link CreateKeyInput} an input error can name. */
 export type KeyInputField = keyof CreateKeyInput;
@@ -34,35 +44,7 @@ export class KeyInputError extends Error {
   }
 }
 
-/** The longest name, owner or tenant, in characters (Unicode code points). */
-export const MAX_IDENTITY_CHARS = 256;
-
-/**
- * The identity rule: `name`, `owner` and `tenant` are Unicode text without
- * control characters (Cc: U+0000–U+001F, U+007F–U+009F), line or paragraph
- * separators (U+2028/U+2029) or unpaired surrogates, and at most
- * {@link MAX_IDENTITY_CHARS} characters. Any other text (CJK, emoji,
- * accents) is allowed: these values end up in upstream headers, logs and
- * terminals, where a control character could split a header, forge a log
- * line or rewrite a terminal, while the transports encode everything else.
- * Returns what is wrong, or undefined when the value is fine.
- */
-export function identityTextProblem(value: string): string | undefined {
-  // In a `u` regex \p{Cs} matches only a surrogate that is not half of a pair.
-  const bad = /[\p{Cc}\p{Cs}\u2028\u2029]/u.exec(value)?.[0];
-  if (bad !== undefined) {
-    const code = bad.codePointAt(0) as number;
-    const at = `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
-    if (code === 0x2028 || code === 0x2029) return `contains a line or paragraph separator (${at})`;
-    if (code >= 0xd800 && code <= 0xdfff) return `contains an unpaired surrogate (${at})`;
-    return `contains a control character (${at})`;
-  }
-  // UTF-16 units never number fewer than code points: count only when it could matter.
-  if (value.length > MAX_IDENTITY_CHARS && [...value].length > MAX_IDENTITY_CHARS) {
-    return `is longer than ${MAX_IDENTITY_CHARS} characters`;
-  }
-  return undefined;
-}
+export { identityTextProblem, MAX_IDENTITY_CHARS } from "./text.js";
 
 /** The scopes prefix only administrators' credentials carry. */
 const ADMIN_SCOPE_PREFIX = "keys:";
@@ -105,6 +87,17 @@ export function validateKeyInput(input: CreateKeyInput, now?: number): void {
       "binding",
       `only worker keys are bound to a run, not ${input.kind} keys`,
     );
+  }
+  const cidrs = input.allowedCidrs ?? [];
+  if (cidrs.length > MAX_ALLOWED_CIDRS)
+    throw new KeyInputError("allowedCidrs", `at most ${MAX_ALLOWED_CIDRS} networks`);
+  for (const cidr of cidrs) {
+    const problem = cidrProblem(cidr);
+    if (problem) throw new KeyInputError("allowedCidrs", problem);
+  }
+  if (input.metadata !== undefined) {
+    const problem = metadataProblem(input.metadata);
+    if (problem) throw new KeyInputError("metadata", problem);
   }
   if (input.expiresAt !== undefined) {
     if (!Number.isFinite(input.expiresAt))

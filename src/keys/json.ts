@@ -1,3 +1,4 @@
+import type { KeyMetadata } from "./metadata.js";
 import type { KeyRecord } from "./rows.js";
 import type { UsageHour } from "./usage.js";
 
@@ -15,6 +16,10 @@ export interface KeyJson {
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
+  suspendedAt: string | null;
+  previousSecretExpiresAt: string | null;
+  metadata: KeyMetadata | null;
+  allowedCidrs: string[];
   lastUsedAt: string | null;
 }
 
@@ -32,6 +37,10 @@ export function keyToJson(key: KeyRecord): KeyJson {
     createdAt: iso(key.createdAt) as string,
     expiresAt: iso(key.expiresAt),
     revokedAt: iso(key.revokedAt),
+    suspendedAt: iso(key.suspendedAt),
+    previousSecretExpiresAt: iso(key.previousSecretExpiresAt),
+    metadata: key.metadata ?? null,
+    allowedCidrs: [...key.allowedCidrs],
     lastUsedAt: iso(key.lastUsedAt),
   };
 }

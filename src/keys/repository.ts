@@ -2,7 +2,8 @@ import type { KeyKind, RunBinding } from "../auth/identity.js";
 import type { Db } from "./db.js";
 import { hashKey, keyLookup, mintKey, newKeyId } from "./format.js";
 import { type CreateKeyInput, KeyInputError, validateKeyInput } from "./input.js";
-import { type KeyRecord, type KeyRow, toRecord } from "./rows.js";
+import { type KeyMetadata, storedMetadata } from "./metadata.js";
+import { type KeyRecord, type KeyRow, type KeyStatus, toRecord } from "./rows.js";
 
 /** A key together with its plaintext; returned once, by create and rotate only. */
 export interface MintedKey {
@@ -15,9 +16,24 @@ export interface ListKeysFilter {
   readonly kind?: KeyKind;
   /** Any of these kinds (for callers confined to some kinds). */
   readonly kinds?: readonly KeyKind[];
-  readonly status?: KeyRecord["status"];
+  readonly status?: KeyStatus;
   readonly owner?: string;
   readonly run?: string;
+}
+
+/** What {@link KeyRepository.update} changes: each field given replaces the stored one. */
+export interface KeyUpdate {
+  readonly name?: string;
+  readonly scopes?: readonly string[];
+  readonly expiresAt?: number;
+  /** {} removes the metadata. */
+  readonly metadata?: KeyMetadata;
+  /** [] lets the key be used from anywhere. */
+  readonly allowedCidrs?: readonly string[];
+}
+
+function storedCidrs(cidrs: readonly string[] | undefined): string | null {
+  return cidrs === undefined || cidrs.length === 0 ? null : cidrs.join(" ");
 }
 
 /** Where a page of {@link KeyRepository.list} starts: just after this key. */
@@ -38,18 +54,38 @@ export class KeyRepository {
   readonly #insert;
   readonly #setHash;
   readonly #revoke;
+  readonly #suspend;
+  readonly #update;
+  readonly #resume;
 
   constructor(db: Db, now: () => number = Date.now) {
     this.#db = db;
     this.#now = now;
     this.#byId = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?");
     this.#insert = db.prepare(
-      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at)
-       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at)`,
+      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, metadata, allowed_cidrs)
+       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at, @metadata, @allowed_cidrs)`,
     );
-    this.#setHash = db.prepare("UPDATE keys SET hash = ?, rotated_at = ? WHERE id = ?");
+    this.#setHash = db.prepare(
+      `UPDATE keys SET hash = @hash, rotated_at = @now,
+         previous_hash = CASE WHEN @graceMs > 0 THEN hash END,
+         previous_expires_at = CASE WHEN @graceMs > 0 THEN @now + @graceMs END
+       WHERE id = @id`,
+    );
+    // Revocation ends the previous secret too: its hash is dropped.
     this.#revoke = db.prepare(
-      "UPDATE keys SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'",
+      `UPDATE keys SET status = 'revoked', revoked_at = ?, previous_hash = NULL, previous_expires_at = NULL
+       WHERE id = ? AND status = 'active'`,
+    );
+    this.#update = db.prepare(
+      `UPDATE keys SET name = @name, scopes = @scopes, expires_at = @expires_at, metadata = @metadata,
+         allowed_cidrs = @allowed_cidrs WHERE id = @id`,
+    );
+    this.#suspend = db.prepare(
+      "UPDATE keys SET suspended_at = ? WHERE id = ? AND status = 'active' AND suspended_at IS NULL",
+    );
+    this.#resume = db.prepare(
+      "UPDATE keys SET suspended_at = NULL WHERE id = ? AND status = 'active' AND suspended_at IS NOT NULL",
     );
   }
 
@@ -72,22 +108,30 @@ export class KeyRepository {
       run: input.binding?.run ?? null,
       created_at: this.#now(),
       expires_at: input.expiresAt ?? null,
+      metadata: storedMetadata(input.metadata),
+      allowed_cidrs: storedCidrs(input.allowedCidrs),
     });
     return { key: this.#mustGet(id), secret };
   }
 
   /**
-   * Replaces the key's secret, keeping its id and lookup. The old secret fails
-   * from the moment this returns. A revoked key cannot be rotated back to life.
+   * Replaces the key's secret, keeping its id and lookup. Without a grace the
+   * old secret fails from the moment this returns; with `graceMs` it keeps
+   * verifying (as the same key) for that long. Either way a secret older than
+   * the one replaced (a grace still running) ends at once. A revoked key
+   * cannot be rotated back to life.
    */
-  rotate(id: string): MintedKey | undefined {
+  rotate(id: string, graceMs = 0): MintedKey | undefined {
+    if (!Number.isSafeInteger(graceMs) || graceMs < 0) {
+      throw new KeyInputError(undefined, "graceSeconds must be a whole number, 0 or more");
+    }
     return this.#db
       .transaction((): MintedKey | undefined => {
         const row = this.#byId.get(id);
         if (!row) return undefined;
         if (row.status === "revoked") throw new KeyInputError(undefined, `key ${id} is revoked`);
         const secret = mintKey(row.kind, row.id);
-        this.#setHash.run(hashKey(secret), this.#now(), id);
+        this.#setHash.run({ hash: hashKey(secret), now: this.#now(), graceMs, id });
         return { key: this.#mustGet(id), secret };
       })
       .immediate();
@@ -97,6 +141,57 @@ export class KeyRepository {
   revoke(id: string): KeyRecord | undefined {
     this.#revoke.run(this.#now(), id);
     return this.get(id);
+  }
+
+  /**
+   * Changes what a key is (name, scopes, expiry, metadata, networks), keeping its id
+   * and secret; the result obeys every rule a new key does. A revoked key is
+   * refused. Undefined if unknown.
+   */
+  update(id: string, changes: KeyUpdate): KeyRecord | undefined {
+    return this.#db
+      .transaction((): KeyRecord | undefined => {
+        const row = this.#byId.get(id);
+        if (!row) return undefined;
+        if (row.status === "revoked") throw new KeyInputError(undefined, `key ${id} is revoked`);
+        const key = this.#toRecord(row);
+        const next: CreateKeyInput = {
+          kind: key.kind,
+          name: changes.name ?? key.name,
+          tenant: key.tenant,
+          owner: key.owner,
+          scopes: changes.scopes ?? key.scopes,
+          expiresAt: changes.expiresAt ?? key.expiresAt,
+          binding: key.binding,
+          metadata: changes.metadata ?? key.metadata,
+          allowedCidrs: changes.allowedCidrs ?? key.allowedCidrs,
+        };
+        validateKeyInput(next);
+        this.#update.run({
+          id,
+          name: next.name ?? "",
+          scopes: (next.scopes ?? []).join(" "),
+          expires_at: next.expiresAt ?? null,
+          metadata: storedMetadata(next.metadata),
+          allowed_cidrs: storedCidrs(next.allowedCidrs),
+        });
+        return this.#mustGet(id);
+      })
+      .immediate();
+  }
+
+  /**
+   * Suspends a key: every later Check answers key_disabled until it is
+   * resumed. Suspending a suspended key keeps its first suspension time; a
+   * revoked key is refused (revocation is final). Undefined if unknown.
+   */
+  suspend(id: string): KeyRecord | undefined {
+    return this.#whileNotRevoked(id, "suspended", () => this.#suspend.run(this.#now(), id));
+  }
+
+  /** Lifts a suspension; resuming an unsuspended key is a no-op. A revoked key is refused. */
+  resume(id: string): KeyRecord | undefined {
+    return this.#whileNotRevoked(id, "resumed", () => this.#resume.run(id));
   }
 
   get(id: string): KeyRecord | undefined {
@@ -126,7 +221,14 @@ export class KeyRepository {
       where.push("status = 'active' AND expires_at IS NOT NULL AND expires_at <= @now");
     }
     if (filter.status === "active") {
-      where.push("status = 'active' AND (expires_at IS NULL OR expires_at > @now)");
+      where.push(
+        "status = 'active' AND (expires_at IS NULL OR expires_at > @now) AND suspended_at IS NULL",
+      );
+    }
+    if (filter.status === "suspended") {
+      where.push(
+        "status = 'active' AND (expires_at IS NULL OR expires_at > @now) AND suspended_at IS NOT NULL",
+      );
     }
     if (after) {
       where.push("(created_at < @afterAt OR (created_at = @afterAt AND id < @afterId))");
@@ -159,6 +261,20 @@ export class KeyRepository {
         const keys = this.runKeys(binding, tenant);
         for (const key of keys) this.#revoke.run(this.#now(), key.id);
         return keys.map((key) => this.#mustGet(key.id));
+      })
+      .immediate();
+  }
+
+  #whileNotRevoked(id: string, done: string, change: () => void): KeyRecord | undefined {
+    return this.#db
+      .transaction((): KeyRecord | undefined => {
+        const row = this.#byId.get(id);
+        if (!row) return undefined;
+        if (row.status === "revoked") {
+          throw new KeyInputError(undefined, `key ${id} is revoked and cannot be ${done}`);
+        }
+        change();
+        return this.#mustGet(id);
       })
       .immediate();
   }

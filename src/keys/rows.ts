@@ -1,4 +1,5 @@
 import type { KeyKind, RunBinding } from "../auth/identity.js";
+import type { KeyMetadata } from "./metadata.js";
 
 /**
  * A `keys` row as SQLite returns it (migrations in db.ts). The one row type:
@@ -22,9 +23,25 @@ export interface KeyRow {
   expires_at: number | null;
   revoked_at: number | null;
   rotated_at: number | null;
+  /** Set while the key is suspended (reversible; status stays "active"). */
+  suspended_at: number | null;
+  /** SHA-256 of the previous key during a rotation grace, else null. */
+  previous_hash: Buffer | null;
+  /** When the previous secret stops verifying (epoch ms), else null. */
+  previous_expires_at: number | null;
+  /** The key's metadata as JSON text (keys/metadata.ts), or null. */
+  metadata: string | null;
+  /** Space-separated CIDRs the key may be used from; null: anywhere. */
+  allowed_cidrs: string | null;
   /** Local to each node: replication leaves it out. */
   last_used_at: number | null;
 }
+
+/** A key's status as the admin surfaces show it and list filters name it. */
+export type KeyStatus = "active" | "suspended" | "revoked" | "expired";
+
+/** Every {@link KeyStatus}, for validating a filter. */
+export const KEY_STATUSES: readonly KeyStatus[] = ["active", "suspended", "revoked", "expired"];
 
 /** A key as the admin surfaces show it. Holds no secret and no hash. */
 export interface KeyRecord {
@@ -36,11 +53,20 @@ export interface KeyRecord {
   readonly owner: string;
   readonly scopes: readonly string[];
   readonly binding: RunBinding | undefined;
-  /** `expired` is derived from `expiresAt` at read time; it is never stored. */
-  readonly status: "active" | "revoked" | "expired";
+  /**
+   * Derived at read time, most final first: `revoked`, then `expired` (from
+   * `expiresAt`), then `suspended` (from `suspendedAt`), else `active`.
+   */
+  readonly status: KeyStatus;
   readonly createdAt: number;
   readonly expiresAt: number | undefined;
   readonly revokedAt: number | undefined;
+  readonly suspendedAt: number | undefined;
+  /** While a rotation grace runs: when the previous secret stops working. */
+  readonly previousSecretExpiresAt: number | undefined;
+  readonly metadata: KeyMetadata | undefined;
+  /** Networks the key may be used from; empty: anywhere. */
+  readonly allowedCidrs: readonly string[];
   readonly lastUsedAt: number | undefined;
 }
 
@@ -56,10 +82,24 @@ export function toRecord(row: KeyRow, now: number): KeyRecord {
     owner: row.owner,
     scopes: splitScopes(row.scopes),
     binding: bindingOf(row),
-    status: row.status === "revoked" ? "revoked" : expired ? "expired" : "active",
+    status:
+      row.status === "revoked"
+        ? "revoked"
+        : expired
+          ? "expired"
+          : row.suspended_at !== null
+            ? "suspended"
+            : "active",
     createdAt: row.created_at,
     expiresAt: row.expires_at ?? undefined,
     revokedAt: row.revoked_at ?? undefined,
+    suspendedAt: row.suspended_at ?? undefined,
+    previousSecretExpiresAt:
+      row.previous_expires_at !== null && row.previous_expires_at > now && row.status !== "revoked"
+        ? row.previous_expires_at
+        : undefined,
+    metadata: row.metadata === null ? undefined : (JSON.parse(row.metadata) as KeyMetadata),
+    allowedCidrs: row.allowed_cidrs === null ? [] : row.allowed_cidrs.split(" "),
     lastUsedAt: row.last_used_at ?? undefined,
   };
 }

@@ -2,8 +2,10 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { LRUCache } from "lru-cache";
 import type { CredentialKind, RunBinding } from "../auth/identity.js";
 import { boundedCache } from "../lib/bounded-cache.js";
+import { type NetworkMatcher, networkMatcher } from "../lib/cidr.js";
 import type { Db } from "./db.js";
 import { hashKey, keyDigest, type ParsedKey } from "./format.js";
+import type { KeyMetadata } from "./metadata.js";
 import { bindingOf, type KeyRow, splitScopes } from "./rows.js";
 
 /** What the store knows about a presented key (see {@link KeyVerifier.verify}). */
@@ -11,7 +13,7 @@ export type KeyVerdict = { readonly ok: true; readonly key: VerifiedKey } | KeyD
 
 export interface KeyDenied {
   readonly ok: false;
-  readonly code: "invalid_token" | "key_revoked" | "key_expired";
+  readonly code: "invalid_token" | "key_revoked" | "key_expired" | "key_disabled";
   readonly keyId?: string | undefined;
 }
 
@@ -24,6 +26,15 @@ export interface VerifiedKey {
   readonly scopes: readonly string[];
   readonly expiresAt: number | undefined;
   readonly binding: RunBinding | undefined;
+  /**
+   * Set only when the key was presented with its previous secret during a
+   * rotation grace: when that secret stops verifying (epoch ms).
+   */
+  readonly previousUntil?: number;
+  /** The key's metadata object, when it has one (Check's dynamic metadata `meta`). */
+  readonly meta?: KeyMetadata;
+  /** The networks the key may be used from, when it lists any. */
+  readonly network?: NetworkMatcher;
 }
 
 /**
@@ -32,6 +43,7 @@ export interface VerifiedKey {
  * the same way.
  */
 const DUMMY_HASH = randomBytes(32);
+const HASH_LENGTH = 32;
 
 /**
  * The Check hot path over the key table: one indexed read, one SHA-256 and
@@ -69,6 +81,9 @@ export class KeyVerifier {
   };
   #hits = 0;
   #misses = 0;
+  /** The stored current and previous hashes of the last lookup, copied out without allocating. */
+  readonly #current = Buffer.alloc(HASH_LENGTH);
+  readonly #previous = Buffer.alloc(HASH_LENGTH);
 
   /**
    * @param cacheMaxEntries bound of the decision cache; 0 (the default) disables it.
@@ -80,27 +95,32 @@ export class KeyVerifier {
       cacheMaxEntries > 0 ? boundedCache(Math.max(1, Math.floor(cacheMaxEntries / 10))) : undefined;
     this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.#hashByLookup = db
-      .prepare<[string, number, Buffer], Buffer>(
+      .prepare<[number, Buffer, string, Buffer, number, Buffer, Buffer], Buffer>(
+        // The current hash followed by the previous one (a rotation grace
+        // still running) or the dummy: 64 bytes for every key, so a key with
+        // a grace reads and compares exactly like one without.
         // An unknown lookup reads a decoy row's hash instead: a row picked
         // by the presented digest, so that both kinds of refusal read one
         // index entry and one table row from anywhere in the table. The
         // decoy can never match: equal SHA-256 digests would mean the
         // presented key is the decoy's, whose lookup is known.
         `SELECT COALESCE(
-           (SELECT hash FROM keys WHERE lookup = ?),
-           (SELECT hash FROM keys WHERE rowid > ? % (SELECT max(rowid) FROM keys) ORDER BY rowid LIMIT 1),
-           ?)`,
+           (SELECT CAST(hash || COALESCE(CASE WHEN previous_expires_at > ? THEN previous_hash END, ?) AS BLOB)
+              FROM keys WHERE lookup = ?),
+           (SELECT CAST(hash || ? AS BLOB) FROM keys WHERE rowid > ? % (SELECT max(rowid) FROM keys) ORDER BY rowid LIMIT 1),
+           CAST(? || ? AS BLOB))`,
       )
       .pluck();
     // Only what verify() reads, once the secret matched.
     this.#byLookup = db.prepare<[string], KeyRow>(
-      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at FROM keys WHERE lookup = ?",
+      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at, previous_expires_at, metadata, allowed_cidrs FROM keys WHERE lookup = ?",
     );
   }
 
   /**
    * Verifies a presented key. Order matters: the secret is checked first so
-   * that only a holder of the secret learns that a key is revoked or expired;
+   * that only a holder of the secret learns that a key is revoked, expired or
+   * suspended (in that order: the most final answer first);
    * an unknown lookup is compared against a decoy row's hash (a dummy when
    * the table is empty) so it answers exactly like a wrong secret.
    *
@@ -139,9 +159,15 @@ export class KeyVerifier {
       else refused.set(cacheKey, verdict);
     }
     // Time moves on while an entry sits in the cache.
-    const expiresAt = verdict.ok ? verdict.key.expiresAt : undefined;
-    if (expiresAt !== undefined && expiresAt <= this.#now()) {
-      return { ok: false, code: "key_expired", keyId: verdict.ok ? verdict.key.id : undefined };
+    if (verdict.ok) {
+      const { expiresAt, previousUntil } = verdict.key;
+      if (expiresAt !== undefined && expiresAt <= this.#now()) {
+        return { ok: false, code: "key_expired", keyId: verdict.key.id };
+      }
+      // A previous secret whose grace ended is just a wrong secret.
+      if (previousUntil !== undefined && previousUntil <= this.#now()) {
+        return { ok: false, code: "invalid_token" };
+      }
     }
     return verdict;
   }
@@ -156,14 +182,36 @@ export class KeyVerifier {
     // when the lookup is unknown. Only a matching secret reads the whole row,
     // so an unknown id and a wrong secret cost the same (bench/TIMING.md).
     const decoy = presented.readUInt32LE(0);
-    const stored = this.#hashByLookup.get(parsed.lookup, decoy, DUMMY_HASH) as Buffer;
-    if (!timingSafeEqual(presented, stored)) return { ok: false, code: "invalid_token" };
+    const now = this.#now();
+    const stored = this.#hashByLookup.get(
+      now,
+      DUMMY_HASH,
+      parsed.lookup,
+      DUMMY_HASH,
+      decoy,
+      DUMMY_HASH,
+      DUMMY_HASH,
+    ) as Buffer;
+    // Fail closed (a 503) rather than compare against what the last lookup left behind.
+    if (stored.length !== 2 * HASH_LENGTH) throw new Error("stored key hash has the wrong length");
+    stored.copy(this.#current, 0, 0, HASH_LENGTH);
+    // The previous secret is compared only when the current one did not
+    // match, and then always (against the dummy when there is none), so
+    // every refusal costs the same two compares.
+    let previous = false;
+    if (!timingSafeEqual(presented, this.#current)) {
+      stored.copy(this.#previous, 0, HASH_LENGTH, 2 * HASH_LENGTH);
+      if (!timingSafeEqual(presented, this.#previous)) return { ok: false, code: "invalid_token" };
+      previous = true;
+    }
     const row = this.#byLookup.get(parsed.lookup);
     if (!row) return { ok: false, code: "invalid_token" };
     if (row.status === "revoked") return { ok: false, code: "key_revoked", keyId: row.id };
-    if (row.expires_at !== null && row.expires_at <= this.#now()) {
+    if (row.expires_at !== null && row.expires_at <= now) {
       return { ok: false, code: "key_expired", keyId: row.id };
     }
+    // After expiry: resuming an expired key would not bring it back.
+    if (row.suspended_at !== null) return { ok: false, code: "key_disabled", keyId: row.id };
     return {
       ok: true,
       key: {
@@ -174,6 +222,13 @@ export class KeyVerifier {
         scopes: splitScopes(row.scopes),
         expiresAt: row.expires_at ?? undefined,
         binding: bindingOf(row),
+        ...(previous &&
+          row.previous_expires_at !== null && { previousUntil: row.previous_expires_at }),
+        // Parsed once per verdict (the decision cache keeps it), never for a key without metadata.
+        ...(row.metadata !== null && { meta: JSON.parse(row.metadata) as KeyMetadata }),
+        ...(row.allowed_cidrs !== null && {
+          network: networkMatcher(row.allowed_cidrs.split(" ")),
+        }),
       },
     };
   }

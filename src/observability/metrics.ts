@@ -46,6 +46,7 @@ export class Metrics {
   readonly #duration: Histogram<"transport">;
   readonly #admin: Counter<"method" | "outcome">;
   readonly #shadowDenies: Counter<"code">;
+  readonly #previousSecret: Counter<"transport">;
   readonly #tenants: TenantDecisions;
   readonly #topKeys: TopKeys | undefined;
   readonly #decisionChildren = new Map<string, Counter.Internal>();
@@ -80,6 +81,12 @@ export class Metrics {
     });
     this.#tenants = new TenantDecisions(this.registry, sources.maxTenants ?? 100);
     this.#topKeys = sources.topKeys;
+    this.#previousSecret = new Counter({
+      name: "keyward_previous_secret_allows_total",
+      help: "Requests allowed through a key's previous secret during a rotation grace: callers that have not switched yet.",
+      labelNames: ["transport"],
+      registers,
+    });
     this.#admin = new Counter({
       name: "keyward_admin_requests_total",
       help: "Admin API calls, by RPC and outcome (ok or an error code).",
@@ -228,6 +235,8 @@ export class Metrics {
     child.inc();
     if (decision.allow && decision.shadowDeny)
       this.#shadowDenies.labels(decision.shadowDeny.code).inc();
+    if (decision.allow && decision.identity?.previousSecret)
+      this.#previousSecret.labels(transport).inc();
     this.#tenants.count(decision);
     this.#topKeys?.record(decision);
     let timer = this.#durationChildren.get(transport);

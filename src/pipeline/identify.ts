@@ -57,6 +57,9 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
             scopes: key.scopes,
             expiresAt: key.expiresAt,
             binding: key.binding,
+            ...(key.previousUntil !== undefined && { previousSecret: true }),
+            ...(key.meta !== undefined && { meta: key.meta }),
+            ...(key.network !== undefined && { network: key.network }),
           };
           identities.set(key, identity);
         }

@@ -122,7 +122,16 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   function decide(identity: Identity | Deny, view: RequestView): Decision {
     try {
-      return isDeny(identity) ? identity : authorize(identity, view);
+      if (isDeny(identity)) return identity;
+      // A key bound to networks is a credential that only works from there,
+      // whatever the route: checked before the route is.
+      if (identity.network !== undefined && !identity.network.allows(view.clientAddress)) {
+        return deny("ip_not_allowed", {
+          reason: `client address ${view.clientAddress ?? "unknown"} is outside the key's allowed networks`,
+          ...who(identity),
+        });
+      }
+      return authorize(identity, view);
     } catch (cause) {
       return fault(cause);
     }

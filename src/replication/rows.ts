@@ -11,11 +11,12 @@ export type ReplicatedRow = Omit<KeyRow, "last_used_at">;
 
 /** The replicated columns, in the order of {@link INSERT_ROW}. */
 export const REPLICATED_COLUMNS =
-  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at";
+  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at, previous_hash, previous_expires_at, metadata, allowed_cidrs";
 
 export const INSERT_ROW = `INSERT OR REPLACE INTO keys (${REPLICATED_COLUMNS})
   VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run,
-          @status, @created_at, @expires_at, @revoked_at, @rotated_at)`;
+          @status, @created_at, @expires_at, @revoked_at, @rotated_at, @suspended_at,
+          @previous_hash, @previous_expires_at, @metadata, @allowed_cidrs)`;
 
 export function rowToProto(row: ReplicatedRow): KeyRowMessage {
   return create(KeyRowSchema, {
@@ -36,6 +37,11 @@ export function rowToProto(row: ReplicatedRow): KeyRowMessage {
     expiresAt: BigInt(row.expires_at ?? 0),
     revokedAt: BigInt(row.revoked_at ?? 0),
     rotatedAt: BigInt(row.rotated_at ?? 0),
+    suspendedAt: BigInt(row.suspended_at ?? 0),
+    previousHash: row.previous_hash ?? new Uint8Array(0),
+    previousExpiresAt: BigInt(row.previous_expires_at ?? 0),
+    metadata: row.metadata ?? "",
+    allowedCidrs: row.allowed_cidrs ?? "",
   });
 }
 
@@ -62,5 +68,10 @@ export function protoToRow(row: KeyRowMessage): ReplicatedRow {
     expires_at: time(row.expiresAt),
     revoked_at: time(row.revokedAt),
     rotated_at: time(row.rotatedAt),
+    suspended_at: time(row.suspendedAt),
+    previous_hash: row.previousHash.length > 0 ? Buffer.from(row.previousHash) : null,
+    previous_expires_at: time(row.previousExpiresAt),
+    metadata: row.metadata === "" ? null : row.metadata,
+    allowed_cidrs: row.allowedCidrs === "" ? null : row.allowedCidrs,
   };
 }

@@ -41,7 +41,7 @@ describe("ListKeys refuses malformed requests", () => {
     for (const status of ["deleted", "ACTIVE", "active "]) {
       const error = await refusal(f.client(f.rootToken).listKeys({ status }));
       expect(error.code).toBe(Code.InvalidArgument);
-      expect(error.rawMessage).toMatch(/status must be active, revoked or expired/);
+      expect(error.rawMessage).toMatch(/status must be one of active, suspended, revoked, expired/);
     }
   });
 

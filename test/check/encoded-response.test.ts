@@ -34,6 +34,9 @@ const codes: DenyCode[] = [
   "key_expired",
   "token_expired",
   "insufficient_scope",
+  "key_disabled",
+  "ip_not_allowed",
+  "rate_limited",
   "unavailable",
 ];
 
@@ -59,6 +62,22 @@ describe("encoded Check responses", () => {
         ]),
         [
           { allow: false, code: "insufficient_scope", requiredScopes: ["runs:apply", "runs:read"] },
+          view(),
+        ],
+        [
+          {
+            allow: false,
+            code: "rate_limited",
+            limit: { requests: 10, perSeconds: 60, retryAfterSeconds: 6 },
+          },
+          view(),
+        ],
+        [
+          {
+            allow: false,
+            code: "rate_limited",
+            limit: { requests: 10, perSeconds: 60, retryAfterSeconds: 3 },
+          },
           view(),
         ],
       ];

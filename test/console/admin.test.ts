@@ -195,6 +195,46 @@ describe("key console: a tenant administrator", () => {
     expect(shown).toBe("2 allowed · 0 denied");
   });
 
+  it("suspends a key (Check answers key_disabled) and resumes it (Check allows again)", async () => {
+    await row(page, "CI importer").getByRole("button", { name: "Suspend" }).click();
+    const suspend = page.getByRole("dialog", { name: "Suspend “CI importer”?" });
+    await suspend.waitFor();
+    expect(await suspend.textContent()).toMatch(/key_disabled/);
+    await screen("07a-suspend-confirm");
+    await suspend.getByRole("button", { name: "Suspend key" }).click();
+    await row(page, "CI importer").getByText("suspended", { exact: true }).waitFor();
+    expect(await decide(check, secret)).toBe("key_disabled");
+
+    await row(page, "CI importer").getByRole("button", { name: "Resume" }).click();
+    const resume = page.getByRole("dialog", { name: "Resume “CI importer”?" });
+    await resume.getByRole("button", { name: "Resume key" }).click();
+    await row(page, "CI importer").getByText("active", { exact: true }).waitFor();
+    expect(await decide(check, secret)).toBe("allow");
+  });
+
+  it("rotates with a grace period: the previous secret keeps working, and the details say until when", async () => {
+    await row(page, "CI importer").getByRole("button", { name: "Rotate" }).click();
+    const confirm = page.getByRole("dialog", { name: "Rotate “CI importer”?" });
+    await confirm.getByLabel("The current secret").selectOption({ label: "works for 1 hour" });
+    await screen("07b-rotate-grace");
+    await confirm.getByRole("button", { name: "Rotate key" }).click();
+    const shown = page.getByRole("dialog", { name: "Key rotated: CI importer" });
+    const rotated = await shown.getByLabel("Secret").inputValue();
+    await shown.getByRole("button", { name: "Done" }).click();
+    expect(await decide(check, secret)).toBe("allow");
+    expect(await decide(check, rotated)).toBe("allow");
+    await page
+      .getByRole("status")
+      .getByText(/previous secret works until/)
+      .waitFor();
+
+    await row(page, "CI importer").getByRole("button", { name: "Details" }).click();
+    const details = page.getByRole("dialog", { name: "Key CI importer" });
+    expect(await details.locator("dl").textContent()).toMatch(/Previous secretworks until/);
+    await details.getByRole("button", { name: "Close" }).click();
+    secret = rotated;
+  });
+
   it("revokes the key after a confirmation naming it; Check then answers key_revoked", async () => {
     await row(page, "CI importer").getByRole("button", { name: "Revoke" }).click();
     const confirm = page.getByRole("dialog", { name: "Revoke “CI importer”?" });

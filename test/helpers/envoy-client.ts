@@ -65,6 +65,8 @@ export interface CheckInput {
   routeMetadata?: Record<string, Record<string, unknown>>;
   /** The filter's metadata context (metadata_context.filter_metadata), by namespace. */
   metadataContext?: Record<string, Record<string, unknown>>;
+  /** The downstream client's IP (attributes.source.address.socket_address), as Envoy sends it. */
+  sourceAddress?: string;
 }
 
 /**
@@ -126,6 +128,11 @@ export class EnvoyCheckClient {
         context_extensions: input.contextExtensions ?? {},
         ...(input.routeMetadata && { route_metadata_context: metadataOf(input.routeMetadata) }),
         ...(input.metadataContext && { metadata_context: metadataOf(input.metadataContext) }),
+        ...(input.sourceAddress && {
+          source: {
+            address: { socket_address: { address: input.sourceAddress, port_value: 40_000 } },
+          },
+        }),
       },
     };
     return new Promise((resolve, reject) => {

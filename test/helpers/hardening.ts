@@ -93,6 +93,9 @@ export const DENY_CODES: Readonly<Record<string, readonly [grpc: number, http: n
   key_expired: [16, 401],
   token_expired: [16, 401],
   insufficient_scope: [7, 403],
+  key_disabled: [16, 401],
+  ip_not_allowed: [7, 403],
+  rate_limited: [8, 429],
   unavailable: [14, 503],
 };
 // RFC 6750 section 3: scope = "scope" "=" DQUOTE scope-token *( SP scope-token ) DQUOTE,

@@ -72,6 +72,7 @@ describe.each<ReflectionVersion>(["v1", "v1alpha"])(
       );
       expect(files.map((f) => f.name)).toEqual([
         "keyward/admin/v1/admin.proto",
+        "google/protobuf/struct.proto",
         "google/protobuf/timestamp.proto",
       ]);
       const registry = registryOf(files);

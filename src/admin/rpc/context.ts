@@ -18,6 +18,8 @@ export interface KeyServiceOptions {
   readonly audited: Audited;
   /** Lifetime given to user and agent keys created without expiresAt. */
   readonly defaultTtlMs: number;
+  /** The longest grace RotateKey may give (keys.max_rotation_grace); default 7 days. */
+  readonly maxRotationGraceMs?: number;
   /**
    * Scopes keyward knows besides keys:admin and keys:provision: those the
    * policy in force names and the config's `scopes:`. Read on every call, so

@@ -16,6 +16,7 @@ import {
   type RotateKeyResponse,
 } from "../../gen/keyward/admin/v1/admin_pb.js";
 import { type CreateKeyInput, validateKeyInput } from "../../keys/input.js";
+import type { KeyMetadata } from "../../keys/metadata.js";
 import type { MintedKey } from "../../keys/repository.js";
 import { boundedCache } from "../../lib/bounded-cache.js";
 import { keyToProto } from "../convert.js";
@@ -45,6 +46,9 @@ export const chronicleEndpoint: Interceptor = (next) => (req) => {
 };
 
 const CHRONICLE_KINDS: readonly string[] = ["user", "agent"];
+
+/** keys.max_rotation_grace when the options name none: 7 days. */
+const DEFAULT_MAX_ROTATION_GRACE_MS = 7 * 24 * 3_600_000;
 
 /**
  * How long a created secret stays answerable to a retry with the same
@@ -110,7 +114,7 @@ export function mintHandlers(h: Handlers) {
       });
     },
 
-    rotateKey(request: { id: string }, context: HandlerContext) {
+    rotateKey(request: { id: string; graceSeconds?: number }, context: HandlerContext) {
       return audited(context, request.id, (caller): Pick<RotateKeyResponse, "key" | "secret"> => {
         const key = h.visibleKey(caller, request.id);
         if (key.status === "revoked") {
@@ -123,7 +127,15 @@ export function mintHandlers(h: Handlers) {
         // rules, owner included (the secret acts as its owner upstream).
         assertKnownScopes(h, key.scopes);
         assertCouldMint(caller, key);
-        return shown(guardInput(() => store.rotate(key.id) ?? notFound(key.id)));
+        const graceMs = (request.graceSeconds ?? 0) * 1000;
+        const max = h.options.maxRotationGraceMs ?? DEFAULT_MAX_ROTATION_GRACE_MS;
+        if (graceMs > max) {
+          throw new ConnectError(
+            `graceSeconds: at most ${Math.floor(max / 1000)} (keys.max_rotation_grace)`,
+            Code.InvalidArgument,
+          );
+        }
+        return shown(guardInput(() => store.rotate(key.id, graceMs) ?? notFound(key.id)));
       });
     },
   };
@@ -185,6 +197,8 @@ function createInput(
     binding: binding
       ? { experiment: binding.experiment, variation: binding.variation, run: binding.run }
       : undefined,
+    metadata: request.metadata as KeyMetadata | undefined,
+    allowedCidrs: request.allowedCidrs,
   };
   guardInput(() => validateKeyInput(input, h.now()));
   assertKnownScopes(h, request.scopes);

@@ -9,6 +9,7 @@ import {
 } from "../../gen/keyward/admin/v1/admin_pb.js";
 import type { AuditEntry } from "../../keys/audit.js";
 import type { ListKeysFilter, PageCursor } from "../../keys/repository.js";
+import { KEY_STATUSES } from "../../keys/rows.js";
 import { keyToProto } from "../convert.js";
 import {
   assertAdministrator,
@@ -27,7 +28,7 @@ const MAX_AUDIT_PAGE_SIZE = 500;
 const DEFAULT_USAGE_HOURS = 24;
 const MAX_USAGE_HOURS = 24 * 90;
 const HOUR_MS = 3_600_000;
-const STATUSES = new Set(["active", "revoked", "expired"]);
+const STATUSES: ReadonlySet<string> = new Set(KEY_STATUSES);
 /** The calls that change nothing (declared NO_SIDE_EFFECTS in the proto): a key's reads. */
 const READ_ACTIONS = KeyService.methods
   .filter((method) => method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS)
@@ -142,7 +143,10 @@ function listFilter(principal: Principal, request: ListKeysRequest): ListKeysFil
     throw new ConnectError(`kind must be one of ${KEY_KINDS.join(", ")}`, Code.InvalidArgument);
   }
   if (request.status && !STATUSES.has(request.status)) {
-    throw new ConnectError("status must be active, revoked or expired", Code.InvalidArgument);
+    throw new ConnectError(
+      `status must be one of ${KEY_STATUSES.join(", ")}`,
+      Code.InvalidArgument,
+    );
   }
   const filter: { -readonly [K in keyof ListKeysFilter]: ListKeysFilter[K] } = {};
   if (request.tenant) filter.tenant = request.tenant;

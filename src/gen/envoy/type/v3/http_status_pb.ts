@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file envoy/type/v3/http_status.proto.
  */
 export const file_envoy_type_v3_http_status: GenFile = /*@__PURE__*/
-  fileDesc("Ch9lbnZveS90eXBlL3YzL2h0dHBfc3RhdHVzLnByb3RvEg1lbnZveS50eXBlLnYzIjUKCkh0dHBTdGF0dXMSJwoEY29kZRgBIAEoDjIZLmVudm95LnR5cGUudjMuU3RhdHVzQ29kZSrOAQoKU3RhdHVzQ29kZRIJCgVFbXB0eRAAEgcKAk9LEMgBEg8KCkJhZFJlcXVlc3QQkAMSEQoMVW5hdXRob3JpemVkEJEDEg4KCUZvcmJpZGRlbhCTAxINCghOb3RGb3VuZBCUAxIUCg9QYXlsb2FkVG9vTGFyZ2UQnQMSIAobUmVxdWVzdEhlYWRlckZpZWxkc1Rvb0xhcmdlEK8DEhgKE0ludGVybmFsU2VydmVyRXJyb3IQ9AMSFwoSU2VydmljZVVuYXZhaWxhYmxlEPcDYgZwcm90bzM");
+  fileDesc("Ch9lbnZveS90eXBlL3YzL2h0dHBfc3RhdHVzLnByb3RvEg1lbnZveS50eXBlLnYzIjUKCkh0dHBTdGF0dXMSJwoEY29kZRgBIAEoDjIZLmVudm95LnR5cGUudjMuU3RhdHVzQ29kZSrkAQoKU3RhdHVzQ29kZRIJCgVFbXB0eRAAEgcKAk9LEMgBEg8KCkJhZFJlcXVlc3QQkAMSEQoMVW5hdXRob3JpemVkEJEDEg4KCUZvcmJpZGRlbhCTAxINCghOb3RGb3VuZBCUAxIUCg9QYXlsb2FkVG9vTGFyZ2UQnQMSFAoPVG9vTWFueVJlcXVlc3RzEK0DEiAKG1JlcXVlc3RIZWFkZXJGaWVsZHNUb29MYXJnZRCvAxIYChNJbnRlcm5hbFNlcnZlckVycm9yEPQDEhcKElNlcnZpY2VVbmF2YWlsYWJsZRD3A2IGcHJvdG8z");
 
 /**
  * @generated from message envoy.type.v3.HttpStatus
@@ -70,6 +70,11 @@ export enum StatusCode {
    * @generated from enum value: PayloadTooLarge = 413;
    */
   PayloadTooLarge = 413,
+
+  /**
+   * @generated from enum value: TooManyRequests = 429;
+   */
+  TooManyRequests = 429,
 
   /**
    * @generated from enum value: RequestHeaderFieldsTooLarge = 431;

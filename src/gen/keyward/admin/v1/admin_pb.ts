@@ -8,15 +8,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import type { ListValue, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file keyward/admin/v1/admin.proto.
  */
 export const file_keyward_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIvECCgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItUBChBDcmVhdGVLZXlSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDQoFb3duZXIYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2JpbmRpbmcYByABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmcSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJIkcKEUNyZWF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSIeChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIkcKEVJvdGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSIeChBSZXZva2VLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjcKEVJldm9rZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5IhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiNAoOR2V0S2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiLwoSR2V0S2V5VXNhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJEg0KBWhvdXJzGAIgASgFIrQBCgxLZXlVc2FnZUhvdXISKAoEaG91chgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYWxsb3dlZBgCIAEoAxI6CgZkZW5pZWQYAyADKAsyKi5rZXl3YXJkLmFkbWluLnYxLktleVVzYWdlSG91ci5EZW5pZWRFbnRyeRotCgtEZW5pZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIkQKE0dldEtleVVzYWdlUmVzcG9uc2USLQoFdXNhZ2UYASADKAsyHi5rZXl3YXJkLmFkbWluLnYxLktleVVzYWdlSG91ciKCAQoPTGlzdEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnRlbmFudBgDIAEoCRIMCgRraW5kGAQgASgJEg4KBnN0YXR1cxgFIAEoCRINCgVvd25lchgGIAEoCRILCgNydW4YByABKAkiUAoQTGlzdEtleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKFFJldm9rZVJ1bktleXNSZXF1ZXN0Ei0KB2JpbmRpbmcYASABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmciPAoVUmV2b2tlUnVuS2V5c1Jlc3BvbnNlEiMKBGtleXMYASADKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKTAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmtleV9pZBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEg4KBmRldGFpbBgHIAEoCSJmChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIVCg1pbmNsdWRlX3JlYWRzGAQgASgIImAKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmtleXdhcmQuYWRtaW4udjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFgoUR2V0U2VydmVySW5mb1JlcXVlc3Qi5wEKBkNhbGxlchINCgVhY3RvchgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEg4KBnRlbmFudBgDIAEoCRIXCg9jcmVkZW50aWFsX2tpbmQYBCABKAkSDgoGc2NvcGVzGAUgAygJEhMKC21hbmFnZXNfYWxsGAYgASgIEhQKDHRlbmFudF9hZG1pbhgHIAEoCBISCgpyZXNlYXJjaGVyGAggASgIEhMKC3Byb3Zpc2lvbmVyGAkgASgIEhYKDm1pbnRhYmxlX2tpbmRzGAogAygJEhgKEGdyYW50YWJsZV9zY29wZXMYCyADKAkiZQoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEgwKBHJvbGUYASABKAkSFAoMa25vd25fc2NvcGVzGAIgAygJEigKBmNhbGxlchgDIAEoCzIYLmtleXdhcmQuYWRtaW4udjEuQ2FsbGVyMs8GCgpLZXlTZXJ2aWNlElQKCUNyZWF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVzcG9uc2USVAoJUm90YXRlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXNwb25zZRJUCglSZXZva2VLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlc3BvbnNlElAKBkdldEtleRIfLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVxdWVzdBogLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVzcG9uc2UiA5ACARJWCghMaXN0S2V5cxIhLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXF1ZXN0GiIua2V5d2FyZC5hZG1pbi52MS5MaXN0S2V5c1Jlc3BvbnNlIgOQAgESYAoNUmV2b2tlUnVuS2V5cxImLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlUnVuS2V5c1JlcXVlc3QaJy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXNwb25zZRJfCgtHZXRLZXlVc2FnZRIkLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5VXNhZ2VSZXF1ZXN0GiUua2V5d2FyZC5hZG1pbi52MS5HZXRLZXlVc2FnZVJlc3BvbnNlIgOQAgESawoPTGlzdEF1ZGl0RXZlbnRzEigua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gikua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIDkAIBEmUKDUdldFNlcnZlckluZm8SJi5rZXl3YXJkLmFkbWluLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIqUECgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHN1c3BlbmRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCG1ldGFkYXRhGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1hbGxvd2VkX2NpZHJzGBEgAygJIpcCChBDcmVhdGVLZXlSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDQoFb3duZXIYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2JpbmRpbmcYByABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmcSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJEikKCG1ldGFkYXRhGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1hbGxvd2VkX2NpZHJzGAogAygJIkcKEUNyZWF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSI1ChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEhUKDWdyYWNlX3NlY29uZHMYAiABKA0iRwoRUm90YXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSDgoGc2VjcmV0GAIgASgJIh4KEFJldm9rZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmV2b2tlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiHwoRU3VzcGVuZEtleVJlcXVlc3QSCgoCaWQYASABKAkiOAoSU3VzcGVuZEtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Ih4KEFJlc3VtZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmVzdW1lS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXki9AEKEFVwZGF0ZUtleVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEioKBnNjb3BlcxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5MaXN0VmFsdWUSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjEKDWFsbG93ZWRfY2lkcnMYBiABKAsyGi5nb29nbGUucHJvdG9idWYuTGlzdFZhbHVlQgcKBV9uYW1lIjcKEVVwZGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5IhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiNAoOR2V0S2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiLwoSR2V0S2V5VXNhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJEg0KBWhvdXJzGAIgASgFIrQBCgxLZXlVc2FnZUhvdXISKAoEaG91chgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYWxsb3dlZBgCIAEoAxI6CgZkZW5pZWQYAyADKAsyKi5rZXl3YXJkLmFkbWluLnYxLktleVVzYWdlSG91ci5EZW5pZWRFbnRyeRotCgtEZW5pZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIkQKE0dldEtleVVzYWdlUmVzcG9uc2USLQoFdXNhZ2UYASADKAsyHi5rZXl3YXJkLmFkbWluLnYxLktleVVzYWdlSG91ciKCAQoPTGlzdEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnRlbmFudBgDIAEoCRIMCgRraW5kGAQgASgJEg4KBnN0YXR1cxgFIAEoCRINCgVvd25lchgGIAEoCRILCgNydW4YByABKAkiUAoQTGlzdEtleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKFFJldm9rZVJ1bktleXNSZXF1ZXN0Ei0KB2JpbmRpbmcYASABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmciPAoVUmV2b2tlUnVuS2V5c1Jlc3BvbnNlEiMKBGtleXMYASADKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKTAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmtleV9pZBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEg4KBmRldGFpbBgHIAEoCSJmChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIVCg1pbmNsdWRlX3JlYWRzGAQgASgIImAKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmtleXdhcmQuYWRtaW4udjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFgoUR2V0U2VydmVySW5mb1JlcXVlc3Qi5wEKBkNhbGxlchINCgVhY3RvchgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEg4KBnRlbmFudBgDIAEoCRIXCg9jcmVkZW50aWFsX2tpbmQYBCABKAkSDgoGc2NvcGVzGAUgAygJEhMKC21hbmFnZXNfYWxsGAYgASgIEhQKDHRlbmFudF9hZG1pbhgHIAEoCBISCgpyZXNlYXJjaGVyGAggASgIEhMKC3Byb3Zpc2lvbmVyGAkgASgIEhYKDm1pbnRhYmxlX2tpbmRzGAogAygJEhgKEGdyYW50YWJsZV9zY29wZXMYCyADKAkiZQoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEgwKBHJvbGUYASABKAkSFAoMa25vd25fc2NvcGVzGAIgAygJEigKBmNhbGxlchgDIAEoCzIYLmtleXdhcmQuYWRtaW4udjEuQ2FsbGVyMtQICgpLZXlTZXJ2aWNlElQKCUNyZWF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVzcG9uc2USVAoJUm90YXRlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXNwb25zZRJUCglSZXZva2VLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlc3BvbnNlElAKBkdldEtleRIfLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVxdWVzdBogLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVzcG9uc2UiA5ACARJWCghMaXN0S2V5cxIhLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXF1ZXN0GiIua2V5d2FyZC5hZG1pbi52MS5MaXN0S2V5c1Jlc3BvbnNlIgOQAgESYAoNUmV2b2tlUnVuS2V5cxImLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlUnVuS2V5c1JlcXVlc3QaJy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXNwb25zZRJfCgtHZXRLZXlVc2FnZRIkLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5VXNhZ2VSZXF1ZXN0GiUua2V5d2FyZC5hZG1pbi52MS5HZXRLZXlVc2FnZVJlc3BvbnNlIgOQAgESVwoKU3VzcGVuZEtleRIjLmtleXdhcmQuYWRtaW4udjEuU3VzcGVuZEtleVJlcXVlc3QaJC5rZXl3YXJkLmFkbWluLnYxLlN1c3BlbmRLZXlSZXNwb25zZRJUCglSZXN1bWVLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJlc3VtZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJlc3VtZUtleVJlc3BvbnNlElQKCVVwZGF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuVXBkYXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuVXBkYXRlS2V5UmVzcG9uc2USawoPTGlzdEF1ZGl0RXZlbnRzEigua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gikua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIDkAIBEmUKDUdldFNlcnZlckluZm8SJi5rZXl3YXJkLmFkbWluLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The run a worker key is bound to.
@@ -100,7 +100,7 @@ export type Key = Message<"keyward.admin.v1.Key"> & {
   binding?: RunBinding | undefined;
 
   /**
-   * active | revoked | expired
+   * active | suspended | revoked | expired
    *
    * @generated from field: string status = 9;
    */
@@ -125,6 +125,34 @@ export type Key = Message<"keyward.admin.v1.Key"> & {
    * @generated from field: google.protobuf.Timestamp revoked_at = 13;
    */
   revokedAt?: Timestamp | undefined;
+
+  /**
+   * Set while the key is suspended.
+   *
+   * @generated from field: google.protobuf.Timestamp suspended_at = 14;
+   */
+  suspendedAt?: Timestamp | undefined;
+
+  /**
+   * While a rotation grace runs: when the previous secret stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_secret_expires_at = 15;
+   */
+  previousSecretExpiresAt?: Timestamp | undefined;
+
+  /**
+   * Free-form JSON object (at most 4 KiB), also in Check's dynamic metadata as `meta`.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 16;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * IPv4/IPv6 CIDRs the key may be used from; empty: anywhere.
+   *
+   * @generated from field: repeated string allowed_cidrs = 17;
+   */
+  allowedCidrs: string[];
 };
 
 /**
@@ -189,6 +217,20 @@ export type CreateKeyRequest = Message<"keyward.admin.v1.CreateKeyRequest"> & {
    * @generated from field: string idempotency_key = 8;
    */
   idempotencyKey: string;
+
+  /**
+   * A JSON object of at most 4 KiB (plan tier, customer id, ...).
+   *
+   * @generated from field: google.protobuf.Struct metadata = 9;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * IPv4/IPv6 CIDRs the key may be used from (at most 64); empty: anywhere.
+   *
+   * @generated from field: repeated string allowed_cidrs = 10;
+   */
+  allowedCidrs: string[];
 };
 
 /**
@@ -230,6 +272,15 @@ export type RotateKeyRequest = Message<"keyward.admin.v1.RotateKeyRequest"> & {
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * How long the previous secret keeps working (same key); 0 (default) ends
+   * it at once. At most keys.max_rotation_grace (default 7 days). A secret
+   * still in an earlier grace ends at once either way.
+   *
+   * @generated from field: uint32 grace_seconds = 2;
+   */
+  graceSeconds: number;
 };
 
 /**
@@ -296,6 +347,142 @@ export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE_
   messageDesc(file_keyward_admin_v1_admin, 7);
 
 /**
+ * @generated from message keyward.admin.v1.SuspendKeyRequest
+ */
+export type SuspendKeyRequest = Message<"keyward.admin.v1.SuspendKeyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message keyward.admin.v1.SuspendKeyRequest.
+ * Use `create(SuspendKeyRequestSchema)` to create a new message.
+ */
+export const SuspendKeyRequestSchema: GenMessage<SuspendKeyRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 8);
+
+/**
+ * @generated from message keyward.admin.v1.SuspendKeyResponse
+ */
+export type SuspendKeyResponse = Message<"keyward.admin.v1.SuspendKeyResponse"> & {
+  /**
+   * @generated from field: keyward.admin.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.SuspendKeyResponse.
+ * Use `create(SuspendKeyResponseSchema)` to create a new message.
+ */
+export const SuspendKeyResponseSchema: GenMessage<SuspendKeyResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 9);
+
+/**
+ * @generated from message keyward.admin.v1.ResumeKeyRequest
+ */
+export type ResumeKeyRequest = Message<"keyward.admin.v1.ResumeKeyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message keyward.admin.v1.ResumeKeyRequest.
+ * Use `create(ResumeKeyRequestSchema)` to create a new message.
+ */
+export const ResumeKeyRequestSchema: GenMessage<ResumeKeyRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 10);
+
+/**
+ * @generated from message keyward.admin.v1.ResumeKeyResponse
+ */
+export type ResumeKeyResponse = Message<"keyward.admin.v1.ResumeKeyResponse"> & {
+  /**
+   * @generated from field: keyward.admin.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.ResumeKeyResponse.
+ * Use `create(ResumeKeyResponseSchema)` to create a new message.
+ */
+export const ResumeKeyResponseSchema: GenMessage<ResumeKeyResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 11);
+
+/**
+ * Changes what a key is, keeping its id and secret. Each field that is set
+ * replaces the stored one; an unset field is left as it is.
+ *
+ * @generated from message keyward.admin.v1.UpdateKeyRequest
+ */
+export type UpdateKeyRequest = Message<"keyward.admin.v1.UpdateKeyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * A list of scope strings (JSON: a plain array).
+   *
+   * @generated from field: google.protobuf.ListValue scopes = 3;
+   */
+  scopes?: ListValue | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Replaces the metadata; an empty object removes it.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 5;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * Replaces the allowed CIDRs (JSON: a plain array); [] allows anywhere.
+   *
+   * @generated from field: google.protobuf.ListValue allowed_cidrs = 6;
+   */
+  allowedCidrs?: ListValue | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.UpdateKeyRequest.
+ * Use `create(UpdateKeyRequestSchema)` to create a new message.
+ */
+export const UpdateKeyRequestSchema: GenMessage<UpdateKeyRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 12);
+
+/**
+ * @generated from message keyward.admin.v1.UpdateKeyResponse
+ */
+export type UpdateKeyResponse = Message<"keyward.admin.v1.UpdateKeyResponse"> & {
+  /**
+   * @generated from field: keyward.admin.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+};
+
+/**
+ * Describes the message keyward.admin.v1.UpdateKeyResponse.
+ * Use `create(UpdateKeyResponseSchema)` to create a new message.
+ */
+export const UpdateKeyResponseSchema: GenMessage<UpdateKeyResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 13);
+
+/**
  * @generated from message keyward.admin.v1.GetKeyRequest
  */
 export type GetKeyRequest = Message<"keyward.admin.v1.GetKeyRequest"> & {
@@ -310,7 +497,7 @@ export type GetKeyRequest = Message<"keyward.admin.v1.GetKeyRequest"> & {
  * Use `create(GetKeyRequestSchema)` to create a new message.
  */
 export const GetKeyRequestSchema: GenMessage<GetKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 8);
+  messageDesc(file_keyward_admin_v1_admin, 14);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyResponse
@@ -327,7 +514,7 @@ export type GetKeyResponse = Message<"keyward.admin.v1.GetKeyResponse"> & {
  * Use `create(GetKeyResponseSchema)` to create a new message.
  */
 export const GetKeyResponseSchema: GenMessage<GetKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 9);
+  messageDesc(file_keyward_admin_v1_admin, 15);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyUsageRequest
@@ -351,7 +538,7 @@ export type GetKeyUsageRequest = Message<"keyward.admin.v1.GetKeyUsageRequest"> 
  * Use `create(GetKeyUsageRequestSchema)` to create a new message.
  */
 export const GetKeyUsageRequestSchema: GenMessage<GetKeyUsageRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 10);
+  messageDesc(file_keyward_admin_v1_admin, 16);
 
 /**
  * One hour of a key's use anywhere in the fleet.
@@ -382,7 +569,7 @@ export type KeyUsageHour = Message<"keyward.admin.v1.KeyUsageHour"> & {
  * Use `create(KeyUsageHourSchema)` to create a new message.
  */
 export const KeyUsageHourSchema: GenMessage<KeyUsageHour> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 11);
+  messageDesc(file_keyward_admin_v1_admin, 17);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyUsageResponse
@@ -401,7 +588,7 @@ export type GetKeyUsageResponse = Message<"keyward.admin.v1.GetKeyUsageResponse"
  * Use `create(GetKeyUsageResponseSchema)` to create a new message.
  */
 export const GetKeyUsageResponseSchema: GenMessage<GetKeyUsageResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 12);
+  messageDesc(file_keyward_admin_v1_admin, 18);
 
 /**
  * @generated from message keyward.admin.v1.ListKeysRequest
@@ -452,7 +639,7 @@ export type ListKeysRequest = Message<"keyward.admin.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 13);
+  messageDesc(file_keyward_admin_v1_admin, 19);
 
 /**
  * @generated from message keyward.admin.v1.ListKeysResponse
@@ -474,7 +661,7 @@ export type ListKeysResponse = Message<"keyward.admin.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 14);
+  messageDesc(file_keyward_admin_v1_admin, 20);
 
 /**
  * @generated from message keyward.admin.v1.RevokeRunKeysRequest
@@ -491,7 +678,7 @@ export type RevokeRunKeysRequest = Message<"keyward.admin.v1.RevokeRunKeysReques
  * Use `create(RevokeRunKeysRequestSchema)` to create a new message.
  */
 export const RevokeRunKeysRequestSchema: GenMessage<RevokeRunKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 15);
+  messageDesc(file_keyward_admin_v1_admin, 21);
 
 /**
  * @generated from message keyward.admin.v1.RevokeRunKeysResponse
@@ -510,7 +697,7 @@ export type RevokeRunKeysResponse = Message<"keyward.admin.v1.RevokeRunKeysRespo
  * Use `create(RevokeRunKeysResponseSchema)` to create a new message.
  */
 export const RevokeRunKeysResponseSchema: GenMessage<RevokeRunKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 16);
+  messageDesc(file_keyward_admin_v1_admin, 22);
 
 /**
  * One admin action on a key, as the audit trail recorded it. Never holds a secret.
@@ -567,7 +754,7 @@ export type AuditEvent = Message<"keyward.admin.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 17);
+  messageDesc(file_keyward_admin_v1_admin, 23);
 
 /**
  * @generated from message keyward.admin.v1.ListAuditEventsRequest
@@ -606,7 +793,7 @@ export type ListAuditEventsRequest = Message<"keyward.admin.v1.ListAuditEventsRe
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 18);
+  messageDesc(file_keyward_admin_v1_admin, 24);
 
 /**
  * @generated from message keyward.admin.v1.ListAuditEventsResponse
@@ -630,7 +817,7 @@ export type ListAuditEventsResponse = Message<"keyward.admin.v1.ListAuditEventsR
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 19);
+  messageDesc(file_keyward_admin_v1_admin, 25);
 
 /**
  * @generated from message keyward.admin.v1.GetServerInfoRequest
@@ -643,7 +830,7 @@ export type GetServerInfoRequest = Message<"keyward.admin.v1.GetServerInfoReques
  * Use `create(GetServerInfoRequestSchema)` to create a new message.
  */
 export const GetServerInfoRequestSchema: GenMessage<GetServerInfoRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 20);
+  messageDesc(file_keyward_admin_v1_admin, 26);
 
 /**
  * The caller as the admin API sees it, and what it may do.
@@ -728,7 +915,7 @@ export type Caller = Message<"keyward.admin.v1.Caller"> & {
  * Use `create(CallerSchema)` to create a new message.
  */
 export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 21);
+  messageDesc(file_keyward_admin_v1_admin, 27);
 
 /**
  * @generated from message keyward.admin.v1.GetServerInfoResponse
@@ -759,7 +946,7 @@ export type GetServerInfoResponse = Message<"keyward.admin.v1.GetServerInfoRespo
  * Use `create(GetServerInfoResponseSchema)` to create a new message.
  */
 export const GetServerInfoResponseSchema: GenMessage<GetServerInfoResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 22);
+  messageDesc(file_keyward_admin_v1_admin, 28);
 
 /**
  * Creates, rotates, revokes and lists API keys.
@@ -826,6 +1013,36 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof GetKeyUsageRequestSchema;
     output: typeof GetKeyUsageResponseSchema;
+  },
+  /**
+   * Stops a key until it is resumed: Check answers 401 key_disabled. Idempotent.
+   *
+   * @generated from rpc keyward.admin.v1.KeyService.SuspendKey
+   */
+  suspendKey: {
+    methodKind: "unary";
+    input: typeof SuspendKeyRequestSchema;
+    output: typeof SuspendKeyResponseSchema;
+  },
+  /**
+   * Lifts a suspension. Idempotent; a revoked key stays revoked.
+   *
+   * @generated from rpc keyward.admin.v1.KeyService.ResumeKey
+   */
+  resumeKey: {
+    methodKind: "unary";
+    input: typeof ResumeKeyRequestSchema;
+    output: typeof ResumeKeyResponseSchema;
+  },
+  /**
+   * Changes a key's name, scopes, expiry or metadata (within the caller's grant rules).
+   *
+   * @generated from rpc keyward.admin.v1.KeyService.UpdateKey
+   */
+  updateKey: {
+    methodKind: "unary";
+    input: typeof UpdateKeyRequestSchema;
+    output: typeof UpdateKeyResponseSchema;
   },
   /**
    * The audit trail of one key, newest first; visible to whoever may GetKey it.

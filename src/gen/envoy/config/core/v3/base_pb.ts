@@ -20,7 +20,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file envoy/config/core/v3/base.proto.
  */
 export const file_envoy_config_core_v3_base: GenFile = /*@__PURE__*/
-  fileDesc("Ch9lbnZveS9jb25maWcvY29yZS92My9iYXNlLnByb3RvEhRlbnZveS5jb25maWcuY29yZS52MyKnAQoITWV0YWRhdGESSwoPZmlsdGVyX21ldGFkYXRhGAEgAygLMjIuZW52b3kuY29uZmlnLmNvcmUudjMuTWV0YWRhdGEuRmlsdGVyTWV0YWRhdGFFbnRyeRpOChNGaWx0ZXJNZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRImCgV2YWx1ZRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3Q6AjgBIjwKC0hlYWRlclZhbHVlEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIRCglyYXdfdmFsdWUYAyABKAwi4gIKEUhlYWRlclZhbHVlT3B0aW9uEjEKBmhlYWRlchgBIAEoCzIhLmVudm95LmNvbmZpZy5jb3JlLnYzLkhlYWRlclZhbHVlEi4KBmFwcGVuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5Cb29sVmFsdWVCAhgBElEKDWFwcGVuZF9hY3Rpb24YAyABKA4yOi5lbnZveS5jb25maWcuY29yZS52My5IZWFkZXJWYWx1ZU9wdGlvbi5IZWFkZXJBcHBlbmRBY3Rpb24SGAoQa2VlcF9lbXB0eV92YWx1ZRgEIAEoCCJ9ChJIZWFkZXJBcHBlbmRBY3Rpb24SGwoXQVBQRU5EX0lGX0VYSVNUU19PUl9BREQQABIRCg1BRERfSUZfQUJTRU5UEAESHgoaT1ZFUldSSVRFX0lGX0VYSVNUU19PUl9BREQQAhIXChNPVkVSV1JJVEVfSUZfRVhJU1RTEAMiPwoJSGVhZGVyTWFwEjIKB2hlYWRlcnMYASADKAsyIS5lbnZveS5jb25maWcuY29yZS52My5IZWFkZXJWYWx1ZUIHkgMECAIgA2IIZWRpdGlvbnNw6Ac", [file_google_protobuf_struct, file_google_protobuf_wrappers]);
+  fileDesc("Ch9lbnZveS9jb25maWcvY29yZS92My9iYXNlLnByb3RvEhRlbnZveS5jb25maWcuY29yZS52MyKnAQoITWV0YWRhdGESSwoPZmlsdGVyX21ldGFkYXRhGAEgAygLMjIuZW52b3kuY29uZmlnLmNvcmUudjMuTWV0YWRhdGEuRmlsdGVyTWV0YWRhdGFFbnRyeRpOChNGaWx0ZXJNZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRImCgV2YWx1ZRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3Q6AjgBIjwKC0hlYWRlclZhbHVlEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIRCglyYXdfdmFsdWUYAyABKAwi4gIKEUhlYWRlclZhbHVlT3B0aW9uEjEKBmhlYWRlchgBIAEoCzIhLmVudm95LmNvbmZpZy5jb3JlLnYzLkhlYWRlclZhbHVlEi4KBmFwcGVuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5Cb29sVmFsdWVCAhgBElEKDWFwcGVuZF9hY3Rpb24YAyABKA4yOi5lbnZveS5jb25maWcuY29yZS52My5IZWFkZXJWYWx1ZU9wdGlvbi5IZWFkZXJBcHBlbmRBY3Rpb24SGAoQa2VlcF9lbXB0eV92YWx1ZRgEIAEoCCJ9ChJIZWFkZXJBcHBlbmRBY3Rpb24SGwoXQVBQRU5EX0lGX0VYSVNUU19PUl9BREQQABIRCg1BRERfSUZfQUJTRU5UEAESHgoaT1ZFUldSSVRFX0lGX0VYSVNUU19PUl9BREQQAhIXChNPVkVSV1JJVEVfSUZfRVhJU1RTEAMiPwoJSGVhZGVyTWFwEjIKB2hlYWRlcnMYASADKAsyIS5lbnZveS5jb25maWcuY29yZS52My5IZWFkZXJWYWx1ZSJGCgdBZGRyZXNzEjsKDnNvY2tldF9hZGRyZXNzGAEgASgLMiMuZW52b3kuY29uZmlnLmNvcmUudjMuU29ja2V0QWRkcmVzcyI0Cg1Tb2NrZXRBZGRyZXNzEg8KB2FkZHJlc3MYAiABKAkSEgoKcG9ydF92YWx1ZRgDIAEoDUIHkgMECAIgA2IIZWRpdGlvbnNw6Ac", [file_google_protobuf_struct, file_google_protobuf_wrappers]);
 
 /**
  * Metadata by filter namespace. keyward reads filter_metadata only;
@@ -153,4 +153,47 @@ export type HeaderMap = Message<"envoy.config.core.v3.HeaderMap"> & {
  */
 export const HeaderMapSchema: GenMessage<HeaderMap> = /*@__PURE__*/
   messageDesc(file_envoy_config_core_v3_base, 3);
+
+/**
+ * A network address; only the socket form (IP and port) is read.
+ *
+ * @generated from message envoy.config.core.v3.Address
+ */
+export type Address = Message<"envoy.config.core.v3.Address"> & {
+  /**
+   * @generated from field: envoy.config.core.v3.SocketAddress socket_address = 1;
+   */
+  socketAddress?: SocketAddress | undefined;
+};
+
+/**
+ * Describes the message envoy.config.core.v3.Address.
+ * Use `create(AddressSchema)` to create a new message.
+ */
+export const AddressSchema: GenMessage<Address> = /*@__PURE__*/
+  messageDesc(file_envoy_config_core_v3_base, 4);
+
+/**
+ * Envoy's SocketAddress: the IP (v4 or v6) and port of one end of a connection.
+ *
+ * @generated from message envoy.config.core.v3.SocketAddress
+ */
+export type SocketAddress = Message<"envoy.config.core.v3.SocketAddress"> & {
+  /**
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * @generated from field: uint32 port_value = 3;
+   */
+  portValue: number;
+};
+
+/**
+ * Describes the message envoy.config.core.v3.SocketAddress.
+ * Use `create(SocketAddressSchema)` to create a new message.
+ */
+export const SocketAddressSchema: GenMessage<SocketAddress> = /*@__PURE__*/
+  messageDesc(file_envoy_config_core_v3_base, 5);
 
