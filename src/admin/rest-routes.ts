@@ -26,6 +26,15 @@ const identityText = z.string().superRefine((value, context) => {
   if (problem) context.addIssue({ code: "custom", message: problem });
 });
 
+/** A key's rate limit in a body; the service checks the bounds. */
+const rateLimitBody = z
+  .object({
+    requests: z.number().int().min(1),
+    perSeconds: z.number().int().min(1),
+    burst: z.number().int().min(0).default(0),
+  })
+  .strict();
+
 // The seeds' request bodies, strictly: an unknown field is a 400 naming it,
 // not silently ignored.
 const adminCreateBody = z
@@ -45,6 +54,7 @@ const adminCreateBody = z
     // Checked by the service (keys/metadata.ts): a JSON object of at most 4 KiB.
     metadata: z.record(z.string(), z.unknown()).optional(),
     allowedCidrs: z.array(z.string()).optional(),
+    rateLimit: rateLimitBody.optional(),
   })
   .strict();
 
@@ -55,6 +65,7 @@ const updateBody = z
     expiresAt: isoTime.optional(),
     metadata: z.record(z.string(), z.unknown()).optional(),
     allowedCidrs: z.array(z.string()).optional(),
+    rateLimit: rateLimitBody.nullable().optional(),
   })
   .strict();
 
@@ -141,6 +152,7 @@ const createAdminKey: Route = async (client, { body, headers, idempotencyKey }) 
       idempotencyKey: input.idempotencyKey ?? headerValue(idempotencyKey),
       metadata: input.metadata as JsonObject | undefined,
       allowedCidrs: input.allowedCidrs,
+      rateLimit: input.rateLimit,
     },
     { headers },
   );
@@ -222,6 +234,11 @@ const update = (client: Client<typeof KeyService>, id: string, { body, headers }
         expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
         metadata: input.metadata as JsonObject | undefined,
         allowedCidrs: input.allowedCidrs && fromJson(ListValueSchema, input.allowedCidrs),
+        // null removes the limit: a limit of 0 requests says so on the wire.
+        rateLimit:
+          input.rateLimit === null
+            ? { requests: 0, perSeconds: 0, burst: 0 }
+            : (input.rateLimit ?? undefined),
       },
       { headers },
     ),

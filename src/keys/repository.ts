@@ -1,4 +1,4 @@
-import type { KeyKind, RunBinding } from "../auth/identity.js";
+import type { KeyKind, RateLimit, RunBinding } from "../auth/identity.js";
 import type { Db } from "./db.js";
 import { hashKey, keyLookup, mintKey, newKeyId } from "./format.js";
 import { type CreateKeyInput, KeyInputError, validateKeyInput } from "./input.js";
@@ -30,6 +30,16 @@ export interface KeyUpdate {
   readonly metadata?: KeyMetadata;
   /** [] lets the key be used from anywhere. */
   readonly allowedCidrs?: readonly string[];
+  /** null removes the limit. */
+  readonly rateLimit?: RateLimit | null;
+}
+
+function storedLimit(limit: RateLimit | undefined) {
+  return {
+    rate_requests: limit?.requests ?? null,
+    rate_per_seconds: limit?.perSeconds ?? null,
+    rate_burst: limit === undefined ? null : limit.burst,
+  };
 }
 
 function storedCidrs(cidrs: readonly string[] | undefined): string | null {
@@ -63,8 +73,8 @@ export class KeyRepository {
     this.#now = now;
     this.#byId = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?");
     this.#insert = db.prepare(
-      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, metadata, allowed_cidrs)
-       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at, @metadata, @allowed_cidrs)`,
+      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, metadata, allowed_cidrs, rate_requests, rate_per_seconds, rate_burst)
+       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at, @metadata, @allowed_cidrs, @rate_requests, @rate_per_seconds, @rate_burst)`,
     );
     this.#setHash = db.prepare(
       `UPDATE keys SET hash = @hash, rotated_at = @now,
@@ -79,7 +89,8 @@ export class KeyRepository {
     );
     this.#update = db.prepare(
       `UPDATE keys SET name = @name, scopes = @scopes, expires_at = @expires_at, metadata = @metadata,
-         allowed_cidrs = @allowed_cidrs WHERE id = @id`,
+         allowed_cidrs = @allowed_cidrs, rate_requests = @rate_requests,
+         rate_per_seconds = @rate_per_seconds, rate_burst = @rate_burst WHERE id = @id`,
     );
     this.#suspend = db.prepare(
       "UPDATE keys SET suspended_at = ? WHERE id = ? AND status = 'active' AND suspended_at IS NULL",
@@ -110,6 +121,7 @@ export class KeyRepository {
       expires_at: input.expiresAt ?? null,
       metadata: storedMetadata(input.metadata),
       allowed_cidrs: storedCidrs(input.allowedCidrs),
+      ...storedLimit(input.rateLimit),
     });
     return { key: this.#mustGet(id), secret };
   }
@@ -165,6 +177,8 @@ export class KeyRepository {
           binding: key.binding,
           metadata: changes.metadata ?? key.metadata,
           allowedCidrs: changes.allowedCidrs ?? key.allowedCidrs,
+          rateLimit:
+            changes.rateLimit === undefined ? key.rateLimit : (changes.rateLimit ?? undefined),
         };
         validateKeyInput(next);
         this.#update.run({
@@ -174,6 +188,7 @@ export class KeyRepository {
           expires_at: next.expiresAt ?? null,
           metadata: storedMetadata(next.metadata),
           allowed_cidrs: storedCidrs(next.allowedCidrs),
+          ...storedLimit(next.rateLimit),
         });
         return this.#mustGet(id);
       })

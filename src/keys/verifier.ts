@@ -1,12 +1,12 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { LRUCache } from "lru-cache";
-import type { CredentialKind, RunBinding } from "../auth/identity.js";
+import type { CredentialKind, RateLimit, RunBinding } from "../auth/identity.js";
 import { boundedCache } from "../lib/bounded-cache.js";
 import { type NetworkMatcher, networkMatcher } from "../lib/cidr.js";
 import type { Db } from "./db.js";
 import { hashKey, keyDigest, type ParsedKey } from "./format.js";
 import type { KeyMetadata } from "./metadata.js";
-import { bindingOf, type KeyRow, splitScopes } from "./rows.js";
+import { bindingOf, type KeyRow, rateLimitOf, splitScopes } from "./rows.js";
 
 /** What the store knows about a presented key (see {@link KeyVerifier.verify}). */
 export type KeyVerdict = { readonly ok: true; readonly key: VerifiedKey } | KeyDenied;
@@ -35,6 +35,7 @@ export interface VerifiedKey {
   readonly meta?: KeyMetadata;
   /** The networks the key may be used from, when it lists any. */
   readonly network?: NetworkMatcher;
+  readonly rateLimit?: RateLimit;
 }
 
 /**
@@ -113,7 +114,7 @@ export class KeyVerifier {
       .pluck();
     // Only what verify() reads, once the secret matched.
     this.#byLookup = db.prepare<[string], KeyRow>(
-      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at, previous_expires_at, metadata, allowed_cidrs FROM keys WHERE lookup = ?",
+      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at, previous_expires_at, metadata, allowed_cidrs, rate_requests, rate_per_seconds, rate_burst FROM keys WHERE lookup = ?",
     );
   }
 
@@ -229,6 +230,7 @@ export class KeyVerifier {
         ...(row.allowed_cidrs !== null && {
           network: networkMatcher(row.allowed_cidrs.split(" ")),
         }),
+        ...(row.rate_requests !== null && { rateLimit: rateLimitOf(row) }),
       },
     };
   }

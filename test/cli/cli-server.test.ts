@@ -212,6 +212,57 @@ describe("keyward keys --server (through the admin API) and the first-run story"
     }
   });
 
+  it("sets, changes and removes a rate limit with --rate-limit on both backends", async () => {
+    const created = keyward([
+      "keys",
+      "create",
+      ...remote,
+      "--kind",
+      "live",
+      "--scopes",
+      "sources:read",
+      "--rate-limit",
+      "1/1h",
+      "--cidrs",
+      "127.0.0.0/8,::1",
+      "--json",
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const { key, secret } = JSON.parse(created.stdout);
+    expect(key.rateLimit).toEqual({ requests: 1, perSeconds: 3600, burst: 0 });
+    expect(key.allowedCidrs).toEqual(["127.0.0.0/8", "::1"]);
+    const raised = keyward([
+      "keys",
+      "update",
+      key.id,
+      "--db",
+      db,
+      "--rate-limit",
+      "6000/1m:200",
+      "--json",
+    ]);
+    expect(raised.code, raised.stderr).toBe(0);
+    expect(JSON.parse(raised.stdout).key.rateLimit).toEqual({
+      requests: 6000,
+      perSeconds: 60,
+      burst: 200,
+    });
+    const removed = keyward([
+      "keys",
+      "update",
+      key.id,
+      ...remote,
+      "--rate-limit",
+      "none",
+      "--json",
+    ]);
+    expect(JSON.parse(removed.stdout).key.rateLimit).toBeNull();
+    expect(secret).toMatch(/^sk_live_/);
+    const bad = keyward(["keys", "update", key.id, ...remote, "--rate-limit", "fast"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--rate-limit: "fast" is not REQUESTS\/WINDOW/);
+  });
+
   it("ends a run: revoke-run revokes every worker key of that run", async () => {
     const mint = (run: string) =>
       JSON.parse(
