@@ -1,55 +1,23 @@
-import type { KeyKind, RateLimit, RunBinding } from "../auth/identity.js";
+import type { RunBinding } from "../auth/identity.js";
+import {
+  type KeyUpdate,
+  type ListKeysFilter,
+  listQuery,
+  type PageCursor,
+  updated,
+  writableColumns,
+} from "./columns.js";
 import type { Db } from "./db.js";
 import { hashKey, keyLookup, mintKey, newKeyId } from "./format.js";
 import { type CreateKeyInput, KeyInputError, validateKeyInput } from "./input.js";
-import { type KeyMetadata, storedMetadata } from "./metadata.js";
-import { type KeyRecord, type KeyRow, type KeyStatus, toRecord } from "./rows.js";
+import { type KeyRecord, type KeyRow, toRecord } from "./rows.js";
+
+export type { KeyUpdate, ListKeysFilter, PageCursor } from "./columns.js";
 
 /** A key together with its plaintext; returned once, by create and rotate only. */
 export interface MintedKey {
   readonly key: KeyRecord;
   readonly secret: string;
-}
-
-export interface ListKeysFilter {
-  readonly tenant?: string;
-  readonly kind?: KeyKind;
-  /** Any of these kinds (for callers confined to some kinds). */
-  readonly kinds?: readonly KeyKind[];
-  readonly status?: KeyStatus;
-  readonly owner?: string;
-  readonly run?: string;
-}
-
-/** What {@link KeyRepository.update} changes: each field given replaces the stored one. */
-export interface KeyUpdate {
-  readonly name?: string;
-  readonly scopes?: readonly string[];
-  readonly expiresAt?: number;
-  /** {} removes the metadata. */
-  readonly metadata?: KeyMetadata;
-  /** [] lets the key be used from anywhere. */
-  readonly allowedCidrs?: readonly string[];
-  /** null removes the limit. */
-  readonly rateLimit?: RateLimit | null;
-}
-
-function storedLimit(limit: RateLimit | undefined) {
-  return {
-    rate_requests: limit?.requests ?? null,
-    rate_per_seconds: limit?.perSeconds ?? null,
-    rate_burst: limit === undefined ? null : limit.burst,
-  };
-}
-
-function storedCidrs(cidrs: readonly string[] | undefined): string | null {
-  return cidrs === undefined || cidrs.length === 0 ? null : cidrs.join(" ");
-}
-
-/** Where a page of {@link KeyRepository.list} starts: just after this key. */
-export interface PageCursor {
-  readonly createdAt: number;
-  readonly id: string;
 }
 
 /**
@@ -110,18 +78,13 @@ export class KeyRepository {
       lookup: keyLookup(input.kind, id),
       hash: hashKey(secret),
       kind: input.kind,
-      name: input.name ?? "",
       tenant: input.tenant ?? "",
       owner: input.owner ?? "",
-      scopes: (input.scopes ?? []).join(" "),
       experiment: input.binding?.experiment ?? null,
       variation: input.binding?.variation ?? null,
       run: input.binding?.run ?? null,
       created_at: this.#now(),
-      expires_at: input.expiresAt ?? null,
-      metadata: storedMetadata(input.metadata),
-      allowed_cidrs: storedCidrs(input.allowedCidrs),
-      ...storedLimit(input.rateLimit),
+      ...writableColumns(input),
     });
     return { key: this.#mustGet(id), secret };
   }
@@ -166,30 +129,9 @@ export class KeyRepository {
         const row = this.#byId.get(id);
         if (!row) return undefined;
         if (row.status === "revoked") throw new KeyInputError(undefined, `key ${id} is revoked`);
-        const key = this.#toRecord(row);
-        const next: CreateKeyInput = {
-          kind: key.kind,
-          name: changes.name ?? key.name,
-          tenant: key.tenant,
-          owner: key.owner,
-          scopes: changes.scopes ?? key.scopes,
-          expiresAt: changes.expiresAt ?? key.expiresAt,
-          binding: key.binding,
-          metadata: changes.metadata ?? key.metadata,
-          allowedCidrs: changes.allowedCidrs ?? key.allowedCidrs,
-          rateLimit:
-            changes.rateLimit === undefined ? key.rateLimit : (changes.rateLimit ?? undefined),
-        };
+        const next = updated(this.#toRecord(row), changes);
         validateKeyInput(next);
-        this.#update.run({
-          id,
-          name: next.name ?? "",
-          scopes: (next.scopes ?? []).join(" "),
-          expires_at: next.expiresAt ?? null,
-          metadata: storedMetadata(next.metadata),
-          allowed_cidrs: storedCidrs(next.allowedCidrs),
-          ...storedLimit(next.rateLimit),
-        });
+        this.#update.run({ id, ...writableColumns(next) });
         return this.#mustGet(id);
       })
       .immediate();
@@ -219,39 +161,7 @@ export class KeyRepository {
    * the previous page). Filters combine with AND.
    */
   list(filter: ListKeysFilter = {}, limit = 100, after?: PageCursor): KeyRecord[] {
-    const where: string[] = [];
-    const params: Record<string, string | number> = { limit, now: this.#now() };
-    for (const field of ["tenant", "kind", "owner", "run"] as const) {
-      const value = filter[field];
-      if (value !== undefined) {
-        where.push(`${field} = @${field}`);
-        params[field] = value;
-      }
-    }
-    if (filter.kinds !== undefined) {
-      where.push(`kind IN (${filter.kinds.map((k) => `'${k}'`).join(",")})`);
-    }
-    if (filter.status === "revoked") where.push("status = 'revoked'");
-    if (filter.status === "expired") {
-      where.push("status = 'active' AND expires_at IS NOT NULL AND expires_at <= @now");
-    }
-    if (filter.status === "active") {
-      where.push(
-        "status = 'active' AND (expires_at IS NULL OR expires_at > @now) AND suspended_at IS NULL",
-      );
-    }
-    if (filter.status === "suspended") {
-      where.push(
-        "status = 'active' AND (expires_at IS NULL OR expires_at > @now) AND suspended_at IS NOT NULL",
-      );
-    }
-    if (after) {
-      where.push("(created_at < @afterAt OR (created_at = @afterAt AND id < @afterId))");
-      params.afterAt = after.createdAt;
-      params.afterId = after.id;
-    }
-    const sql = `SELECT * FROM keys ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-                 ORDER BY created_at DESC, id DESC LIMIT @limit`;
+    const { sql, params } = listQuery(filter, limit, this.#now(), after);
     return this.#db
       .prepare<Record<string, string | number>, KeyRow>(sql)
       .all(params)
