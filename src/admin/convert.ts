@@ -26,6 +26,7 @@ export function keyToProto(key: KeyRecord): Key {
     previousSecretExpiresAt: ms(key.previousSecretExpiresAt),
     metadata: key.metadata as JsonObject | undefined,
     allowedCidrs: [...key.allowedCidrs],
+    rateLimit: key.rateLimit,
   });
 }
 
@@ -55,6 +56,11 @@ export function keyFromProto(key: Key): KeyRecord {
       key.previousSecretExpiresAt && timestampMs(key.previousSecretExpiresAt),
     metadata: key.metadata as KeyMetadata | undefined,
     allowedCidrs: [...key.allowedCidrs],
+    rateLimit: key.rateLimit && {
+      requests: key.rateLimit.requests,
+      perSeconds: key.rateLimit.perSeconds,
+      burst: key.rateLimit.burst,
+    },
     lastUsedAt: key.lastUsedAt && timestampMs(key.lastUsedAt),
   };
 }

@@ -1,76 +1,14 @@
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { ListValueSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import { z } from "zod";
+import type { z } from "zod";
 import { formatZodError } from "../config/errors.js";
 import type { Key, KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
-import { identityTextProblem } from "../keys/input.js";
 import { protoKeyToJson, protoUsageToJson } from "./convert.js";
+import { adminCreateBody, apiKeysCreateBody, rotateBody, updateBody } from "./rest-bodies.js";
 
 // The seeds' REST routes, one function each: JSON body in, KeyService call,
 // the seeds' response shape out (rest.ts reads and writes the HTTP).
-
-const isoTime = z.iso.datetime({
-  offset: true,
-  message: "expected an ISO 8601 time such as 2025-01-01T00:00:00Z",
-});
-const scopes = z.array(z.string()).default([]);
-/**
- * A name, description, owner or tenant: the identity rule (keys/input.ts).
- * Checked here as well as in the service because JSON can carry what the
- * in-process call cannot: an unpaired surrogate would reach the service as
- * U+FFFD, silently changed instead of refused.
- */
-const identityText = z.string().superRefine((value, context) => {
-  const problem = identityTextProblem(value);
-  if (problem) context.addIssue({ code: "custom", message: problem });
-});
-
-// The seeds' request bodies, strictly: an unknown field is a 400 naming it,
-// not silently ignored.
-const adminCreateBody = z
-  .object({
-    name: identityText.default(""),
-    description: identityText.optional(),
-    scopes,
-    expiresAt: isoTime.optional(),
-    kind: z.string().optional(),
-    tenant: identityText.optional(),
-    owner: identityText.optional(),
-    binding: z
-      .object({ experiment: z.string(), variation: z.string(), run: z.string() })
-      .strict()
-      .optional(),
-    idempotencyKey: z.string().max(200).optional(),
-    // Checked by the service (keys/metadata.ts): a JSON object of at most 4 KiB.
-    metadata: z.record(z.string(), z.unknown()).optional(),
-    allowedCidrs: z.array(z.string()).optional(),
-  })
-  .strict();
-
-const updateBody = z
-  .object({
-    name: identityText.optional(),
-    scopes: z.array(z.string()).optional(),
-    expiresAt: isoTime.optional(),
-    metadata: z.record(z.string(), z.unknown()).optional(),
-    allowedCidrs: z.array(z.string()).optional(),
-  })
-  .strict();
-
-const apiKeysCreateBody = z
-  .object({
-    description: identityText.default(""),
-    name: identityText.optional(),
-    scopes,
-    expiresAt: isoTime.optional(),
-    kind: z.enum(["user", "agent"]).optional(),
-  })
-  .strict();
-
-const rotateBody = z
-  .object({ graceSeconds: z.number().int().min(0).max(0xffff_ffff).optional() })
-  .strict();
 
 export interface RouteInput {
   body: unknown;
@@ -143,6 +81,7 @@ const createAdminKey: Route = async (client, { body, headers, idempotencyKey }) 
       idempotencyKey: input.idempotencyKey ?? headerValue(idempotencyKey),
       metadata: input.metadata as JsonObject | undefined,
       allowedCidrs: input.allowedCidrs,
+      rateLimit: input.rateLimit,
     },
     { headers },
   );
@@ -237,6 +176,11 @@ const update = (client: Client<typeof KeyService>, id: string, { body, headers }
         expiresAt: input.expiresAt ? timestampFromMs(Date.parse(input.expiresAt)) : undefined,
         metadata: input.metadata as JsonObject | undefined,
         allowedCidrs: input.allowedCidrs && fromJson(ListValueSchema, input.allowedCidrs),
+        // null removes the limit: a limit of 0 requests says so on the wire.
+        rateLimit:
+          input.rateLimit === null
+            ? { requests: 0, perSeconds: 0, burst: 0 }
+            : (input.rateLimit ?? undefined),
       },
       { headers },
     ),

@@ -5,6 +5,13 @@ export type CredentialKind = KeyKind | "jwt";
 /** Every API-key kind, in the order DESIGN lists them. */
 export const KEY_KINDS: readonly KeyKind[] = ["live", "user", "agent", "worker"];
 
+/** A key's native rate limit: `requests` per `perSeconds`, bursting to `burst` (0: `requests`). */
+export interface RateLimit {
+  readonly requests: number;
+  readonly perSeconds: number;
+  readonly burst: number;
+}
+
 /** The run a `worker` key is bound to; it may only act under that run's path. */
 export interface RunBinding {
   readonly experiment: string;
@@ -41,4 +48,6 @@ export interface Identity {
   readonly meta?: { readonly [key: string]: unknown };
   /** An API key's allowed networks, when it lists any: the client address must be in one. */
   readonly network?: { allows(address: string | undefined): boolean };
+  /** An API key's own rate limit, when it has one (enforced per process). */
+  readonly rateLimit?: RateLimit;
 }

@@ -1,4 +1,4 @@
-import { KEY_KINDS, type KeyKind } from "../auth/identity.js";
+import { KEY_KINDS, type KeyKind, type RateLimit } from "../auth/identity.js";
 import { DEFAULTS } from "../config/schema.js";
 import {
   type CreateKeyInput,
@@ -33,6 +33,8 @@ export interface CreateFlags {
   meta?: string;
   /** Comma-separated CIDRs. */
   cidrs?: string;
+  /** REQUESTS/WINDOW[:BURST], e.g. 100/1s or 6000/1m:200. */
+  rateLimit?: string;
   /** Set when the key is minted through the admin API, which applies its own default lifetime. */
   server?: string;
 }
@@ -103,6 +105,7 @@ export function createInput(options: CreateFlags): CreateKeyInput {
         : undefined,
     metadata: metaFlag(options.meta),
     allowedCidrs: options.cidrs === undefined ? undefined : scopeList(options.cidrs),
+    rateLimit: options.rateLimit === undefined ? undefined : rateLimitFlag(options.rateLimit),
   };
   try {
     validateKeyInput(input, Date.now());
@@ -131,6 +134,8 @@ export interface UpdateFlags {
   expiresAt?: string;
   meta?: string;
   cidrs?: string;
+  /** As for create, or "none" to remove the limit. */
+  rateLimit?: string;
 }
 
 /** The change `keys update` asks for, or a usage error naming the flag. */
@@ -141,10 +146,13 @@ export function updateInput(options: UpdateFlags): KeyUpdate {
     ...(options.expiresAt !== undefined && { expiresAt: isoFlag(options.expiresAt) }),
     ...(options.meta !== undefined && { metadata: metaFlag(options.meta) as KeyMetadata }),
     ...(options.cidrs !== undefined && { allowedCidrs: scopeList(options.cidrs) }),
+    ...(options.rateLimit !== undefined && {
+      rateLimit: options.rateLimit === "none" ? null : rateLimitFlag(options.rateLimit),
+    }),
   };
   if (Object.keys(changes).length === 0) {
     throw new UsageError(
-      "keys update: give at least one of --name, --scopes, --expires-at, --meta, --cidrs",
+      "keys update: give at least one of --name, --scopes, --expires-at, --meta, --cidrs, --rate-limit",
     );
   }
   const problem = metadataProblem(changes.metadata ?? {});
@@ -157,6 +165,24 @@ export function updateInput(options: UpdateFlags): KeyUpdate {
     throw new UsageError(`--expires-at: ${options.expiresAt} is already past`);
   }
   return changes;
+}
+
+const WINDOW_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** --rate-limit REQUESTS/WINDOW[:BURST] (100/1s, 6000/1m:200, 10/s) as a limit. */
+export function rateLimitFlag(value: string): RateLimit {
+  const match = /^(\d+)\/(\d*)([smhd])(?::(\d+))?$/.exec(value);
+  if (!match) {
+    throw new UsageError(
+      `--rate-limit: "${value}" is not REQUESTS/WINDOW[:BURST], e.g. 100/1s or 6000/1m:200`,
+    );
+  }
+  const [, requests, count, unit, burst] = match;
+  return {
+    requests: Number(requests),
+    perSeconds: Number(count || "1") * (WINDOW_SECONDS[unit as string] as number),
+    burst: Number(burst ?? "0"),
+  };
 }
 
 /** A comma-separated flag value as a list ("" is the empty list). */
@@ -186,4 +212,5 @@ const FLAGS: Record<KeyInputField, string> = {
   binding: "--experiment, --variation and --run",
   metadata: "--meta",
   allowedCidrs: "--cidrs",
+  rateLimit: "--rate-limit",
 };

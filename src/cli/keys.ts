@@ -60,6 +60,7 @@ export function registerKeyCommands(program: Command): void {
     .option("--run <n>", "worker keys: the run")
     .option("--meta <json>", 'metadata, a JSON object of at most 4 KiB, e.g. \'{"plan":"pro"}\'')
     .option("--cidrs <list>", "comma-separated networks the key may be used from, e.g. 10.0.0.0/8")
+    .option("--rate-limit <limit>", "REQUESTS/WINDOW[:BURST] per keyward process, e.g. 100/1s")
     .option(
       "--idempotency-key <key>",
       "with --server: a retry with the same key returns the first result",
@@ -109,6 +110,7 @@ export function registerKeyCommands(program: Command): void {
     .option("--expires-at <time>", "ISO 8601 expiry time")
     .option("--meta <json>", "metadata: replaces it; '{}' removes it")
     .option("--cidrs <list>", "allowed networks: replaces them; '' allows anywhere")
+    .option("--rate-limit <limit>", "REQUESTS/WINDOW[:BURST], or none to remove it")
     .action((id: string, options: CommonFlags & UpdateFlags) => {
       const changes = updateInput(options);
       return run(options, {}, async (backend) =>

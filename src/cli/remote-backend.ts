@@ -43,6 +43,7 @@ export function remoteBackend(baseUrl: string, token: string | undefined): KeyBa
               idempotencyKey: idempotencyKey ?? "",
               metadata: input.metadata as JsonObject | undefined,
               allowedCidrs: [...(input.allowedCidrs ?? [])],
+              rateLimit: input.rateLimit,
             },
             call,
           ),
@@ -64,6 +65,10 @@ export function remoteBackend(baseUrl: string, token: string | undefined): KeyBa
         expiresAt: changes.expiresAt === undefined ? undefined : timestampFromMs(changes.expiresAt),
         metadata: changes.metadata as JsonObject | undefined,
         allowedCidrs: changes.allowedCidrs && fromJson(ListValueSchema, [...changes.allowedCidrs]),
+        rateLimit:
+          changes.rateLimit === null
+            ? { requests: 0, perSeconds: 0, burst: 0 }
+            : (changes.rateLimit ?? undefined),
       };
       return protoKeyToJson(mustHaveKey((await readable(client.updateKey(request, call))).key));
     },

@@ -107,18 +107,22 @@ const MIGRATIONS: readonly string[] = [
   // the previous secret's SHA-256 (never the secret) verifies until
   // previous_expires_at. metadata is the key's JSON object (validated, at
   // most 4 KiB), or NULL; allowed_cidrs the space-separated networks a key
-  // may be used from, or NULL for anywhere. The update trigger is recreated so that the new
+  // may be used from, or NULL for anywhere; rate_* the key's native rate
+  // limit (NULL: none). The update trigger is recreated so that the new
   // replicated columns are logged too.
   `ALTER TABLE keys ADD COLUMN suspended_at INTEGER;
    ALTER TABLE keys ADD COLUMN previous_hash BLOB;
    ALTER TABLE keys ADD COLUMN previous_expires_at INTEGER;
    ALTER TABLE keys ADD COLUMN metadata TEXT;
    ALTER TABLE keys ADD COLUMN allowed_cidrs TEXT;
+   ALTER TABLE keys ADD COLUMN rate_requests INTEGER;
+   ALTER TABLE keys ADD COLUMN rate_per_seconds INTEGER;
+   ALTER TABLE keys ADD COLUMN rate_burst INTEGER;
    DROP TRIGGER keys_log_update;
    CREATE TRIGGER keys_log_update AFTER UPDATE OF
        lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run,
        status, expires_at, revoked_at, rotated_at, suspended_at, previous_hash, previous_expires_at,
-       metadata, allowed_cidrs ON keys
+       metadata, allowed_cidrs, rate_requests, rate_per_seconds, rate_burst ON keys
      WHEN NOT EXISTS (SELECT 1 FROM replica_state)
      BEGIN INSERT INTO changes (key_id, at) VALUES (NEW.id, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END;`,
 ];

@@ -1,4 +1,4 @@
-import type { KeyKind, RunBinding } from "../auth/identity.js";
+import type { KeyKind, RateLimit, RunBinding } from "../auth/identity.js";
 import { SCOPE_TOKEN } from "../auth/scope.js";
 import { cidrProblem } from "../lib/cidr.js";
 import { type KeyMetadata, metadataProblem } from "./metadata.js";
@@ -19,7 +19,13 @@ export interface CreateKeyInput {
   readonly metadata?: KeyMetadata | undefined;
   /** IPv4/IPv6 CIDRs the key may be used from; undefined or []: anywhere. */
   readonly allowedCidrs?: readonly string[] | undefined;
+  /** The key's native rate limit; undefined: none. */
+  readonly rateLimit?: RateLimit | undefined;
 }
+
+/** Bounds of a rate limit: requests and burst 1..1e9, a window of 1 s to 1 day. */
+const MAX_RATE_REQUESTS = 1_000_000_000;
+const MAX_RATE_WINDOW_SECONDS = 86_400;
 
 /** Most networks one key may list. */
 export const MAX_ALLOWED_CIDRS = 64;
@@ -94,6 +100,21 @@ export function validateKeyInput(input: CreateKeyInput, now?: number): void {
   for (const cidr of cidrs) {
     const problem = cidrProblem(cidr);
     if (problem) throw new KeyInputError("allowedCidrs", problem);
+  }
+  const limit = input.rateLimit;
+  if (limit !== undefined) {
+    const whole = (n: number, max: number, min: number) =>
+      Number.isInteger(n) && n >= min && n <= max;
+    if (
+      !whole(limit.requests, MAX_RATE_REQUESTS, 1) ||
+      !whole(limit.perSeconds, MAX_RATE_WINDOW_SECONDS, 1) ||
+      !whole(limit.burst, MAX_RATE_REQUESTS, 0)
+    ) {
+      throw new KeyInputError(
+        "rateLimit",
+        `requests and burst must be whole numbers up to ${MAX_RATE_REQUESTS} (requests at least 1, burst 0 for requests), perSeconds 1 to ${MAX_RATE_WINDOW_SECONDS}`,
+      );
+    }
   }
   if (input.metadata !== undefined) {
     const problem = metadataProblem(input.metadata);

@@ -20,6 +20,7 @@ export interface KeyJson {
   previousSecretExpiresAt: string | null;
   metadata: KeyMetadata | null;
   allowedCidrs: string[];
+  rateLimit: { requests: number; perSeconds: number; burst: number } | null;
   lastUsedAt: string | null;
 }
 
@@ -41,6 +42,7 @@ export function keyToJson(key: KeyRecord): KeyJson {
     previousSecretExpiresAt: iso(key.previousSecretExpiresAt),
     metadata: key.metadata ?? null,
     allowedCidrs: [...key.allowedCidrs],
+    rateLimit: key.rateLimit ? { ...key.rateLimit } : null,
     lastUsedAt: iso(key.lastUsedAt),
   };
 }

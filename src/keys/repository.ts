@@ -1,45 +1,23 @@
-import type { KeyKind, RunBinding } from "../auth/identity.js";
+import type { RunBinding } from "../auth/identity.js";
+import {
+  type KeyUpdate,
+  type ListKeysFilter,
+  listQuery,
+  type PageCursor,
+  updated,
+  writableColumns,
+} from "./columns.js";
 import type { Db } from "./db.js";
 import { hashKey, keyLookup, mintKey, newKeyId } from "./format.js";
 import { type CreateKeyInput, KeyInputError, validateKeyInput } from "./input.js";
-import { type KeyMetadata, storedMetadata } from "./metadata.js";
-import { type KeyRecord, type KeyRow, type KeyStatus, toRecord } from "./rows.js";
+import { type KeyRecord, type KeyRow, toRecord } from "./rows.js";
+
+export type { KeyUpdate, ListKeysFilter, PageCursor } from "./columns.js";
 
 /** A key together with its plaintext; returned once, by create and rotate only. */
 export interface MintedKey {
   readonly key: KeyRecord;
   readonly secret: string;
-}
-
-export interface ListKeysFilter {
-  readonly tenant?: string;
-  readonly kind?: KeyKind;
-  /** Any of these kinds (for callers confined to some kinds). */
-  readonly kinds?: readonly KeyKind[];
-  readonly status?: KeyStatus;
-  readonly owner?: string;
-  readonly run?: string;
-}
-
-/** What {@link KeyRepository.update} changes: each field given replaces the stored one. */
-export interface KeyUpdate {
-  readonly name?: string;
-  readonly scopes?: readonly string[];
-  readonly expiresAt?: number;
-  /** {} removes the metadata. */
-  readonly metadata?: KeyMetadata;
-  /** [] lets the key be used from anywhere. */
-  readonly allowedCidrs?: readonly string[];
-}
-
-function storedCidrs(cidrs: readonly string[] | undefined): string | null {
-  return cidrs === undefined || cidrs.length === 0 ? null : cidrs.join(" ");
-}
-
-/** Where a page of {@link KeyRepository.list} starts: just after this key. */
-export interface PageCursor {
-  readonly createdAt: number;
-  readonly id: string;
 }
 
 /**
@@ -63,8 +41,8 @@ export class KeyRepository {
     this.#now = now;
     this.#byId = db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?");
     this.#insert = db.prepare(
-      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, metadata, allowed_cidrs)
-       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at, @metadata, @allowed_cidrs)`,
+      `INSERT INTO keys (id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, metadata, allowed_cidrs, rate_requests, rate_per_seconds, rate_burst)
+       VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run, 'active', @created_at, @expires_at, @metadata, @allowed_cidrs, @rate_requests, @rate_per_seconds, @rate_burst)`,
     );
     this.#setHash = db.prepare(
       `UPDATE keys SET hash = @hash, rotated_at = @now,
@@ -79,7 +57,8 @@ export class KeyRepository {
     );
     this.#update = db.prepare(
       `UPDATE keys SET name = @name, scopes = @scopes, expires_at = @expires_at, metadata = @metadata,
-         allowed_cidrs = @allowed_cidrs WHERE id = @id`,
+         allowed_cidrs = @allowed_cidrs, rate_requests = @rate_requests,
+         rate_per_seconds = @rate_per_seconds, rate_burst = @rate_burst WHERE id = @id`,
     );
     this.#suspend = db.prepare(
       "UPDATE keys SET suspended_at = ? WHERE id = ? AND status = 'active' AND suspended_at IS NULL",
@@ -99,17 +78,13 @@ export class KeyRepository {
       lookup: keyLookup(input.kind, id),
       hash: hashKey(secret),
       kind: input.kind,
-      name: input.name ?? "",
       tenant: input.tenant ?? "",
       owner: input.owner ?? "",
-      scopes: (input.scopes ?? []).join(" "),
       experiment: input.binding?.experiment ?? null,
       variation: input.binding?.variation ?? null,
       run: input.binding?.run ?? null,
       created_at: this.#now(),
-      expires_at: input.expiresAt ?? null,
-      metadata: storedMetadata(input.metadata),
-      allowed_cidrs: storedCidrs(input.allowedCidrs),
+      ...writableColumns(input),
     });
     return { key: this.#mustGet(id), secret };
   }
@@ -154,27 +129,9 @@ export class KeyRepository {
         const row = this.#byId.get(id);
         if (!row) return undefined;
         if (row.status === "revoked") throw new KeyInputError(undefined, `key ${id} is revoked`);
-        const key = this.#toRecord(row);
-        const next: CreateKeyInput = {
-          kind: key.kind,
-          name: changes.name ?? key.name,
-          tenant: key.tenant,
-          owner: key.owner,
-          scopes: changes.scopes ?? key.scopes,
-          expiresAt: changes.expiresAt ?? key.expiresAt,
-          binding: key.binding,
-          metadata: changes.metadata ?? key.metadata,
-          allowedCidrs: changes.allowedCidrs ?? key.allowedCidrs,
-        };
+        const next = updated(this.#toRecord(row), changes);
         validateKeyInput(next);
-        this.#update.run({
-          id,
-          name: next.name ?? "",
-          scopes: (next.scopes ?? []).join(" "),
-          expires_at: next.expiresAt ?? null,
-          metadata: storedMetadata(next.metadata),
-          allowed_cidrs: storedCidrs(next.allowedCidrs),
-        });
+        this.#update.run({ id, ...writableColumns(next) });
         return this.#mustGet(id);
       })
       .immediate();
@@ -204,39 +161,7 @@ export class KeyRepository {
    * the previous page). Filters combine with AND.
    */
   list(filter: ListKeysFilter = {}, limit = 100, after?: PageCursor): KeyRecord[] {
-    const where: string[] = [];
-    const params: Record<string, string | number> = { limit, now: this.#now() };
-    for (const field of ["tenant", "kind", "owner", "run"] as const) {
-      const value = filter[field];
-      if (value !== undefined) {
-        where.push(`${field} = @${field}`);
-        params[field] = value;
-      }
-    }
-    if (filter.kinds !== undefined) {
-      where.push(`kind IN (${filter.kinds.map((k) => `'${k}'`).join(",")})`);
-    }
-    if (filter.status === "revoked") where.push("status = 'revoked'");
-    if (filter.status === "expired") {
-      where.push("status = 'active' AND expires_at IS NOT NULL AND expires_at <= @now");
-    }
-    if (filter.status === "active") {
-      where.push(
-        "status = 'active' AND (expires_at IS NULL OR expires_at > @now) AND suspended_at IS NULL",
-      );
-    }
-    if (filter.status === "suspended") {
-      where.push(
-        "status = 'active' AND (expires_at IS NULL OR expires_at > @now) AND suspended_at IS NOT NULL",
-      );
-    }
-    if (after) {
-      where.push("(created_at < @afterAt OR (created_at = @afterAt AND id < @afterId))");
-      params.afterAt = after.createdAt;
-      params.afterId = after.id;
-    }
-    const sql = `SELECT * FROM keys ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-                 ORDER BY created_at DESC, id DESC LIMIT @limit`;
+    const { sql, params } = listQuery(filter, limit, this.#now(), after);
     return this.#db
       .prepare<Record<string, string | number>, KeyRow>(sql)
       .all(params)

@@ -1,4 +1,4 @@
-import type { KeyKind, RunBinding } from "../auth/identity.js";
+import type { KeyKind, RateLimit, RunBinding } from "../auth/identity.js";
 import type { KeyMetadata } from "./metadata.js";
 
 /**
@@ -33,6 +33,10 @@ export interface KeyRow {
   metadata: string | null;
   /** Space-separated CIDRs the key may be used from; null: anywhere. */
   allowed_cidrs: string | null;
+  /** The native rate limit (all three set, or all null). */
+  rate_requests: number | null;
+  rate_per_seconds: number | null;
+  rate_burst: number | null;
   /** Local to each node: replication leaves it out. */
   last_used_at: number | null;
 }
@@ -67,6 +71,7 @@ export interface KeyRecord {
   readonly metadata: KeyMetadata | undefined;
   /** Networks the key may be used from; empty: anywhere. */
   readonly allowedCidrs: readonly string[];
+  readonly rateLimit: RateLimit | undefined;
   readonly lastUsedAt: number | undefined;
 }
 
@@ -100,7 +105,20 @@ export function toRecord(row: KeyRow, now: number): KeyRecord {
         : undefined,
     metadata: row.metadata === null ? undefined : (JSON.parse(row.metadata) as KeyMetadata),
     allowedCidrs: row.allowed_cidrs === null ? [] : row.allowed_cidrs.split(" "),
+    rateLimit: rateLimitOf(row),
     lastUsedAt: row.last_used_at ?? undefined,
+  };
+}
+
+/** The row's rate limit, or undefined when it has none. */
+export function rateLimitOf(
+  row: Pick<KeyRow, "rate_requests" | "rate_per_seconds" | "rate_burst">,
+): RateLimit | undefined {
+  if (row.rate_requests === null || row.rate_per_seconds === null) return undefined;
+  return {
+    requests: row.rate_requests,
+    perSeconds: row.rate_per_seconds,
+    burst: row.rate_burst ?? 0,
   };
 }
 

@@ -1,12 +1,13 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { LRUCache } from "lru-cache";
-import type { CredentialKind, RunBinding } from "../auth/identity.js";
+import type { CredentialKind, RateLimit, RunBinding } from "../auth/identity.js";
 import { boundedCache } from "../lib/bounded-cache.js";
 import { type NetworkMatcher, networkMatcher } from "../lib/cidr.js";
 import type { Db } from "./db.js";
 import { hashKey, keyDigest, type ParsedKey } from "./format.js";
 import type { KeyMetadata } from "./metadata.js";
-import { bindingOf, type KeyRow, splitScopes } from "./rows.js";
+import { bindingOf, splitScopes } from "./rows.js";
+import { verifyQueries } from "./verify-queries.js";
 
 /** What the store knows about a presented key (see {@link KeyVerifier.verify}). */
 export type KeyVerdict = { readonly ok: true; readonly key: VerifiedKey } | KeyDenied;
@@ -35,6 +36,7 @@ export interface VerifiedKey {
   readonly meta?: KeyMetadata;
   /** The networks the key may be used from, when it lists any. */
   readonly network?: NetworkMatcher;
+  readonly rateLimit?: RateLimit;
 }
 
 /**
@@ -94,27 +96,9 @@ export class KeyVerifier {
     this.#refused =
       cacheMaxEntries > 0 ? boundedCache(Math.max(1, Math.floor(cacheMaxEntries / 10))) : undefined;
     this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
-    this.#hashByLookup = db
-      .prepare<[number, Buffer, string, Buffer, number, Buffer, Buffer], Buffer>(
-        // The current hash followed by the previous one (a rotation grace
-        // still running) or the dummy: 64 bytes for every key, so a key with
-        // a grace reads and compares exactly like one without.
-        // An unknown lookup reads a decoy row's hash instead: a row picked
-        // by the presented digest, so that both kinds of refusal read one
-        // index entry and one table row from anywhere in the table. The
-        // decoy can never match: equal SHA-256 digests would mean the
-        // presented key is the decoy's, whose lookup is known.
-        `SELECT COALESCE(
-           (SELECT CAST(hash || COALESCE(CASE WHEN previous_expires_at > ? THEN previous_hash END, ?) AS BLOB)
-              FROM keys WHERE lookup = ?),
-           (SELECT CAST(hash || ? AS BLOB) FROM keys WHERE rowid > ? % (SELECT max(rowid) FROM keys) ORDER BY rowid LIMIT 1),
-           CAST(? || ? AS BLOB))`,
-      )
-      .pluck();
-    // Only what verify() reads, once the secret matched.
-    this.#byLookup = db.prepare<[string], KeyRow>(
-      "SELECT id, hash, kind, tenant, owner, scopes, experiment, variation, run, status, expires_at, suspended_at, previous_expires_at, metadata, allowed_cidrs FROM keys WHERE lookup = ?",
-    );
+    const queries = verifyQueries(db);
+    this.#hashByLookup = queries.hashes;
+    this.#byLookup = queries.row;
   }
 
   /**
@@ -206,29 +190,29 @@ export class KeyVerifier {
     }
     const row = this.#byLookup.get(parsed.lookup);
     if (!row) return { ok: false, code: "invalid_token" };
-    if (row.status === "revoked") return { ok: false, code: "key_revoked", keyId: row.id };
-    if (row.expires_at !== null && row.expires_at <= now) {
-      return { ok: false, code: "key_expired", keyId: row.id };
-    }
+    const [id, kind, tenant, owner, scopes, experiment, variation, run, status, expiresAt] = row;
+    const [, , , , , , , , , , suspendedAt, previousUntil, meta, cidrs, requests, per, burst] = row;
+    if (status === "revoked") return { ok: false, code: "key_revoked", keyId: id };
+    if (expiresAt !== null && expiresAt <= now)
+      return { ok: false, code: "key_expired", keyId: id };
     // After expiry: resuming an expired key would not bring it back.
-    if (row.suspended_at !== null) return { ok: false, code: "key_disabled", keyId: row.id };
+    if (suspendedAt !== null) return { ok: false, code: "key_disabled", keyId: id };
     return {
       ok: true,
       key: {
-        id: row.id,
-        kind: row.kind,
-        tenant: row.tenant,
-        owner: row.owner,
-        scopes: splitScopes(row.scopes),
-        expiresAt: row.expires_at ?? undefined,
-        binding: bindingOf(row),
-        ...(previous &&
-          row.previous_expires_at !== null && { previousUntil: row.previous_expires_at }),
+        id,
+        kind,
+        tenant,
+        owner,
+        scopes: splitScopes(scopes),
+        expiresAt: expiresAt ?? undefined,
+        binding: bindingOf({ experiment, variation, run }),
+        ...(previous && previousUntil !== null && { previousUntil }),
         // Parsed once per verdict (the decision cache keeps it), never for a key without metadata.
-        ...(row.metadata !== null && { meta: JSON.parse(row.metadata) as KeyMetadata }),
-        ...(row.allowed_cidrs !== null && {
-          network: networkMatcher(row.allowed_cidrs.split(" ")),
-        }),
+        ...(meta !== null && { meta: JSON.parse(meta) as KeyMetadata }),
+        ...(cidrs !== null && { network: networkMatcher(cidrs.split(" ")) }),
+        ...(requests !== null &&
+          per !== null && { rateLimit: { requests, perSeconds: per, burst: burst ?? 0 } }),
       },
     };
   }

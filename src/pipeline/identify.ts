@@ -60,6 +60,7 @@ export function createIdentifier(options: IdentifierOptions): Identifier {
             ...(key.previousUntil !== undefined && { previousSecret: true }),
             ...(key.meta !== undefined && { meta: key.meta }),
             ...(key.network !== undefined && { network: key.network }),
+            ...(key.rateLimit !== undefined && { rateLimit: key.rateLimit }),
           };
           identities.set(key, identity);
         }

@@ -12,6 +12,7 @@ import { type MaybePromise, whenReady } from "../lib/maybe-async.js";
 import { notAdmitted, type Policy, type Requirement } from "../policy/policy.js";
 import { createIdentifier, type IdentifierOptions } from "./identify.js";
 import { describeRoutePath } from "./path.js";
+import { createRateLimiter } from "./rate-limit.js";
 import { createRouteRequirements } from "./route-requirement.js";
 
 /** Options for {@link createPipeline}. */
@@ -23,6 +24,8 @@ export interface PipelineOptions extends IdentifierOptions {
    * before its first snapshot), and every request is then a 503 deny.
    */
   readonly unavailable?: () => string | undefined;
+  /** Most keys with a rate limit tracked at once (config cache.max_entries); default 100 000. */
+  readonly rateLimitKeys?: number;
 }
 
 /**
@@ -45,6 +48,7 @@ export type Pipeline = (view: RequestView) => MaybePromise<Decision>;
 export function createPipeline(options: PipelineOptions): Pipeline {
   const identify = createIdentifier(options);
   const routeRequirement = createRouteRequirements();
+  const limited = createRateLimiter({ maxKeys: options.rateLimitKeys ?? 100_000 });
 
   /**
    * The route's requirement. Scopes come from the proxy's per-route setting
@@ -131,7 +135,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           ...who(identity),
         });
       }
-      return authorize(identity, view);
+      const decision = authorize(identity, view);
+      // Only a request that would go upstream takes a token.
+      if (decision.allow && identity.rateLimit !== undefined) {
+        return limited(identity, identity.rateLimit) ?? decision;
+      }
+      return decision;
     } catch (cause) {
       return fault(cause);
     }

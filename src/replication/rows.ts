@@ -11,12 +11,13 @@ export type ReplicatedRow = Omit<KeyRow, "last_used_at">;
 
 /** The replicated columns, in the order of {@link INSERT_ROW}. */
 export const REPLICATED_COLUMNS =
-  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at, previous_hash, previous_expires_at, metadata, allowed_cidrs";
+  "id, lookup, hash, kind, name, tenant, owner, scopes, experiment, variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at, previous_hash, previous_expires_at, metadata, allowed_cidrs, rate_requests, rate_per_seconds, rate_burst";
 
 export const INSERT_ROW = `INSERT OR REPLACE INTO keys (${REPLICATED_COLUMNS})
   VALUES (@id, @lookup, @hash, @kind, @name, @tenant, @owner, @scopes, @experiment, @variation, @run,
           @status, @created_at, @expires_at, @revoked_at, @rotated_at, @suspended_at,
-          @previous_hash, @previous_expires_at, @metadata, @allowed_cidrs)`;
+          @previous_hash, @previous_expires_at, @metadata, @allowed_cidrs, @rate_requests,
+          @rate_per_seconds, @rate_burst)`;
 
 export function rowToProto(row: ReplicatedRow): KeyRowMessage {
   return create(KeyRowSchema, {
@@ -42,6 +43,9 @@ export function rowToProto(row: ReplicatedRow): KeyRowMessage {
     previousExpiresAt: BigInt(row.previous_expires_at ?? 0),
     metadata: row.metadata ?? "",
     allowedCidrs: row.allowed_cidrs ?? "",
+    rateRequests: row.rate_requests ?? 0,
+    ratePerSeconds: row.rate_per_seconds ?? 0,
+    rateBurst: row.rate_burst ?? 0,
   });
 }
 
@@ -73,5 +77,9 @@ export function protoToRow(row: KeyRowMessage): ReplicatedRow {
     previous_expires_at: time(row.previousExpiresAt),
     metadata: row.metadata === "" ? null : row.metadata,
     allowed_cidrs: row.allowedCidrs === "" ? null : row.allowedCidrs,
+    // A limit has at least one request per window: 0 means none.
+    rate_requests: row.rateRequests === 0 ? null : row.rateRequests,
+    rate_per_seconds: row.rateRequests === 0 ? null : row.ratePerSeconds,
+    rate_burst: row.rateRequests === 0 ? null : row.rateBurst,
   };
 }

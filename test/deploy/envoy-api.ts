@@ -52,6 +52,7 @@ const FILES = [
   "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
   "envoy/extensions/filters/http/router/v3/router.proto",
   "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",
+  "envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto",
   "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
   "envoy/extensions/path/match/uri_template/v3/uri_template_match.proto",
   "envoy/extensions/access_loggers/stream/v3/stream.proto",

@@ -33,7 +33,8 @@ export async function waitUntil(
 /** The replicated columns of `keys` (not last_used_at), comparable across files. */
 const ROWS_SQL = `SELECT id, lookup, hex(hash) AS hash, kind, name, tenant, owner, scopes, experiment,
   variation, run, status, created_at, expires_at, revoked_at, rotated_at, suspended_at,
-  hex(previous_hash) AS previous_hash, previous_expires_at, metadata, allowed_cidrs FROM keys ORDER BY id`;
+  hex(previous_hash) AS previous_hash, previous_expires_at, metadata, allowed_cidrs,
+  rate_requests, rate_per_seconds, rate_burst FROM keys ORDER BY id`;
 
 /** Reads a database file without writing to it; `read` gets a connection closed afterwards. */
 export function readDatabase<T>(file: string, read: (db: ReturnType<typeof openDatabase>) => T): T {

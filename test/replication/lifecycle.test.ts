@@ -89,6 +89,21 @@ describe("the key lifecycle on a replica", () => {
     expect(keyRows(replica.database)).toEqual(keyRows(cluster.primary.database));
   });
 
+  it("enforces a key's rate limit on the replica, on the replica's own traffic", async () => {
+    const created = await cluster.admin.createKey({
+      kind: "live",
+      scopes: READ,
+      rateLimit: { requests: 2, perSeconds: 3600, burst: 0 },
+    });
+    await reflects(replica, created.secret, "allow");
+    expect(await decide(replica.check, created.secret)).toBe("allow");
+    expect(await decide(replica.check, created.secret)).toBe("rate_limited");
+    // The primary counts its own traffic.
+    expect(await decide(cluster.primary.check, created.secret)).toBe("allow");
+    await cluster.converged();
+    expect(keyRows(replica.database)).toEqual(keyRows(cluster.primary.database));
+  });
+
   it("honours a rotation grace on the replica, and ends it there with the next rotation", async () => {
     const created = await cluster.admin.createKey({ kind: "live", scopes: READ });
     const id = created.key?.id as string;

@@ -8,7 +8,7 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import { KEY_KINDS, type KeyKind } from "../../auth/identity.js";
+import { KEY_KINDS, type KeyKind, type RateLimit } from "../../auth/identity.js";
 import {
   type CreateKeyRequest,
   CreateKeyRequestSchema,
@@ -199,11 +199,20 @@ function createInput(
       : undefined,
     metadata: request.metadata as KeyMetadata | undefined,
     allowedCidrs: request.allowedCidrs,
+    rateLimit: limitOf(request.rateLimit),
   };
   guardInput(() => validateKeyInput(input, h.now()));
   assertKnownScopes(h, request.scopes);
   assertCouldMint(principal, { kind, tenant, owner, scopes: request.scopes });
   return input;
+}
+
+/** A RateLimit message as the key's limit: none when absent or with 0 requests. */
+export function limitOf(
+  limit: { requests: number; perSeconds: number; burst: number } | undefined,
+): RateLimit | undefined {
+  if (limit === undefined || limit.requests === 0) return undefined;
+  return { requests: limit.requests, perSeconds: limit.perSeconds, burst: limit.burst };
 }
 
 /** A minted key as the answer shows it: the secret, once. */

@@ -1,12 +1,13 @@
 import { type ListValue, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { RateLimit } from "../../auth/identity.js";
 import type { UpdateKeyRequest } from "../../gen/keyward/admin/v1/admin_pb.js";
 import type { KeyMetadata } from "../../keys/metadata.js";
 import type { KeyUpdate } from "../../keys/repository.js";
 import { keyToProto } from "../convert.js";
 import { assertCouldMint } from "../principal.js";
 import { guardInput, type Handlers, notFound } from "./context.js";
-import { assertKnownScopes } from "./mint.js";
+import { assertKnownScopes, limitOf } from "./mint.js";
 
 /**
  * UpdateKey: changes a key's name, scopes, expiry or metadata. The caller
@@ -34,6 +35,16 @@ export function updateHandlers(h: Handlers) {
             Code.InvalidArgument,
           );
         }
+        if (changes.rateLimit !== undefined && !caller.superuser && !caller.tenantAdmin) {
+          // A limit is a restriction: whoever manages the key may add or
+          // tighten one, only an administrator may lift or raise it.
+          if (looser(changes.rateLimit, key.rateLimit)) {
+            throw new ConnectError(
+              "rateLimit: only keys:admin or the tenant's administrator may lift or raise a key's rate limit",
+              Code.PermissionDenied,
+            );
+          }
+        }
         if (changes.scopes !== undefined) {
           assertKnownScopes(h, changes.scopes);
           assertCouldMint(caller, { kind: key.kind, tenant: key.tenant, scopes: changes.scopes });
@@ -56,7 +67,19 @@ function updateOf(request: UpdateKeyRequest): KeyUpdate {
     ...(allowedCidrs !== undefined && { allowedCidrs }),
     ...(request.expiresAt !== undefined && { expiresAt: timestampMs(request.expiresAt) }),
     ...(request.metadata !== undefined && { metadata: request.metadata as KeyMetadata }),
+    ...(request.rateLimit !== undefined && { rateLimit: limitOf(request.rateLimit) ?? null }),
   };
+}
+
+/** True when `next` lets more requests through than `current` (steady rate or burst). */
+function looser(next: RateLimit | null, current: RateLimit | undefined): boolean {
+  if (current === undefined) return false;
+  if (next === null) return true;
+  const capacity = (limit: RateLimit) => (limit.burst > 0 ? limit.burst : limit.requests);
+  return (
+    next.requests * current.perSeconds > current.requests * next.perSeconds ||
+    capacity(next) > capacity(current)
+  );
 }
 
 function strings(field: string, list: ListValue | undefined): string[] | undefined {

@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file keyward/admin/v1/admin.proto.
  */
 export const file_keyward_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJIqUECgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHN1c3BlbmRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCG1ldGFkYXRhGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1hbGxvd2VkX2NpZHJzGBEgAygJIpcCChBDcmVhdGVLZXlSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDQoFb3duZXIYBCABKAkSDgoGc2NvcGVzGAUgAygJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB2JpbmRpbmcYByABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmcSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJEikKCG1ldGFkYXRhGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1hbGxvd2VkX2NpZHJzGAogAygJIkcKEUNyZWF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSI1ChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEhUKDWdyYWNlX3NlY29uZHMYAiABKA0iRwoRUm90YXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSDgoGc2VjcmV0GAIgASgJIh4KEFJldm9rZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmV2b2tlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiHwoRU3VzcGVuZEtleVJlcXVlc3QSCgoCaWQYASABKAkiOAoSU3VzcGVuZEtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Ih4KEFJlc3VtZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmVzdW1lS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXki9AEKEFVwZGF0ZUtleVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEioKBnNjb3BlcxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5MaXN0VmFsdWUSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjEKDWFsbG93ZWRfY2lkcnMYBiABKAsyGi5nb29nbGUucHJvdG9idWYuTGlzdFZhbHVlQgcKBV9uYW1lIjcKEVVwZGF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5IhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiNAoOR2V0S2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiLwoSR2V0S2V5VXNhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJEg0KBWhvdXJzGAIgASgFIrQBCgxLZXlVc2FnZUhvdXISKAoEaG91chgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYWxsb3dlZBgCIAEoAxI6CgZkZW5pZWQYAyADKAsyKi5rZXl3YXJkLmFkbWluLnYxLktleVVzYWdlSG91ci5EZW5pZWRFbnRyeRotCgtEZW5pZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIkQKE0dldEtleVVzYWdlUmVzcG9uc2USLQoFdXNhZ2UYASADKAsyHi5rZXl3YXJkLmFkbWluLnYxLktleVVzYWdlSG91ciKCAQoPTGlzdEtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnRlbmFudBgDIAEoCRIMCgRraW5kGAQgASgJEg4KBnN0YXR1cxgFIAEoCRINCgVvd25lchgGIAEoCRILCgNydW4YByABKAkiUAoQTGlzdEtleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKFFJldm9rZVJ1bktleXNSZXF1ZXN0Ei0KB2JpbmRpbmcYASABKAsyHC5rZXl3YXJkLmFkbWluLnYxLlJ1bkJpbmRpbmciPAoVUmV2b2tlUnVuS2V5c1Jlc3BvbnNlEiMKBGtleXMYASADKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSKTAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmtleV9pZBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEg4KBmRldGFpbBgHIAEoCSJmChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIVCg1pbmNsdWRlX3JlYWRzGAQgASgIImAKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmtleXdhcmQuYWRtaW4udjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFgoUR2V0U2VydmVySW5mb1JlcXVlc3Qi5wEKBkNhbGxlchINCgVhY3RvchgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEg4KBnRlbmFudBgDIAEoCRIXCg9jcmVkZW50aWFsX2tpbmQYBCABKAkSDgoGc2NvcGVzGAUgAygJEhMKC21hbmFnZXNfYWxsGAYgASgIEhQKDHRlbmFudF9hZG1pbhgHIAEoCBISCgpyZXNlYXJjaGVyGAggASgIEhMKC3Byb3Zpc2lvbmVyGAkgASgIEhYKDm1pbnRhYmxlX2tpbmRzGAogAygJEhgKEGdyYW50YWJsZV9zY29wZXMYCyADKAkiZQoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEgwKBHJvbGUYASABKAkSFAoMa25vd25fc2NvcGVzGAIgAygJEigKBmNhbGxlchgDIAEoCzIYLmtleXdhcmQuYWRtaW4udjEuQ2FsbGVyMtQICgpLZXlTZXJ2aWNlElQKCUNyZWF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuQ3JlYXRlS2V5UmVzcG9uc2USVAoJUm90YXRlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5Sb3RhdGVLZXlSZXNwb25zZRJUCglSZXZva2VLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZUtleVJlc3BvbnNlElAKBkdldEtleRIfLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVxdWVzdBogLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5UmVzcG9uc2UiA5ACARJWCghMaXN0S2V5cxIhLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXF1ZXN0GiIua2V5d2FyZC5hZG1pbi52MS5MaXN0S2V5c1Jlc3BvbnNlIgOQAgESYAoNUmV2b2tlUnVuS2V5cxImLmtleXdhcmQuYWRtaW4udjEuUmV2b2tlUnVuS2V5c1JlcXVlc3QaJy5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXNwb25zZRJfCgtHZXRLZXlVc2FnZRIkLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5VXNhZ2VSZXF1ZXN0GiUua2V5d2FyZC5hZG1pbi52MS5HZXRLZXlVc2FnZVJlc3BvbnNlIgOQAgESVwoKU3VzcGVuZEtleRIjLmtleXdhcmQuYWRtaW4udjEuU3VzcGVuZEtleVJlcXVlc3QaJC5rZXl3YXJkLmFkbWluLnYxLlN1c3BlbmRLZXlSZXNwb25zZRJUCglSZXN1bWVLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlJlc3VtZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlJlc3VtZUtleVJlc3BvbnNlElQKCVVwZGF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuVXBkYXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuVXBkYXRlS2V5UmVzcG9uc2USawoPTGlzdEF1ZGl0RXZlbnRzEigua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gikua2V5d2FyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIDkAIBEmUKDUdldFNlcnZlckluZm8SJi5rZXl3YXJkLmFkbWluLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5HZXRTZXJ2ZXJJbmZvUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxrZXl3YXJkL2FkbWluL3YxL2FkbWluLnByb3RvEhBrZXl3YXJkLmFkbWluLnYxIkAKClJ1bkJpbmRpbmcSEgoKZXhwZXJpbWVudBgBIAEoCRIRCgl2YXJpYXRpb24YAiABKAkSCwoDcnVuGAMgASgJItYECgNLZXkSCgoCaWQYASABKAkSEgoKa2V5X2xvb2t1cBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGdGVuYW50GAUgASgJEg0KBW93bmVyGAYgASgJEg4KBnNjb3BlcxgHIAMoCRItCgdiaW5kaW5nGAggASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHN1c3BlbmRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoacHJldmlvdXNfc2VjcmV0X2V4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCG1ldGFkYXRhGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1hbGxvd2VkX2NpZHJzGBEgAygJEi8KCnJhdGVfbGltaXQYEiABKAsyGy5rZXl3YXJkLmFkbWluLnYxLlJhdGVMaW1pdCJBCglSYXRlTGltaXQSEAoIcmVxdWVzdHMYASABKA0SEwoLcGVyX3NlY29uZHMYAiABKA0SDQoFYnVyc3QYAyABKA0iyAIKEENyZWF0ZUtleVJlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnRlbmFudBgDIAEoCRINCgVvd25lchgEIAEoCRIOCgZzY29wZXMYBSADKAkSLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoHYmluZGluZxgHIAEoCzIcLmtleXdhcmQuYWRtaW4udjEuUnVuQmluZGluZxIXCg9pZGVtcG90ZW5jeV9rZXkYCCABKAkSKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDWFsbG93ZWRfY2lkcnMYCiADKAkSLwoKcmF0ZV9saW1pdBgLIAEoCzIbLmtleXdhcmQuYWRtaW4udjEuUmF0ZUxpbWl0IkcKEUNyZWF0ZUtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Eg4KBnNlY3JldBgCIAEoCSI1ChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEhUKDWdyYWNlX3NlY29uZHMYAiABKA0iRwoRUm90YXRlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkSDgoGc2VjcmV0GAIgASgJIh4KEFJldm9rZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmV2b2tlS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkiHwoRU3VzcGVuZEtleVJlcXVlc3QSCgoCaWQYASABKAkiOAoSU3VzcGVuZEtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Ih4KEFJlc3VtZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNwoRUmVzdW1lS2V5UmVzcG9uc2USIgoDa2V5GAEgASgLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkipQIKEFVwZGF0ZUtleVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEioKBnNjb3BlcxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5MaXN0VmFsdWUSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjEKDWFsbG93ZWRfY2lkcnMYBiABKAsyGi5nb29nbGUucHJvdG9idWYuTGlzdFZhbHVlEi8KCnJhdGVfbGltaXQYByABKAsyGy5rZXl3YXJkLmFkbWluLnYxLlJhdGVMaW1pdEIHCgVfbmFtZSI3ChFVcGRhdGVLZXlSZXNwb25zZRIiCgNrZXkYASABKAsyFS5rZXl3YXJkLmFkbWluLnYxLktleSIbCg1HZXRLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjQKDkdldEtleVJlc3BvbnNlEiIKA2tleRgBIAEoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5Ii8KEkdldEtleVVzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCRINCgVob3VycxgCIAEoBSK0AQoMS2V5VXNhZ2VIb3VyEigKBGhvdXIYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2FsbG93ZWQYAiABKAMSOgoGZGVuaWVkGAMgAygLMioua2V5d2FyZC5hZG1pbi52MS5LZXlVc2FnZUhvdXIuRGVuaWVkRW50cnkaLQoLRGVuaWVkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASJEChNHZXRLZXlVc2FnZVJlc3BvbnNlEi0KBXVzYWdlGAEgAygLMh4ua2V5d2FyZC5hZG1pbi52MS5LZXlVc2FnZUhvdXIiggEKD0xpc3RLZXlzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDQoFb3duZXIYBiABKAkSCwoDcnVuGAcgASgJIlAKEExpc3RLZXlzUmVzcG9uc2USIwoEa2V5cxgBIAMoCzIVLmtleXdhcmQuYWRtaW4udjEuS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJFChRSZXZva2VSdW5LZXlzUmVxdWVzdBItCgdiaW5kaW5nGAEgASgLMhwua2V5d2FyZC5hZG1pbi52MS5SdW5CaW5kaW5nIjwKFVJldm9rZVJ1bktleXNSZXNwb25zZRIjCgRrZXlzGAEgAygLMhUua2V5d2FyZC5hZG1pbi52MS5LZXkikwEKCkF1ZGl0RXZlbnQSCwoDc2VxGAEgASgDEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIOCgZrZXlfaWQYBSABKAkSDwoHb3V0Y29tZRgGIAEoCRIOCgZkZXRhaWwYByABKAkiZgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFQoNaW5jbHVkZV9yZWFkcxgEIAEoCCJgChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIsCgZldmVudHMYASADKAsyHC5rZXl3YXJkLmFkbWluLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhYKFEdldFNlcnZlckluZm9SZXF1ZXN0IucBCgZDYWxsZXISDQoFYWN0b3IYASABKAkSDwoHc3ViamVjdBgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSFwoPY3JlZGVudGlhbF9raW5kGAQgASgJEg4KBnNjb3BlcxgFIAMoCRITCgttYW5hZ2VzX2FsbBgGIAEoCBIUCgx0ZW5hbnRfYWRtaW4YByABKAgSEgoKcmVzZWFyY2hlchgIIAEoCBITCgtwcm92aXNpb25lchgJIAEoCBIWCg5taW50YWJsZV9raW5kcxgKIAMoCRIYChBncmFudGFibGVfc2NvcGVzGAsgAygJImUKFUdldFNlcnZlckluZm9SZXNwb25zZRIMCgRyb2xlGAEgASgJEhQKDGtub3duX3Njb3BlcxgCIAMoCRIoCgZjYWxsZXIYAyABKAsyGC5rZXl3YXJkLmFkbWluLnYxLkNhbGxlcjLUCAoKS2V5U2VydmljZRJUCglDcmVhdGVLZXkSIi5rZXl3YXJkLmFkbWluLnYxLkNyZWF0ZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLkNyZWF0ZUtleVJlc3BvbnNlElQKCVJvdGF0ZUtleRIiLmtleXdhcmQuYWRtaW4udjEuUm90YXRlS2V5UmVxdWVzdBojLmtleXdhcmQuYWRtaW4udjEuUm90YXRlS2V5UmVzcG9uc2USVAoJUmV2b2tlS2V5EiIua2V5d2FyZC5hZG1pbi52MS5SZXZva2VLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5SZXZva2VLZXlSZXNwb25zZRJQCgZHZXRLZXkSHy5rZXl3YXJkLmFkbWluLnYxLkdldEtleVJlcXVlc3QaIC5rZXl3YXJkLmFkbWluLnYxLkdldEtleVJlc3BvbnNlIgOQAgESVgoITGlzdEtleXMSIS5rZXl3YXJkLmFkbWluLnYxLkxpc3RLZXlzUmVxdWVzdBoiLmtleXdhcmQuYWRtaW4udjEuTGlzdEtleXNSZXNwb25zZSIDkAIBEmAKDVJldm9rZVJ1bktleXMSJi5rZXl3YXJkLmFkbWluLnYxLlJldm9rZVJ1bktleXNSZXF1ZXN0Gicua2V5d2FyZC5hZG1pbi52MS5SZXZva2VSdW5LZXlzUmVzcG9uc2USXwoLR2V0S2V5VXNhZ2USJC5rZXl3YXJkLmFkbWluLnYxLkdldEtleVVzYWdlUmVxdWVzdBolLmtleXdhcmQuYWRtaW4udjEuR2V0S2V5VXNhZ2VSZXNwb25zZSIDkAIBElcKClN1c3BlbmRLZXkSIy5rZXl3YXJkLmFkbWluLnYxLlN1c3BlbmRLZXlSZXF1ZXN0GiQua2V5d2FyZC5hZG1pbi52MS5TdXNwZW5kS2V5UmVzcG9uc2USVAoJUmVzdW1lS2V5EiIua2V5d2FyZC5hZG1pbi52MS5SZXN1bWVLZXlSZXF1ZXN0GiMua2V5d2FyZC5hZG1pbi52MS5SZXN1bWVLZXlSZXNwb25zZRJUCglVcGRhdGVLZXkSIi5rZXl3YXJkLmFkbWluLnYxLlVwZGF0ZUtleVJlcXVlc3QaIy5rZXl3YXJkLmFkbWluLnYxLlVwZGF0ZUtleVJlc3BvbnNlEmsKD0xpc3RBdWRpdEV2ZW50cxIoLmtleXdhcmQuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBopLmtleXdhcmQuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiA5ACARJlCg1HZXRTZXJ2ZXJJbmZvEiYua2V5d2FyZC5hZG1pbi52MS5HZXRTZXJ2ZXJJbmZvUmVxdWVzdBonLmtleXdhcmQuYWRtaW4udjEuR2V0U2VydmVySW5mb1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The run a worker key is bound to.
@@ -153,6 +153,13 @@ export type Key = Message<"keyward.admin.v1.Key"> & {
    * @generated from field: repeated string allowed_cidrs = 17;
    */
   allowedCidrs: string[];
+
+  /**
+   * The key's native rate limit, enforced by each keyward process on its own traffic.
+   *
+   * @generated from field: keyward.admin.v1.RateLimit rate_limit = 18;
+   */
+  rateLimit?: RateLimit | undefined;
 };
 
 /**
@@ -161,6 +168,36 @@ export type Key = Message<"keyward.admin.v1.Key"> & {
  */
 export const KeySchema: GenMessage<Key> = /*@__PURE__*/
   messageDesc(file_keyward_admin_v1_admin, 1);
+
+/**
+ * A token bucket: `requests` per `per_seconds`, bursting up to `burst`
+ * (0: `requests`). Exceeding it is a 429 rate_limited.
+ *
+ * @generated from message keyward.admin.v1.RateLimit
+ */
+export type RateLimit = Message<"keyward.admin.v1.RateLimit"> & {
+  /**
+   * @generated from field: uint32 requests = 1;
+   */
+  requests: number;
+
+  /**
+   * @generated from field: uint32 per_seconds = 2;
+   */
+  perSeconds: number;
+
+  /**
+   * @generated from field: uint32 burst = 3;
+   */
+  burst: number;
+};
+
+/**
+ * Describes the message keyward.admin.v1.RateLimit.
+ * Use `create(RateLimitSchema)` to create a new message.
+ */
+export const RateLimitSchema: GenMessage<RateLimit> = /*@__PURE__*/
+  messageDesc(file_keyward_admin_v1_admin, 2);
 
 /**
  * @generated from message keyward.admin.v1.CreateKeyRequest
@@ -231,6 +268,11 @@ export type CreateKeyRequest = Message<"keyward.admin.v1.CreateKeyRequest"> & {
    * @generated from field: repeated string allowed_cidrs = 10;
    */
   allowedCidrs: string[];
+
+  /**
+   * @generated from field: keyward.admin.v1.RateLimit rate_limit = 11;
+   */
+  rateLimit?: RateLimit | undefined;
 };
 
 /**
@@ -238,7 +280,7 @@ export type CreateKeyRequest = Message<"keyward.admin.v1.CreateKeyRequest"> & {
  * Use `create(CreateKeyRequestSchema)` to create a new message.
  */
 export const CreateKeyRequestSchema: GenMessage<CreateKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 2);
+  messageDesc(file_keyward_admin_v1_admin, 3);
 
 /**
  * The secret is in this response and nowhere else, ever.
@@ -262,7 +304,7 @@ export type CreateKeyResponse = Message<"keyward.admin.v1.CreateKeyResponse"> & 
  * Use `create(CreateKeyResponseSchema)` to create a new message.
  */
 export const CreateKeyResponseSchema: GenMessage<CreateKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 3);
+  messageDesc(file_keyward_admin_v1_admin, 4);
 
 /**
  * @generated from message keyward.admin.v1.RotateKeyRequest
@@ -288,7 +330,7 @@ export type RotateKeyRequest = Message<"keyward.admin.v1.RotateKeyRequest"> & {
  * Use `create(RotateKeyRequestSchema)` to create a new message.
  */
 export const RotateKeyRequestSchema: GenMessage<RotateKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 4);
+  messageDesc(file_keyward_admin_v1_admin, 5);
 
 /**
  * @generated from message keyward.admin.v1.RotateKeyResponse
@@ -310,7 +352,7 @@ export type RotateKeyResponse = Message<"keyward.admin.v1.RotateKeyResponse"> & 
  * Use `create(RotateKeyResponseSchema)` to create a new message.
  */
 export const RotateKeyResponseSchema: GenMessage<RotateKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 5);
+  messageDesc(file_keyward_admin_v1_admin, 6);
 
 /**
  * @generated from message keyward.admin.v1.RevokeKeyRequest
@@ -327,7 +369,7 @@ export type RevokeKeyRequest = Message<"keyward.admin.v1.RevokeKeyRequest"> & {
  * Use `create(RevokeKeyRequestSchema)` to create a new message.
  */
 export const RevokeKeyRequestSchema: GenMessage<RevokeKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 6);
+  messageDesc(file_keyward_admin_v1_admin, 7);
 
 /**
  * @generated from message keyward.admin.v1.RevokeKeyResponse
@@ -344,7 +386,7 @@ export type RevokeKeyResponse = Message<"keyward.admin.v1.RevokeKeyResponse"> & 
  * Use `create(RevokeKeyResponseSchema)` to create a new message.
  */
 export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 7);
+  messageDesc(file_keyward_admin_v1_admin, 8);
 
 /**
  * @generated from message keyward.admin.v1.SuspendKeyRequest
@@ -361,7 +403,7 @@ export type SuspendKeyRequest = Message<"keyward.admin.v1.SuspendKeyRequest"> & 
  * Use `create(SuspendKeyRequestSchema)` to create a new message.
  */
 export const SuspendKeyRequestSchema: GenMessage<SuspendKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 8);
+  messageDesc(file_keyward_admin_v1_admin, 9);
 
 /**
  * @generated from message keyward.admin.v1.SuspendKeyResponse
@@ -378,7 +420,7 @@ export type SuspendKeyResponse = Message<"keyward.admin.v1.SuspendKeyResponse"> 
  * Use `create(SuspendKeyResponseSchema)` to create a new message.
  */
 export const SuspendKeyResponseSchema: GenMessage<SuspendKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 9);
+  messageDesc(file_keyward_admin_v1_admin, 10);
 
 /**
  * @generated from message keyward.admin.v1.ResumeKeyRequest
@@ -395,7 +437,7 @@ export type ResumeKeyRequest = Message<"keyward.admin.v1.ResumeKeyRequest"> & {
  * Use `create(ResumeKeyRequestSchema)` to create a new message.
  */
 export const ResumeKeyRequestSchema: GenMessage<ResumeKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 10);
+  messageDesc(file_keyward_admin_v1_admin, 11);
 
 /**
  * @generated from message keyward.admin.v1.ResumeKeyResponse
@@ -412,7 +454,7 @@ export type ResumeKeyResponse = Message<"keyward.admin.v1.ResumeKeyResponse"> & 
  * Use `create(ResumeKeyResponseSchema)` to create a new message.
  */
 export const ResumeKeyResponseSchema: GenMessage<ResumeKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 11);
+  messageDesc(file_keyward_admin_v1_admin, 12);
 
 /**
  * Changes what a key is, keeping its id and secret. Each field that is set
@@ -456,6 +498,13 @@ export type UpdateKeyRequest = Message<"keyward.admin.v1.UpdateKeyRequest"> & {
    * @generated from field: google.protobuf.ListValue allowed_cidrs = 6;
    */
   allowedCidrs?: ListValue | undefined;
+
+  /**
+   * Replaces the rate limit; one with requests 0 removes it.
+   *
+   * @generated from field: keyward.admin.v1.RateLimit rate_limit = 7;
+   */
+  rateLimit?: RateLimit | undefined;
 };
 
 /**
@@ -463,7 +512,7 @@ export type UpdateKeyRequest = Message<"keyward.admin.v1.UpdateKeyRequest"> & {
  * Use `create(UpdateKeyRequestSchema)` to create a new message.
  */
 export const UpdateKeyRequestSchema: GenMessage<UpdateKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 12);
+  messageDesc(file_keyward_admin_v1_admin, 13);
 
 /**
  * @generated from message keyward.admin.v1.UpdateKeyResponse
@@ -480,7 +529,7 @@ export type UpdateKeyResponse = Message<"keyward.admin.v1.UpdateKeyResponse"> & 
  * Use `create(UpdateKeyResponseSchema)` to create a new message.
  */
 export const UpdateKeyResponseSchema: GenMessage<UpdateKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 13);
+  messageDesc(file_keyward_admin_v1_admin, 14);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyRequest
@@ -497,7 +546,7 @@ export type GetKeyRequest = Message<"keyward.admin.v1.GetKeyRequest"> & {
  * Use `create(GetKeyRequestSchema)` to create a new message.
  */
 export const GetKeyRequestSchema: GenMessage<GetKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 14);
+  messageDesc(file_keyward_admin_v1_admin, 15);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyResponse
@@ -514,7 +563,7 @@ export type GetKeyResponse = Message<"keyward.admin.v1.GetKeyResponse"> & {
  * Use `create(GetKeyResponseSchema)` to create a new message.
  */
 export const GetKeyResponseSchema: GenMessage<GetKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 15);
+  messageDesc(file_keyward_admin_v1_admin, 16);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyUsageRequest
@@ -538,7 +587,7 @@ export type GetKeyUsageRequest = Message<"keyward.admin.v1.GetKeyUsageRequest"> 
  * Use `create(GetKeyUsageRequestSchema)` to create a new message.
  */
 export const GetKeyUsageRequestSchema: GenMessage<GetKeyUsageRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 16);
+  messageDesc(file_keyward_admin_v1_admin, 17);
 
 /**
  * One hour of a key's use anywhere in the fleet.
@@ -569,7 +618,7 @@ export type KeyUsageHour = Message<"keyward.admin.v1.KeyUsageHour"> & {
  * Use `create(KeyUsageHourSchema)` to create a new message.
  */
 export const KeyUsageHourSchema: GenMessage<KeyUsageHour> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 17);
+  messageDesc(file_keyward_admin_v1_admin, 18);
 
 /**
  * @generated from message keyward.admin.v1.GetKeyUsageResponse
@@ -588,7 +637,7 @@ export type GetKeyUsageResponse = Message<"keyward.admin.v1.GetKeyUsageResponse"
  * Use `create(GetKeyUsageResponseSchema)` to create a new message.
  */
 export const GetKeyUsageResponseSchema: GenMessage<GetKeyUsageResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 18);
+  messageDesc(file_keyward_admin_v1_admin, 19);
 
 /**
  * @generated from message keyward.admin.v1.ListKeysRequest
@@ -639,7 +688,7 @@ export type ListKeysRequest = Message<"keyward.admin.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 19);
+  messageDesc(file_keyward_admin_v1_admin, 20);
 
 /**
  * @generated from message keyward.admin.v1.ListKeysResponse
@@ -661,7 +710,7 @@ export type ListKeysResponse = Message<"keyward.admin.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 20);
+  messageDesc(file_keyward_admin_v1_admin, 21);
 
 /**
  * @generated from message keyward.admin.v1.RevokeRunKeysRequest
@@ -678,7 +727,7 @@ export type RevokeRunKeysRequest = Message<"keyward.admin.v1.RevokeRunKeysReques
  * Use `create(RevokeRunKeysRequestSchema)` to create a new message.
  */
 export const RevokeRunKeysRequestSchema: GenMessage<RevokeRunKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 21);
+  messageDesc(file_keyward_admin_v1_admin, 22);
 
 /**
  * @generated from message keyward.admin.v1.RevokeRunKeysResponse
@@ -697,7 +746,7 @@ export type RevokeRunKeysResponse = Message<"keyward.admin.v1.RevokeRunKeysRespo
  * Use `create(RevokeRunKeysResponseSchema)` to create a new message.
  */
 export const RevokeRunKeysResponseSchema: GenMessage<RevokeRunKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 22);
+  messageDesc(file_keyward_admin_v1_admin, 23);
 
 /**
  * One admin action on a key, as the audit trail recorded it. Never holds a secret.
@@ -754,7 +803,7 @@ export type AuditEvent = Message<"keyward.admin.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 23);
+  messageDesc(file_keyward_admin_v1_admin, 24);
 
 /**
  * @generated from message keyward.admin.v1.ListAuditEventsRequest
@@ -793,7 +842,7 @@ export type ListAuditEventsRequest = Message<"keyward.admin.v1.ListAuditEventsRe
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 24);
+  messageDesc(file_keyward_admin_v1_admin, 25);
 
 /**
  * @generated from message keyward.admin.v1.ListAuditEventsResponse
@@ -817,7 +866,7 @@ export type ListAuditEventsResponse = Message<"keyward.admin.v1.ListAuditEventsR
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 25);
+  messageDesc(file_keyward_admin_v1_admin, 26);
 
 /**
  * @generated from message keyward.admin.v1.GetServerInfoRequest
@@ -830,7 +879,7 @@ export type GetServerInfoRequest = Message<"keyward.admin.v1.GetServerInfoReques
  * Use `create(GetServerInfoRequestSchema)` to create a new message.
  */
 export const GetServerInfoRequestSchema: GenMessage<GetServerInfoRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 26);
+  messageDesc(file_keyward_admin_v1_admin, 27);
 
 /**
  * The caller as the admin API sees it, and what it may do.
@@ -915,7 +964,7 @@ export type Caller = Message<"keyward.admin.v1.Caller"> & {
  * Use `create(CallerSchema)` to create a new message.
  */
 export const CallerSchema: GenMessage<Caller> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 27);
+  messageDesc(file_keyward_admin_v1_admin, 28);
 
 /**
  * @generated from message keyward.admin.v1.GetServerInfoResponse
@@ -946,7 +995,7 @@ export type GetServerInfoResponse = Message<"keyward.admin.v1.GetServerInfoRespo
  * Use `create(GetServerInfoResponseSchema)` to create a new message.
  */
 export const GetServerInfoResponseSchema: GenMessage<GetServerInfoResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_admin_v1_admin, 28);
+  messageDesc(file_keyward_admin_v1_admin, 29);
 
 /**
  * Creates, rotates, revokes and lists API keys.
