@@ -1,45 +1,17 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decide } from "../helpers/admin.js";
-import { keyward, type ServeProcess, serve } from "../helpers/cli.js";
+import { bootstrapServer, keyward, type ServeProcess } from "../helpers/cli.js";
 import { EnvoyCheckClient } from "../helpers/envoy-client.js";
-
-const dir = mkdtempSync(join(tmpdir(), "keyward-cli-lifecycle-"));
-const db = join(dir, "keys.db");
 
 describe("keyward keys: the key lifecycle on both backends (--server and --db)", () => {
   let server: ServeProcess;
   let check: EnvoyCheckClient;
-  let token: string;
   let remote: string[];
+  let db: string;
 
   beforeAll(async () => {
-    // Bootstrap: on a fresh database, mint the first admin key directly.
-    const boot = keyward([
-      "keys",
-      "create",
-      "--db",
-      db,
-      "--kind",
-      "live",
-      "--name",
-      "bootstrap admin",
-      "--scopes",
-      "keys:admin",
-      "--json",
-    ]);
-    expect(boot.code, boot.stderr).toBe(0);
-    token = JSON.parse(boot.stdout).secret;
-    server = await serve([], {
-      KEYWARD_DATABASE: db,
-      KEYWARD_CHECK_PORT: "0",
-      KEYWARD_ADMIN_PORT: "0",
-      KEYWARD_HTTP_PORT: "0",
-    });
+    ({ server, remote, db } = await bootstrapServer("keyward-cli-lifecycle-"));
     check = new EnvoyCheckClient(server.ports.check);
-    remote = ["--server", `http://127.0.0.1:${server.ports.admin}`, "--token", token];
   });
   afterAll(async () => {
     check.close();

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { resolve } from "node:path";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 
 export const BIN = resolve("bin/keyward.js");
 
@@ -74,4 +76,50 @@ export function serve(
       }
     });
   });
+}
+
+/** A `keyward serve` child on a fresh database whose first admin key was minted on the file. */
+export interface BootstrappedServer {
+  readonly server: ServeProcess;
+  /** The database file the server and `--db` commands share. */
+  readonly db: string;
+  /** The bootstrap admin key's secret (keys:admin). */
+  readonly token: string;
+  /** `--server URL --token T` for `keys` commands through the admin API. */
+  readonly remote: string[];
+}
+
+/**
+ * The first-run story as a user does it: mint the first admin key directly on
+ * a fresh database file (`keys create --db`), then start `keyward serve` on it.
+ */
+export async function bootstrapServer(prefix: string): Promise<BootstrappedServer> {
+  const db = join(mkdtempSync(join(tmpdir(), prefix)), "keys.db");
+  const boot = keyward([
+    "keys",
+    "create",
+    "--db",
+    db,
+    "--kind",
+    "live",
+    "--name",
+    "bootstrap admin",
+    "--scopes",
+    "keys:admin",
+    "--json",
+  ]);
+  if (boot.code !== 0) throw new Error(`bootstrap failed: ${boot.stderr}`);
+  const token = JSON.parse(boot.stdout).secret as string;
+  const server = await serve([], {
+    KEYWARD_DATABASE: db,
+    KEYWARD_CHECK_PORT: "0",
+    KEYWARD_ADMIN_PORT: "0",
+    KEYWARD_HTTP_PORT: "0",
+  });
+  return {
+    server,
+    db,
+    token,
+    remote: ["--server", `http://127.0.0.1:${server.ports.admin}`, "--token", token],
+  };
 }
