@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Minted } from "../../src/cli/key-backend.js";
 import { decide } from "../helpers/admin.js";
 import { bootstrapServer, keyward, type ServeProcess } from "../helpers/cli.js";
 import { EnvoyCheckClient } from "../helpers/envoy-client.js";
@@ -13,24 +14,19 @@ describe("keyward keys: the key lifecycle on both backends (--server and --db)",
     ({ server, remote, db } = await bootstrapServer("keyward-cli-lifecycle-"));
     check = new EnvoyCheckClient(server.ports.check);
   });
+  /** `keys create --json` through the admin API; the created key and its secret. */
+  const mint = (...flags: string[]) => {
+    const created = keyward(["keys", "create", ...remote, ...flags, "--json"]);
+    expect(created.code, created.stderr).toBe(0);
+    return JSON.parse(created.stdout) as Minted;
+  };
   afterAll(async () => {
     check.close();
     await server.stop();
   });
 
   it("suspends and resumes a key through the admin API and on the file, both audited", async () => {
-    const created = keyward([
-      "keys",
-      "create",
-      ...remote,
-      "--kind",
-      "live",
-      "--scopes",
-      "sources:read",
-      "--json",
-    ]);
-    expect(created.code, created.stderr).toBe(0);
-    const { key, secret } = JSON.parse(created.stdout);
+    const { key, secret } = mint("--kind", "live", "--scopes", "sources:read");
 
     const suspended = keyward(["keys", "suspend", key.id, ...remote, "--json"]);
     expect(suspended.code, suspended.stderr).toBe(0);
@@ -91,20 +87,14 @@ describe("keyward keys: the key lifecycle on both backends (--server and --db)",
   });
 
   it("sets metadata at create and changes a key with keys update, on both backends", async () => {
-    const created = keyward([
-      "keys",
-      "create",
-      ...remote,
+    const { key, secret } = mint(
       "--kind",
       "live",
       "--scopes",
       "sources:read",
       "--meta",
       '{"plan":"pro"}',
-      "--json",
-    ]);
-    expect(created.code, created.stderr).toBe(0);
-    const { key, secret } = JSON.parse(created.stdout);
+    );
     expect(key.metadata).toEqual({ plan: "pro" });
     const viaServer = keyward([
       "keys",
@@ -145,10 +135,7 @@ describe("keyward keys: the key lifecycle on both backends (--server and --db)",
   });
 
   it("sets, changes and removes a rate limit with --rate-limit on both backends", async () => {
-    const created = keyward([
-      "keys",
-      "create",
-      ...remote,
+    const { key, secret } = mint(
       "--kind",
       "live",
       "--scopes",
@@ -157,10 +144,7 @@ describe("keyward keys: the key lifecycle on both backends (--server and --db)",
       "1/1h",
       "--cidrs",
       "127.0.0.0/8,::1",
-      "--json",
-    ]);
-    expect(created.code, created.stderr).toBe(0);
-    const { key, secret } = JSON.parse(created.stdout);
+    );
     expect(key.rateLimit).toEqual({ requests: 1, perSeconds: 3600, burst: 0 });
     expect(key.allowedCidrs).toEqual(["127.0.0.0/8", "::1"]);
     const raised = keyward([
