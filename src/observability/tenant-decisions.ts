@@ -1,5 +1,6 @@
-import { Counter, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import type { Decision } from "../auth/decision.js";
+import { TalliedCounter } from "./tally.js";
 
 /** The tenant label of every tenant past the cap. */
 export const OTHER_TENANT = "other";
@@ -14,33 +15,26 @@ export const NO_TENANT = "none";
  * process (each Check worker admits its own first tenants).
  */
 export class TenantDecisions {
-  readonly #counter: Counter<"tenant" | "outcome">;
-  readonly #children = new Map<string, Counter.Internal>();
+  readonly #counter: TalliedCounter<"tenant" | "outcome">;
   readonly #tenants = new Set<string>();
 
   constructor(
     registry: Registry,
     private readonly maxTenants: number,
   ) {
-    this.#counter = new Counter({
-      name: "keyward_tenant_decisions_total",
-      help: `Authorization decisions by tenant and outcome; tenants past the first ${maxTenants} are counted as "${OTHER_TENANT}".`,
-      labelNames: ["tenant", "outcome"],
-      registers: [registry],
-    });
+    this.#counter = new TalliedCounter(
+      registry,
+      "keyward_tenant_decisions_total",
+      `Authorization decisions by tenant and outcome; tenants past the first ${maxTenants} are counted as "${OTHER_TENANT}".`,
+      ["tenant", "outcome"],
+    );
   }
 
   /** Counts one decision: a map lookup and an add once its series exists. */
   count(decision: Decision): void {
     const outcome = decision.allow ? "allow" : "deny";
     const tenant = this.#label(decision.identity?.tenant);
-    const key = `${outcome}|${tenant}`;
-    let child = this.#children.get(key);
-    if (child === undefined) {
-      child = this.#counter.labels(tenant, outcome);
-      this.#children.set(key, child);
-    }
-    child.inc();
+    this.#counter.series(outcome, tenant, "", () => ({ tenant, outcome })).count += 1;
   }
 
   #label(tenant: string | undefined): string {
