@@ -11,7 +11,7 @@ function fieldsOf(decision: Deny | Allow, view: RequestView) {
     key_id: deny ? deny.keyId : decision.identity?.keyId,
     kind: deny ? deny.kind : decision.identity?.kind,
     method: view.method,
-    path: view.path.split("?")[0],
+    path: pathOnly(view.path),
   };
 }
 
@@ -22,9 +22,31 @@ function fieldsOf(decision: Deny | Allow, view: RequestView) {
  * is info.
  */
 export function logDeny(log: Logger, deny: Deny, view: RequestView): void {
-  const fields = { ...fieldsOf(deny, view), error: deny.code };
-  if (deny.code === "unavailable") log.error({ ...fields, err: deny.cause }, "check failed closed");
-  else log.info(fields, "check denied");
+  if (deny.code === "unavailable") {
+    log.error(
+      { ...fieldsOf(deny, view), error: deny.code, err: deny.cause },
+      "check failed closed",
+    );
+  } else if (log.isLevelEnabled("info")) {
+    log.info(
+      {
+        decision_id: deny.decisionId,
+        reason: deny.reason,
+        key_id: deny.keyId,
+        kind: deny.kind,
+        method: view.method,
+        path: pathOnly(view.path),
+        error: deny.code,
+      },
+      "check denied",
+    );
+  }
+}
+
+/** A request target without its query string. */
+function pathOnly(target: string): string {
+  const query = target.indexOf("?");
+  return query === -1 ? target : target.slice(0, query);
 }
 
 /**
