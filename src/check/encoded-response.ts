@@ -54,6 +54,9 @@ export function createEncodedCheckResponder(
   // object itself: verified identities are cached, so the same object comes
   // back for the same credential, and no key string need be built.
   const byIdentity = new WeakMap<Identity, Template | false>();
+  // A deny that names no scopes and no limit (a bad, unknown or revoked
+  // credential) depends on its code alone.
+  const byCode = new Map<string, Template | false>();
 
   return (decision, view) => {
     if (decision.decisionId.length !== DECISION_ID_LENGTH) return encode(decision, view);
@@ -68,6 +71,16 @@ export function createEncodedCheckResponder(
       if (template === undefined) {
         template = build(decision, view);
         byIdentity.set(decision.identity, template);
+      }
+    } else if (
+      !decision.allow &&
+      decision.requiredScopes === undefined &&
+      decision.limit === undefined
+    ) {
+      template = byCode.get(decision.code);
+      if (template === undefined) {
+        template = build(decision, view);
+        byCode.set(decision.code, template);
       }
     } else {
       const key = decision.allow
