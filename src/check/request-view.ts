@@ -1,5 +1,5 @@
 import type { RequestView } from "../auth/request-view.js";
-import type { CheckRequest } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import type { CheckRequestFields } from "./request-decoder.js";
 import { routeScopes } from "./route-scopes.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
@@ -15,7 +15,7 @@ const NONE: readonly string[] = Object.freeze([]);
  * `namespace`.
  */
 export function viewOfCheckRequest(
-  request: CheckRequest,
+  request: CheckRequestFields,
   identityPrefix: string,
   namespace?: string,
 ): RequestView {

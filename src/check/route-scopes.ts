@@ -1,5 +1,5 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import type { AttributeContext } from "../gen/envoy/service/auth/v3/attribute_context_pb.js";
+import type { CheckRequestFields } from "./request-decoder.js";
 
 /** The filter-metadata namespace keyward reads `required_scopes` under, by default. */
 export const DEFAULT_METADATA_NAMESPACE = "keyward";
@@ -33,7 +33,7 @@ export interface RouteScopes {
  * mistyped route fails closed rather than falling back to the policy file.
  */
 export function routeScopes(
-  attributes: AttributeContext | undefined,
+  attributes: CheckRequestFields["attributes"],
   namespace: string = DEFAULT_METADATA_NAMESPACE,
 ): RouteScopes {
   if (attributes === undefined) return { scopes: undefined };

@@ -20,6 +20,7 @@ import { logDecision, logDeny } from "../pipeline/log-decision.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { reflectionServices } from "../reflection/grpc-service.js";
 import { createEncodedCheckResponder } from "./encoded-response.js";
+import { type CheckRequestFields, decodeCheckRequest } from "./request-decoder.js";
 import { viewOfCheckRequest } from "./request-view.js";
 import type { CheckResponderOptions } from "./response.js";
 
@@ -53,7 +54,7 @@ export interface CheckServer {
 // marker, so that it is answered with a logged deny instead of a transport
 // error whose handling would be up to the proxy's failure mode.
 const UNDECODABLE = Symbol("undecodable");
-type Incoming = CheckRequest | typeof UNDECODABLE;
+type Incoming = CheckRequestFields | typeof UNDECODABLE;
 
 /**
  * Serves envoy.service.auth.v3.Authorization/Check and grpc.health.v1 on one
@@ -79,7 +80,7 @@ export async function startCheckServer(options: CheckServerOptions): Promise<Che
         serialize: (m: Incoming) => asBuffer(toBinary(CheckRequestSchema, m as CheckRequest)),
         deserialize: (bytes: Buffer): Incoming => {
           try {
-            return fromBinary(CheckRequestSchema, bytes);
+            return decodeCheckRequest(bytes);
           } catch {
             return UNDECODABLE;
           }
