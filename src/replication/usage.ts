@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -19,6 +19,23 @@ import { tokenMatches } from "./token.js";
 
 /** Entries one report carries at most; a larger tally goes in several reports. */
 const MAX_REPORT_ENTRIES = 10_000;
+/**
+ * Encoded bytes of one report's entries at most: the primary's admin port
+ * refuses a request body over 64 KiB (MAX_ADMIN_BODY_BYTES), which a report
+ * of ~1,800 keys used to pass, to be refused and retried for ever.
+ */
+const MAX_REPORT_BYTES = 48 * 1024;
+
+/** How many of `entries`, from the first, fit one report. */
+function fitting(entries: readonly UsageEntry[]): number {
+  let bytes = 0;
+  for (let i = 0; i < entries.length && i < MAX_REPORT_ENTRIES; i++) {
+    // The entry, its field tag and its length prefix.
+    bytes += toBinary(KeyUsageSchema, entryToProto(entries[i] as UsageEntry)).length + 4;
+    if (bytes > MAX_REPORT_BYTES) return Math.max(1, i);
+  }
+  return Math.min(entries.length, MAX_REPORT_ENTRIES);
+}
 
 export function entryToProto(entry: UsageEntry): KeyUsage {
   const denied: Record<string, bigint> = {};
@@ -105,8 +122,8 @@ export class UsageReporter {
         const entries = this.options.tally.drain();
         if (entries.length === 0) return;
         // An oversized tally goes in several batches; the rest waits in the tally.
-        if (entries.length > MAX_REPORT_ENTRIES)
-          this.options.tally.merge(entries.splice(MAX_REPORT_ENTRIES));
+        const fit = fitting(entries);
+        if (fit < entries.length) this.options.tally.merge(entries.splice(fit));
         this.#pending = { batch: ++this.#batch, entries };
       }
       const { batch, entries } = this.#pending;
