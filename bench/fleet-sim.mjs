@@ -7,6 +7,10 @@ import { gunzip } from "node:zlib";
 import { WATCH_WINDOW_BYTES } from "../dist/replication/window.js";
 
 const WATCH_PATH = "/keyward.replication.v1.ReplicationService/Watch";
+// To measure what each change is worth: FLEET_SIM_WINDOW=65535 (HTTP/2's
+// default window) and FLEET_SIM_GZIP=0 (no grpc-accept-encoding).
+const WINDOW = Number(process.env.FLEET_SIM_WINDOW ?? WATCH_WINDOW_BYTES);
+const GZIP = process.env.FLEET_SIM_GZIP !== "0";
 
 /**
  * Calls `onMessage(flag, message)` for each gRPC length-prefixed message of a
@@ -68,14 +72,14 @@ function changedKeyId(message) {
  * bench's one core would time the bench, not the primary.
  */
 export function simulatedReplica(url, token, arrivals) {
-  const session = http2.connect(url, { settings: { initialWindowSize: WATCH_WINDOW_BYTES } });
+  const session = http2.connect(url, { settings: { initialWindowSize: WINDOW } });
   session.on("error", () => undefined);
-  session.once("connect", () => session.setLocalWindowSize(WATCH_WINDOW_BYTES));
+  session.once("connect", () => session.setLocalWindowSize(WINDOW));
   const stream = session.request({
     ":method": "POST",
     ":path": WATCH_PATH,
     "content-type": "application/grpc+proto",
-    "grpc-accept-encoding": "gzip",
+    ...(GZIP && { "grpc-accept-encoding": "gzip" }),
     te: "trailers",
     authorization: `Bearer ${token}`,
   });

@@ -16,13 +16,14 @@ const REPORT_PATH = "/keyward.replication.v1.ReplicationService/ReportUsage";
 const KEYS_PER_REPORT = 20;
 
 /**
- * CreateKey one call at a time on a worker thread (fleet-admin.mjs); `stop()`
- * resolves with the latencies (ms) and when each call started.
+ * CreateKey one call at a time on a worker thread (fleet-admin.mjs), once its
+ * connection is up; `stop()` resolves with the latencies (ms) and when each call started.
  */
-export function adminLoad(url, secret) {
+export async function adminLoad(url, secret) {
   const worker = new Worker(new URL("./fleet-admin.mjs", import.meta.url), {
     workerData: { url, secret },
   });
+  await new Promise((resolve) => worker.once("message", resolve)); // "ready"
   return {
     async stop() {
       const result = await new Promise((resolve) => {
@@ -69,7 +70,7 @@ function reportUsage(session, token, request) {
 export async function usagePhase(options) {
   const { sims, token, primary, admin, checkSession, freshSecret, keyIds } = options;
   const { intervalMs = 10_000, intervals = 2, url, adminSecret } = options;
-  const load = adminLoad(url, adminSecret);
+  const load = await adminLoad(url, adminSecret);
   const outcome = { ok: 0, failed: 0, entries: 0 };
   const reporters = sims.map(() => ({ id: randomUUID(), batch: 0 }));
   const cpu0 = schedOf(primary.pid);

@@ -44,6 +44,10 @@ const REVOCATIONS = 100;
 const PRIMARY_CORES = process.env.FLEET_CORES ?? "0,1";
 // FLEET_REPLICA_CORES: the real replica's cores (default the bench's server core, 0).
 const REPLICA_CORES = process.env.FLEET_REPLICA_CORES ?? "0";
+// FLEET_MAX_CONCURRENT_SNAPSHOTS: the primary's replication.max_concurrent_snapshots (default its own).
+const MAX_SNAPSHOTS = process.env.FLEET_MAX_CONCURRENT_SNAPSHOTS;
+// FLEET_STORM_ONLY=1: stop after the storm (comparing storm settings).
+const STORM_ONLY = process.env.FLEET_STORM_ONLY === "1";
 
 async function main() {
   mkdirSync(RUN_DIR, { recursive: true });
@@ -70,7 +74,13 @@ async function main() {
     {
       database: primaryDb,
       issuer,
-      config: { role: "primary", replication: { token_file: tokenFile } },
+      config: {
+        role: "primary",
+        replication: {
+          token_file: tokenFile,
+          ...(MAX_SNAPSHOTS && { max_concurrent_snapshots: Number(MAX_SNAPSHOTS) }),
+        },
+      },
     },
     {
       cores: PRIMARY_CORES,
@@ -84,10 +94,10 @@ async function main() {
 
   // Snapshot storm: all N at once, CreateKey timed meanwhile (on its own thread).
   const arrivals = new Map();
+  const admin = await adminLoad(url, adminKey.secret);
   const cpu0 = schedOf(primary.pid);
   const stormStart = performance.now();
   const sims = Array.from({ length: N }, () => simulatedReplica(url, token, arrivals));
-  const admin = adminLoad(url, adminKey.secret);
   while (sims.some((s) => s.snapshotAt === undefined)) {
     if (sims.some((s) => s.misread)) throw new Error("a simulated replica misread its snapshot");
     await sleep(5);
@@ -111,6 +121,14 @@ async function main() {
     snapshotsBuilt: logCount(primary.logFile, "snapshot built for sharing"),
   };
   log(`storm: ${JSON.stringify(storm)}`);
+  if (STORM_ONLY) {
+    const settings = { maxSnapshots: MAX_SNAPSHOTS, window: process.env.FLEET_SIM_WINDOW };
+    const figures = { at: new Date().toISOString(), N, K, stormOnly: settings, storm };
+    appendFileSync(join(OUT, "fleet.jsonl"), `${JSON.stringify({ ...figures, env: envOf() })}\n`);
+    for (const s of sims) s.close();
+    await primary.stop();
+    return;
+  }
 
   // One real replica answering Checks.
   const replica = await startKeyward(
@@ -211,11 +229,16 @@ async function main() {
     footprint,
   };
   console.log(JSON.stringify(figures));
-  appendFileSync(join(OUT, "fleet.jsonl"), `${JSON.stringify(figures)}\n`);
+  appendFileSync(join(OUT, "fleet.jsonl"), `${JSON.stringify({ ...figures, env: envOf() })}\n`);
   for (const s of sims) s.close();
   session.close();
   await replica.stop();
   await primary.stop();
+}
+
+/** The FLEET_* settings of this run. */
+function envOf() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("FLEET_")));
 }
 
 /** Lines of a server's log carrying `message`. */
