@@ -4,6 +4,7 @@
 // a fleet started at different times would; meanwhile CreateKey is timed,
 // and one use at the real replica is timed until the primary's lastUsedAt shows it.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ReportUsageRequestSchema } from "../dist/gen/keyward/replication/v1/replication_pb.js";
@@ -63,6 +64,13 @@ function reportUsage(session, token, request) {
   });
 }
 
+/** Bytes a process has caused to be written to storage (/proc/PID/io write_bytes). */
+function storageWrites(pid) {
+  return Number(
+    /write_bytes: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1] ?? Number.NaN,
+  );
+}
+
 /**
  * Runs `intervals` report intervals of `intervalMs` with every simulated
  * replica reporting; returns the primary's load and the lastUsedAt delay.
@@ -74,6 +82,7 @@ export async function usagePhase(options) {
   const outcome = { ok: 0, failed: 0, entries: 0 };
   const reporters = sims.map(() => ({ id: randomUUID(), batch: 0 }));
   const cpu0 = schedOf(primary.pid);
+  const written0 = storageWrites(primary.pid);
   const start = performance.now();
   const end = start + intervals * intervalMs;
   const loops = sims.map(async (sim, i) => {
@@ -117,6 +126,7 @@ export async function usagePhase(options) {
   await Promise.all(loops);
   const seconds = (performance.now() - start) / 1000;
   const cpu1 = schedOf(primary.pid);
+  const written1 = storageWrites(primary.pid);
   const { latencies } = await load.stop();
   return {
     reportersN: sims.length,
@@ -126,6 +136,8 @@ export async function usagePhase(options) {
     rowsPerSecond: outcome.entries / seconds,
     failedReports: outcome.failed,
     primaryCpuPerSecond: (cpu1.run - cpu0.run) / 1e9 / seconds,
+    // The CreateKey load's own writes included.
+    primaryStorageKbPerSecond: (written1 - written0) / 1024 / seconds,
     createKeyMs: latencySummary(latencies),
     lastUsedDelayMs,
   };
