@@ -13,7 +13,14 @@
 // real replica (its footprint figures); N=0 measures the replica alone.
 // Prints one JSON line of figures (and appends it to bench/out/fleet.jsonl).
 import { randomBytes } from "node:crypto";
-import { appendFileSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import http2 from "node:http2";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -21,66 +28,26 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KeyService } from "../dist/gen/keyward/admin/v1/admin_pb.js";
 import { openDatabase } from "../dist/keys/db.js";
 import { KeyRepository } from "../dist/keys/repository.js";
+import { simulatedReplica } from "./fleet-sim.mjs";
+import { adminLoad, usagePhase } from "./fleet-usage.mjs";
 import { checkOn, checkRequestBody } from "./grpc-check.mjs";
 import { createIssuer } from "./jwt.mjs";
 import { keysDatabase } from "./keys-db.mjs";
-import { killAll, log, OUT, RUN_DIR, schedOf, sleep, startKeyward } from "./servers.mjs";
+import { killAll, log, OUT, RUN_DIR, schedOf, sleep } from "./servers.mjs";
+import { startKeyward } from "./starters.mjs";
 import { latencySummary } from "./stats.mjs";
 
 const N = Number(process.argv[2] ?? 100);
 const K = Number(process.argv[3] ?? 10_000);
 const REVOCATIONS = 100;
-const WATCH_PATH = "/keyward.replication.v1.ReplicationService/Watch";
-
-/**
- * A simulated replica: reads the frames of its Watch stream without decoding
- * snapshot chunks (a snapshot frame ends with `last: true`, bytes 0x20 0x01,
- * when it is the last; rows never end that way), decoding only the key id of
- * each change to time its arrival.
- */
-function simulatedReplica(url, token, arrivals) {
-  const session = http2.connect(url);
-  session.on("error", () => undefined);
-  const stream = session.request({
-    ":method": "POST",
-    ":path": WATCH_PATH,
-    "content-type": "application/grpc+proto",
-    te: "trailers",
-    authorization: `Bearer ${token}`,
-  });
-  stream.on("error", () => undefined);
-  stream.end(Buffer.from([0, 0, 0, 0, 0])); // WatchRequest{from_sequence: 0}
-  const replica = { snapshotAt: undefined, bytes: 0, close: () => session.destroy() };
-  let pending = Buffer.alloc(0);
-  stream.on("data", (chunk) => {
-    replica.bytes += chunk.length;
-    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-    while (pending.length >= 5) {
-      const length = pending.readUInt32BE(1);
-      if (pending.length < 5 + length) break;
-      const message = pending.subarray(5, 5 + length);
-      pending = pending.subarray(5 + length);
-      if (message[0] === 0x0a && message[length - 2] === 0x20 && message[length - 1] === 0x01) {
-        replica.snapshotAt = performance.now();
-      } else if (message[0] === 0x12) {
-        // Change: field 2 (key_id) follows field 1 (sequence varint).
-        let at = 1;
-        while (message[at] & 0x80) at++; // length varint of the Change
-        at++;
-        if (message[at] === 0x08) {
-          at++;
-          while (message[at] & 0x80) at++;
-          at++;
-        }
-        if (message[at] === 0x12) {
-          const keyId = message.subarray(at + 2, at + 2 + message[at + 1]).toString("latin1");
-          arrivals.get(keyId)?.push(performance.now());
-        }
-      }
-    }
-  });
-  return replica;
-}
+// FLEET_CORES: the cores the primary is pinned to (default both of this host's).
+const PRIMARY_CORES = process.env.FLEET_CORES ?? "0,1";
+// FLEET_REPLICA_CORES: the real replica's cores (default the bench's server core, 0).
+const REPLICA_CORES = process.env.FLEET_REPLICA_CORES ?? "0";
+// FLEET_MAX_CONCURRENT_SNAPSHOTS: the primary's replication.max_concurrent_snapshots (default its own).
+const MAX_SNAPSHOTS = process.env.FLEET_MAX_CONCURRENT_SNAPSHOTS;
+// FLEET_STORM_ONLY=1: stop after the storm (comparing storm settings).
+const STORM_ONLY = process.env.FLEET_STORM_ONLY === "1";
 
 async function main() {
   mkdirSync(RUN_DIR, { recursive: true });
@@ -91,7 +58,7 @@ async function main() {
     for (const suffix of ["", "-wal", "-shm"]) rmSync(file + suffix, { force: true });
   copyFileSync(built.file, primaryDb);
   const db = openDatabase(primaryDb);
-  const admin = new KeyRepository(db).create({
+  const adminKey = new KeyRepository(db).create({
     kind: "live",
     name: "bench",
     scopes: ["keys:admin"],
@@ -99,7 +66,7 @@ async function main() {
   db.close();
   const tokenFile = join(RUN_DIR, "fleet-token");
   writeFileSync(tokenFile, randomBytes(24).toString("hex"), { mode: 0o600 });
-  const token = (await import("node:fs")).readFileSync(tokenFile, "utf8");
+  const token = readFileSync(tokenFile, "utf8");
   const issuer = createIssuer(join(RUN_DIR, "fleet-jwks.json"));
 
   const primary = await startKeyward(
@@ -107,37 +74,61 @@ async function main() {
     {
       database: primaryDb,
       issuer,
-      config: { role: "primary", replication: { token_file: tokenFile } },
+      config: {
+        role: "primary",
+        replication: {
+          token_file: tokenFile,
+          ...(MAX_SNAPSHOTS && { max_concurrent_snapshots: Number(MAX_SNAPSHOTS) }),
+        },
+      },
     },
-    { cores: "0,1" },
+    {
+      cores: PRIMARY_CORES,
+      nodeArgs: (process.env.FLEET_PRIMARY_NODE_ARGS ?? "").split(" ").filter(Boolean),
+    },
   );
   const url = `http://127.0.0.1:${primary.ports.admin}`;
   const client = createClient(KeyService, createGrpcTransport({ baseUrl: url }));
-  const headers = { authorization: `Bearer ${admin.secret}` };
+  const headers = { authorization: `Bearer ${adminKey.secret}` };
   const baseRss = primary.memory().rssMb;
 
-  // Snapshot storm: all N at once, CreateKey timed meanwhile.
+  // Snapshot storm: all N at once, CreateKey timed meanwhile (on its own thread).
   const arrivals = new Map();
+  const admin = await adminLoad(url, adminKey.secret);
   const cpu0 = schedOf(primary.pid);
   const stormStart = performance.now();
   const sims = Array.from({ length: N }, () => simulatedReplica(url, token, arrivals));
-  const createLatencies = [];
   while (sims.some((s) => s.snapshotAt === undefined)) {
-    const t = performance.now();
-    await client.createKey({ kind: "live", scopes: ["sources:read"] }, { headers });
-    createLatencies.push(performance.now() - t);
-    await sleep(20);
+    if (sims.some((s) => s.misread)) throw new Error("a simulated replica misread its snapshot");
+    await sleep(5);
   }
   const stormMs = N === 0 ? 0 : Math.max(...sims.map((s) => s.snapshotAt)) - stormStart;
   const cpu1 = schedOf(primary.pid);
+  const { latencies: createLatencies, startedAt } = await admin.stop();
+  const slowCreates = createLatencies
+    .map((ms, i) => [Math.round(startedAt[i]), Math.round(ms)])
+    .filter(([, ms]) => ms > 250);
+  if (slowCreates.length)
+    log(
+      `CreateKey over 250 ms during the storm (started at ms, took ms): ${JSON.stringify(slowCreates)}`,
+    );
   const storm = {
     seconds: stormMs / 1000,
     primaryCpuSeconds: (cpu1.run - cpu0.run) / 1e9,
     primaryPeakRssMb: primary.memory().hwmMb,
     createKeyMs: latencySummary(createLatencies),
-    snapshotMbPerReplica: (sims[0]?.bytes ?? 0) / 1e6,
+    snapshotMbPerReplica: (sims[0]?.snapshotBytes ?? 0) / 1e6,
+    snapshotsBuilt: logCount(primary.logFile, "snapshot built for sharing"),
   };
   log(`storm: ${JSON.stringify(storm)}`);
+  if (STORM_ONLY) {
+    const settings = { maxSnapshots: MAX_SNAPSHOTS, window: process.env.FLEET_SIM_WINDOW };
+    const figures = { at: new Date().toISOString(), N, K, stormOnly: settings, storm };
+    appendFileSync(join(OUT, "fleet.jsonl"), `${JSON.stringify({ ...figures, env: envOf() })}\n`);
+    for (const s of sims) s.close();
+    await primary.stop();
+    return;
+  }
 
   // One real replica answering Checks.
   const replica = await startKeyward(
@@ -148,7 +139,10 @@ async function main() {
       config: { role: "replica", replication: { primary: url, token_file: tokenFile } },
     },
     // FLEET_REPLICA_NODE_ARGS: V8 flags to try on the replica (e.g. --max-semi-space-size=2).
-    { nodeArgs: (process.env.FLEET_REPLICA_NODE_ARGS ?? "").split(" ").filter(Boolean) },
+    {
+      cores: REPLICA_CORES,
+      nodeArgs: (process.env.FLEET_REPLICA_NODE_ARGS ?? "").split(" ").filter(Boolean),
+    },
   );
   const session = http2.connect(`http://127.0.0.1:${replica.port}`);
   session.on("error", () => undefined);
@@ -177,7 +171,14 @@ async function main() {
     const lost = N - arrivals.get(id).length;
     if (lost > 0) log(`revocation ${id}: ${lost} simulated replicas did not receive it in 5 s`);
   }
-  const propagation = { simulated: latencySummary(sim), realCheck: latencySummary(real) };
+  const propagation = {
+    simulated: latencySummary(sim),
+    simulatedLost: REVOCATIONS * N - sim.length,
+    realCheck: latencySummary(real),
+  };
+  const slow = real.map((ms, i) => [i, Math.round(ms)]).filter(([, ms]) => ms > 500);
+  if (slow.length)
+    log(`real replica: revocations over 500 ms (index, ms): ${JSON.stringify(slow)}`);
   log(`propagation: ${JSON.stringify(propagation)}`);
 
   // Idle cost: primary CPU per second with N connected.
@@ -186,8 +187,22 @@ async function main() {
   const idle1 = schedOf(primary.pid);
   const idleCpuPerSecond = (idle1.run - idle0.run) / Number(idle1.at - idle0.at);
 
+  // Usage: every simulated replica reports each interval; one use at the real replica timed to lastUsedAt.
+  const usage = await usagePhase({
+    sims,
+    token,
+    primary,
+    url,
+    adminSecret: adminKey.secret,
+    admin: { client, headers },
+    checkSession: session,
+    freshSecret: built.sample[REVOCATIONS + 1],
+    keyIds: built.sample.slice(REVOCATIONS + 2).map((s) => s.split("_")[2]),
+  });
+  log(`usage: ${JSON.stringify(usage)}`);
+
   // Replica footprint: saturated Check (64 in flight) over the sample keys.
-  const live = built.sample.slice(REVOCATIONS + 1).map((s) => checkRequestBody(s));
+  const live = built.sample.slice(REVOCATIONS + 2).map((s) => checkRequestBody(s));
   let sent = 0;
   const until = performance.now() + 10_000;
   await Promise.all(
@@ -210,14 +225,27 @@ async function main() {
     storm,
     propagation,
     idleCpuPerSecond,
+    usage,
     footprint,
   };
   console.log(JSON.stringify(figures));
-  appendFileSync(join(OUT, "fleet.jsonl"), `${JSON.stringify(figures)}\n`);
+  appendFileSync(join(OUT, "fleet.jsonl"), `${JSON.stringify({ ...figures, env: envOf() })}\n`);
   for (const s of sims) s.close();
   session.close();
   await replica.stop();
   await primary.stop();
+}
+
+/** The FLEET_* settings of this run. */
+function envOf() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("FLEET_")));
+}
+
+/** Lines of a server's log carrying `message`. */
+function logCount(file, message) {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((line) => line.includes(`"msg":"${message}"`)).length;
 }
 
 main()

@@ -14,7 +14,7 @@ export function percentile(sorted, q) {
   return sorted[Math.min(sorted.length, rank) - 1];
 }
 
-/** p50 / p99 / p99.9 of a latency sample, in µs. */
+/** p50 / p99 / p99.9 / max of a latency sample, in µs. */
 export function latencySummary(values) {
   const sorted = sortLatencies(values);
   return {
@@ -22,6 +22,7 @@ export function latencySummary(values) {
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
     p999: percentile(sorted, 0.999),
+    max: sorted.length ? sorted[sorted.length - 1] : Number.NaN,
   };
 }
 

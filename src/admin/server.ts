@@ -9,7 +9,6 @@ import {
   type Http2ServerResponse,
 } from "node:http2";
 import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
-import { Duplex } from "node:stream";
 import { createServer as createTlsServer } from "node:tls";
 import {
   type ConnectRouter,
@@ -155,12 +154,14 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       socket.on("error", (error) => logger.debug({ err: error }, "admin connection error"));
       socket.once("data", (first: Buffer) => {
         socket.pause();
+        socket.unshift(first);
         if (first.subarray(0, 3).toString("latin1") === "PRI") {
-          // node:http2 reads the socket's handle directly, so the bytes already
-          // read are replayed through a stream wrapper instead of unshift().
-          http2.emit("connection", replay(socket, first));
+          // node:http2 takes the socket's native handle (every byte of a
+          // replica's snapshot then goes out without passing through
+          // JavaScript) and first feeds the session what is already buffered
+          // on the socket, the unshifted bytes included.
+          http2.emit("connection", socket);
         } else {
-          socket.unshift(first);
           http1.emit("connection", socket);
           socket.resume();
         }
@@ -181,30 +182,4 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         for (const socket of sockets) socket.destroy();
       }),
   };
-}
-
-function replay(socket: Socket, first: Buffer): Duplex {
-  const duplex = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk, encoding, done) {
-      socket.write(chunk, encoding, done);
-    },
-    final(done) {
-      socket.end(done);
-    },
-    destroy(error, done) {
-      socket.destroy(error ?? undefined);
-      done(error);
-    },
-  });
-  duplex.push(first);
-  socket.on("data", (chunk) => {
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => duplex.push(null));
-  socket.on("error", (error) => duplex.destroy(error));
-  socket.on("close", () => duplex.destroy());
-  return duplex;
 }

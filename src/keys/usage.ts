@@ -105,6 +105,13 @@ export interface UsageHour {
   readonly denied: Record<string, number>;
 }
 
+/** One node's report: its batch number and what it saw. */
+export interface UsageReport {
+  readonly reporter: string;
+  readonly batch: number;
+  readonly entries: readonly UsageEntry[];
+}
+
 /**
  * The usage tables (migration 4) on a writable connection: merges tallies
  * and reports into `keys.last_used_at` and the hourly buckets, reads a key's
@@ -140,14 +147,16 @@ export class UsageStore {
     );
     this.#prune = db.prepare("DELETE FROM key_usage WHERE hour < ?");
     this.#pruneReporters = db.prepare("DELETE FROM usage_reporters WHERE at < ?");
-    this.#mergeAll = db.transaction((entries: readonly UsageEntry[]) => {
-      for (const e of entries) {
-        this.#touch.run(e.lastUsedAt, e.keyId, e.lastUsedAt);
-        if (e.allowed > 0) this.#add.run(e.keyId, e.hour, "", e.allowed, e.keyId);
-        for (const [code, n] of Object.entries(e.denied))
-          if (n > 0) this.#add.run(e.keyId, e.hour, code, n, e.keyId);
-      }
-    });
+    this.#mergeAll = db.transaction((entries: readonly UsageEntry[]) => this.#write(entries));
+  }
+
+  #write(entries: readonly UsageEntry[]): void {
+    for (const e of entries) {
+      this.#touch.run(e.lastUsedAt, e.keyId, e.lastUsedAt);
+      if (e.allowed > 0) this.#add.run(e.keyId, e.hour, "", e.allowed, e.keyId);
+      for (const [code, n] of Object.entries(e.denied))
+        if (n > 0) this.#add.run(e.keyId, e.hour, code, n, e.keyId);
+    }
   }
 
   /** Merges a node's own tally. */
@@ -165,14 +174,25 @@ export class UsageStore {
     entries: readonly UsageEntry[],
     now: number,
   ): boolean {
+    return this.mergeReports([{ reporter, batch, entries }], now)[0] === true;
+  }
+
+  /**
+   * Several reports in one transaction (one commit: one fsync on the
+   * primary, however many replicas reported meanwhile); for each, whether it
+   * was merged (false: that reporter's batch was merged before).
+   */
+  mergeReports(reports: readonly UsageReport[], now: number): boolean[] {
     return this.db
-      .transaction(() => {
-        const last = this.#lastBatch.get(reporter) as number | undefined;
-        if (last !== undefined && batch <= last) return false;
-        this.#mergeAll(entries);
-        this.#setBatch.run(reporter, batch, now);
-        return true;
-      })
+      .transaction(() =>
+        reports.map(({ reporter, batch, entries }) => {
+          const last = this.#lastBatch.get(reporter) as number | undefined;
+          if (last !== undefined && batch <= last) return false;
+          this.#write(entries);
+          this.#setBatch.run(reporter, batch, now);
+          return true;
+        }),
+      )
       .immediate();
   }
 

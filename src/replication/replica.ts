@@ -6,6 +6,7 @@ import type { Db } from "../keys/db.js";
 import type { Logger } from "../lib/log.js";
 import { AckSender } from "./acks.js";
 import { INSERT_ROW, protoToRow } from "./rows.js";
+import { wideWindowSessions } from "./window.js";
 
 /** Options for {@link ReplicaSync}. */
 export interface ReplicaSyncOptions {
@@ -244,11 +245,10 @@ export class ReplicaSync {
 export function primaryTransport(primary: string, tls: ReplicaSyncOptions["tls"]) {
   return createGrpcTransport({
     baseUrl: primary,
-    ...(tls && {
-      nodeOptions: {
-        ...(tls.ca && { ca: tls.ca }),
-        ...(tls.cert && { cert: tls.cert, key: tls.key }),
-      },
+    // Wide HTTP/2 windows, so a snapshot streams without waiting on round trips (window.ts).
+    sessionManager: wideWindowSessions(primary, {
+      ...(tls?.ca && { ca: tls.ca }),
+      ...(tls?.cert && { cert: tls.cert, key: tls.key }),
     }),
   });
 }

@@ -21,6 +21,8 @@ export interface WatchHandlerOptions {
   readonly snapshots: SnapshotCache;
   readonly token: string;
   readonly logger: Logger;
+  /** A stream that takes nothing for this long while it is sent a snapshot or catch-up is reset; default 30 s. */
+  readonly stallMs?: number;
 }
 
 const GRPC = { UNAUTHENTICATED: 16, INVALID_ARGUMENT: 3, UNAVAILABLE: 14 } as const;
@@ -35,6 +37,7 @@ const GRPC = { UNAUTHENTICATED: 16, INVALID_ARGUMENT: 3, UNAVAILABLE: 14 } as co
  */
 export function createWatchHandler(options: WatchHandlerOptions) {
   const { feed, snapshots, logger: log } = options;
+  const stallMs = options.stallMs ?? STALL_MS;
 
   return (req: Http2ServerRequest, res: Http2ServerResponse): boolean => {
     const headers = req.headers;
@@ -62,7 +65,7 @@ export function createWatchHandler(options: WatchHandlerOptions) {
         refuse(res, GRPC.INVALID_ARGUMENT, "malformed WatchRequest");
         return;
       }
-      serve(res, from).catch((error: unknown) => {
+      serve(res, from, acceptsGzip(headers["grpc-accept-encoding"])).catch((error: unknown) => {
         log.warn({ err: error }, "replication stream failed");
         finish(res, GRPC.UNAVAILABLE, "replication stream failed");
       });
@@ -71,14 +74,20 @@ export function createWatchHandler(options: WatchHandlerOptions) {
     return true;
   };
 
-  async function serve(res: Http2ServerResponse, from: number): Promise<void> {
+  async function serve(res: Http2ServerResponse, from: number, gzip: boolean): Promise<void> {
     const closed = new AbortController();
     const stream = res.stream;
     stream.once("close", () => closed.abort());
     // Headers straight on the stream; the trailers go through the response
     // object (finish), whose own listener sends them when the stream ends.
+    // gRPC message compression: to a replica that accepts gzip the snapshot
+    // chunks go compressed (flag 1); changes and heartbeats stay plain (flag 0).
     stream.respond(
-      { ":status": 200, "content-type": "application/grpc+proto" },
+      {
+        ":status": 200,
+        "content-type": "application/grpc+proto",
+        ...(gzip && { "grpc-encoding": "gzip" }),
+      },
       { waitForTrailers: true },
     );
     const listener: FeedListener = {
@@ -105,7 +114,8 @@ export function createWatchHandler(options: WatchHandlerOptions) {
         if (!release) return;
         try {
           const snapshot = await snapshots.get(feed.sequence, feed.oldest());
-          for (const frame of snapshot.frames) await write(stream, frame, closed.signal);
+          const frames = gzip ? snapshot.gzipFrames : snapshot.frames;
+          for (const frame of frames) await write(stream, frame, closed.signal, stallMs);
           sent = snapshot.sequence;
         } finally {
           release();
@@ -125,21 +135,32 @@ export function createWatchHandler(options: WatchHandlerOptions) {
         needSnapshot = true;
         continue;
       }
-      for (const frame of batch.frames) await write(stream, frame, closed.signal);
+      for (const frame of batch.frames) await write(stream, frame, closed.signal, stallMs);
       sent = batch.through;
     }
   }
 }
 
-/** A stream that takes nothing for this long while sent a snapshot or catch-up is reset. */
+/** Whether a `grpc-accept-encoding` header lists gzip. */
+export function acceptsGzip(header: string | string[] | undefined): boolean {
+  const list = Array.isArray(header) ? header.join(",") : (header ?? "");
+  return list.split(",").some((name) => name.trim().toLowerCase() === "gzip");
+}
+
+/** The default of {@link WatchHandlerOptions.stallMs}. */
 const STALL_MS = 30_000;
 
 /**
  * Writes one frame, waiting for the stream to drain when its buffer is full;
- * a replica that stops reading for {@link STALL_MS} is reset, so it cannot
- * hold a snapshot slot for ever.
+ * a replica that stops reading for `stallMs` is reset, so it cannot hold a
+ * snapshot slot for ever.
  */
-async function write(stream: ServerHttp2Stream, frame: Buffer, signal: AbortSignal): Promise<void> {
+async function write(
+  stream: ServerHttp2Stream,
+  frame: Buffer,
+  signal: AbortSignal,
+  stallMs: number,
+): Promise<void> {
   if (signal.aborted || stream.write(frame)) return;
   await new Promise<void>((resolve) => {
     const done = () => {
@@ -151,7 +172,7 @@ async function write(stream: ServerHttp2Stream, frame: Buffer, signal: AbortSign
     const stall = setTimeout(() => {
       stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       done();
-    }, STALL_MS);
+    }, stallMs);
     stream.once("drain", done);
     signal.addEventListener("abort", done, { once: true });
   });

@@ -4,6 +4,7 @@ import {
   connect,
   type IncomingHttpHeaders,
 } from "node:http2";
+import { gunzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   WatchRequestSchema,
@@ -11,10 +12,20 @@ import {
   WatchResponseSchema,
 } from "../../src/gen/keyward/replication/v1/replication_pb.js";
 
-/** One received WatchResponse: its exact bytes on the wire and its decoded form. */
+/** One received WatchResponse: its exact bytes (inflated when it came compressed) and its decoded form. */
 export interface Received {
   readonly bytes: Buffer;
   readonly message: WatchResponse;
+  /** It came gzip-compressed (gRPC flag byte 1). */
+  readonly compressed: boolean;
+}
+
+/** How a {@link WatchClient} talks to the primary. */
+export interface WatchClientOptions {
+  /** Sent as `grpc-accept-encoding` (a real replica's client sends "gzip, br"); default: none. */
+  readonly acceptEncoding?: string;
+  /** HTTP/2 stream and connection window to open; default: HTTP/2's 64 KiB. */
+  readonly windowBytes?: number;
 }
 
 /**
@@ -27,19 +38,26 @@ export class WatchClient {
   readonly received: Received[] = [];
   /** The gRPC status and message from the trailers (or trailers-only headers), once the call ended. */
   status: { code: number; message: string } | undefined;
+  /** The response headers, once they arrived. */
+  headers: IncomingHttpHeaders | undefined;
+  /** Bytes of stream data received (read or buffered by the client). */
+  bytes = 0;
   readonly #session: ClientHttp2Session;
   readonly #stream: ClientHttp2Stream;
   #pending: Buffer = Buffer.alloc(0);
 
-  constructor(url: string, token: string, fromSequence = 0) {
-    this.#session = connect(url);
+  constructor(url: string, token: string, fromSequence = 0, options: WatchClientOptions = {}) {
+    const window = options.windowBytes;
+    this.#session = connect(url, window ? { settings: { initialWindowSize: window } } : {});
     this.#session.on("error", () => undefined);
+    if (window) this.#session.once("connect", () => this.#session.setLocalWindowSize(window));
     this.#stream = this.#session.request({
       ":method": "POST",
       ":path": "/keyward.replication.v1.ReplicationService/Watch",
       "content-type": "application/grpc+proto",
       te: "trailers",
       authorization: `Bearer ${token}`,
+      ...(options.acceptEncoding && { "grpc-accept-encoding": options.acceptEncoding }),
     });
     this.#stream.on("error", () => undefined);
     const body = toBinary(
@@ -58,9 +76,15 @@ export class WatchClient {
         };
       }
     };
-    this.#stream.on("response", onStatus);
+    this.#stream.on("response", (headers) => {
+      this.headers = headers;
+      onStatus(headers);
+    });
     this.#stream.on("trailers", onStatus);
-    this.#stream.on("data", (chunk: Buffer) => this.#take(chunk));
+    this.#stream.on("data", (chunk: Buffer) => {
+      this.bytes += chunk.length;
+      this.#take(chunk);
+    });
   }
 
   /** The sequence of the last complete snapshot received, or undefined. */
@@ -82,6 +106,11 @@ export class WatchClient {
     const changes = this.changes();
     const last = changes[changes.length - 1]?.message.event;
     return last?.case === "change" ? Number(last.value.sequence) : 0;
+  }
+
+  /** Bytes that arrived but were not read (a paused client's buffer). */
+  get unread(): number {
+    return this.#stream.readableLength;
   }
 
   get closed(): boolean {
@@ -107,8 +136,10 @@ export class WatchClient {
     while (this.#pending.length >= 5) {
       const length = this.#pending.readUInt32BE(1);
       if (this.#pending.length < 5 + length) break;
-      const bytes = Buffer.from(this.#pending.subarray(5, 5 + length));
-      this.received.push({ bytes, message: fromBinary(WatchResponseSchema, bytes) });
+      const compressed = this.#pending[0] === 1;
+      const wire = this.#pending.subarray(5, 5 + length);
+      const bytes = compressed ? gunzipSync(wire) : Buffer.from(wire);
+      this.received.push({ bytes, compressed, message: fromBinary(WatchResponseSchema, bytes) });
       this.#pending = this.#pending.subarray(5 + length);
     }
   }

@@ -30,6 +30,42 @@ describe("key usage: the tally and the hourly buckets", () => {
     ]);
   });
 
+  it("merges several reports in one transaction, a batch repeated within them once", () => {
+    const now = Date.now();
+    const entries = [{ keyId: id, hour: hourOf(now), lastUsedAt: now, allowed: 2, denied: {} }];
+    expect(
+      store.mergeReports(
+        [
+          { reporter: "replica-a", batch: 1, entries },
+          { reporter: "replica-b", batch: 7, entries },
+          { reporter: "replica-a", batch: 1, entries },
+          { reporter: "replica-a", batch: 2, entries },
+        ],
+        now,
+      ),
+    ).toEqual([true, true, false, true]);
+    expect(store.series(id, now)).toEqual([{ hour: hourOf(now), allowed: 6, denied: {} }]);
+    expect(store.mergeReports([{ reporter: "replica-b", batch: 7, entries }], now)).toEqual([
+      false,
+    ]);
+    // A report that fails to write leaves none of its transaction's reports merged.
+    // (a key id SQLite cannot bind)
+    const missing = { ...entries[0], keyId: {} } as never;
+    expect(() =>
+      store.mergeReports(
+        [
+          { reporter: "replica-c", batch: 1, entries },
+          { reporter: "replica-d", batch: 1, entries: [missing] },
+        ],
+        now,
+      ),
+    ).toThrow();
+    expect(
+      db.prepare("SELECT count(*) FROM usage_reporters WHERE reporter = 'replica-c'").pluck().get(),
+    ).toBe(0);
+    expect(store.series(id, now)).toEqual([{ hour: hourOf(now), allowed: 6, denied: {} }]);
+  });
+
   it("moves lastUsedAt only forward and ignores keys it does not hold", () => {
     const now = Date.now();
     store.merge([{ keyId: id, hour: hourOf(now), lastUsedAt: now, allowed: 1, denied: {} }]);
