@@ -18,9 +18,11 @@ describe("a replica whose path to the primary goes silent without closing", () =
 
   beforeAll(async () => {
     cluster = await createCluster({ replicas: 0 });
+    // The primary binds its port (picked free by createCluster) before the
+    // relay asks for any port, so the relay cannot be handed the same one.
+    await cluster.primary.start();
     relay = await startSilentRelay(Number(new URL(cluster.primaryUrl).port));
     replica = cluster.addReplica("replica-behind-relay", relay.url);
-    await cluster.primary.start();
     await replica.start();
     await cluster.converged();
   });
