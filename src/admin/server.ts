@@ -1,16 +1,5 @@
-import {
-  createServer as createHttp1Server,
-  type IncomingMessage,
-  type ServerResponse,
-} from "node:http";
-import {
-  createServer as createHttp2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-} from "node:http2";
-import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
-import { Duplex } from "node:stream";
-import { createServer as createTlsServer } from "node:tls";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import {
   type ConnectRouter,
   createClient,
@@ -20,6 +9,7 @@ import {
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { answerFailure, guard } from "../http/guard.js";
+import { type HttpListener, listenHttp1And2 } from "../lib/http-listener.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import type { ConsoleHandler } from "./console.js";
 import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
@@ -50,22 +40,15 @@ export interface AdminServerOptions {
   readonly logger?: Logger | undefined;
 }
 
-export interface AdminServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type AdminServer = HttpListener;
 
 /**
  * The admin port: Connect, gRPC-Web and gRPC (connect-node) plus the seeds'
- * REST routes, on one port for both HTTP/1.1 (curl, browsers) and cleartext
- * HTTP/2 (gRPC clients). The first bytes of a connection tell which: an
- * HTTP/2 client opens with the "PRI * HTTP/2.0" preface. A request that
- * fails while being answered gets a 503 deny or a reset stream (guard.ts),
- * and a connection that errors or is reset by its client is dropped alone:
- * neither can take the process down.
- *
- * Long because the port serves three protocols from one listener (first
- * bytes decide), and they share the guard, the REST handler and shutdown.
+ * REST routes, on one port for both HTTP/1.1 (curl, browsers) and HTTP/2
+ * (gRPC clients), see lib/http-listener.ts. A request that fails while being
+ * answered gets a 503 deny or a reset stream (guard.ts), and a connection
+ * that errors or is reset by its client is dropped alone: neither can take
+ * the process down.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { routes, interceptors } = options;
@@ -127,84 +110,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     },
   );
 
-  const http1 = createHttp1Server(handler);
-  const http2 = createHttp2Server({}, handler);
-  const sockets = new Set<Socket>();
-  const tlsOptions = options.tls;
-  const server = tlsOptions
-    ? createTlsServer(
-        {
-          cert: tlsOptions.cert,
-          key: tlsOptions.key,
-          ...(tlsOptions.ca && { ca: tlsOptions.ca, requestCert: true, rejectUnauthorized: true }),
-          ALPNProtocols: ["h2", "http/1.1"],
-        },
-        (socket) => {
-          sockets.add(socket);
-          socket.once("close", () => sockets.delete(socket));
-          (socket.alpnProtocol === "h2" ? http2 : http1).emit("connection", socket);
-        },
-      )
-    : cleartextServer();
-  function cleartextServer() {
-    return createNetServer((socket) => {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
-      // Until the first bytes are read no HTTP server owns the socket, and an
-      // 'error' without a listener (a client reset) would be thrown.
-      socket.on("error", (error) => logger.debug({ err: error }, "admin connection error"));
-      socket.once("data", (first: Buffer) => {
-        socket.pause();
-        if (first.subarray(0, 3).toString("latin1") === "PRI") {
-          // node:http2 reads the socket's handle directly, so the bytes already
-          // read are replayed through a stream wrapper instead of unshift().
-          http2.emit("connection", replay(socket, first));
-        } else {
-          socket.unshift(first);
-          http1.emit("connection", socket);
-          socket.resume();
-        }
-      });
-    });
-  }
-  const host = options.host ?? "127.0.0.1";
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 9192, host, () => resolve());
+  return listenHttp1And2(handler, {
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 9192,
+    ...(options.tls && { tls: options.tls }),
+    logger,
   });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        http1.closeIdleConnections();
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
-}
-
-function replay(socket: Socket, first: Buffer): Duplex {
-  const duplex = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk, encoding, done) {
-      socket.write(chunk, encoding, done);
-    },
-    final(done) {
-      socket.end(done);
-    },
-    destroy(error, done) {
-      socket.destroy(error ?? undefined);
-      done(error);
-    },
-  });
-  duplex.push(first);
-  socket.on("data", (chunk) => {
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => duplex.push(null));
-  socket.on("error", (error) => duplex.destroy(error));
-  socket.on("close", () => duplex.destroy());
-  return duplex;
 }
