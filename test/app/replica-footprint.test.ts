@@ -6,6 +6,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KeyService } from "../../src/gen/keyward/admin/v1/admin_pb.js";
+import { ROLE_NODE_OPTIONS } from "../../src/lib/heap-tuning.js";
 import { decide, refusal } from "../helpers/admin.js";
 import { type Cluster, createCluster, type KeywardNode, waitUntil } from "../helpers/cluster.js";
 
@@ -35,7 +36,8 @@ describe("a replica sidecar loads only what its role uses", () => {
       replicas: 1,
       env: {
         // Each process records the modules it loads (test/helpers/module-trace.mjs).
-        NODE_OPTIONS: `--import=${pathToFileURL(resolve("test/helpers/module-trace.mjs")).href}`,
+        // Every process gets the replica's V8 sizing (the primary too, harmlessly).
+        NODE_OPTIONS: `${ROLE_NODE_OPTIONS.replica} --import=${pathToFileURL(resolve("test/helpers/module-trace.mjs")).href}`,
         KEYWARD_TEST_MODULE_LOG: traces,
       },
     });
@@ -62,8 +64,12 @@ describe("a replica sidecar loads only what its role uses", () => {
     expect(primary.some((url) => url.endsWith("/dist/app/replica-side.js"))).toBe(false);
   });
 
-  it('names the parts it loaded in its "keyward started" line', () => {
-    expect(replica.logLines("keyward started")[0]?.parts).toEqual([
+  it('names the parts it loaded and its V8 sizing in its "keyward started" line', () => {
+    const started = replica.logLines("keyward started")[0];
+    expect(started?.heap).toMatchObject({ semiSpaceMb: 1, by: "keyward" });
+    // Started with its sizing, the replica does not warn about it.
+    expect(replica.logs()).not.toContain("without its V8 sizing");
+    expect(started?.parts).toEqual([
       "check",
       "http",
       "replica sync",
