@@ -10,9 +10,10 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { answerFailure, guard } from "../http/guard.js";
 import { type HttpListener, listenHttp1And2 } from "../lib/http-listener.js";
+import { sendJson } from "../lib/json-response.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import type { ConsoleHandler } from "./console.js";
-import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
+import { createRestHandler, MAX_ADMIN_BODY_BYTES } from "./rest.js";
 import { chronicleEndpoint } from "./rpc/mint.js";
 
 /** Options for {@link startAdminServer}. */

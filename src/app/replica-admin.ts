@@ -4,6 +4,7 @@ import type { ConsoleHandler } from "../admin/console.js";
 import type { Config } from "../config/schema.js";
 import { guard } from "../http/guard.js";
 import { type HttpListener, listenHttp1And2 } from "../lib/http-listener.js";
+import { sendJson } from "../lib/json-response.js";
 import type { Logger } from "../lib/log.js";
 import type { AdminPort } from "./admin-port.js";
 import { adminConsole } from "./console.js";
@@ -112,13 +113,4 @@ function refuseCall(req: Request, res: Response, message: string): void {
 /** grpc-message's encoding: printable ASCII except '%' as is, the rest percent-encoded. */
 function percentEncode(text: string): string {
   return text.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
-}
-
-function sendJson(res: Response, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }
