@@ -4,7 +4,7 @@ import type { Config } from "../config/schema.js";
 import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
 import { networkMatcher } from "../lib/cidr.js";
-import { appliedHeapTuning, missingRoleFlags, ROLE_NODE_OPTIONS } from "../lib/heap-tuning.js";
+import { appliedHeapTuning, tuneHeapForRole, warnIfUnsized } from "../lib/heap-tuning.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { mergeTopKeys, type TopKeys, type TopKeysReport } from "../observability/top-keys.js";
 import type { CheckWorkers } from "../workers/pool.js";
@@ -132,6 +132,7 @@ export async function createKeyward(
     logger,
     async start() {
       const config = initial;
+      tuneHeapForRole(config.role);
       await decider.start();
 
       let checkPort: number;
@@ -210,7 +211,7 @@ export async function createKeyward(
         },
         "keyward started",
       );
-      warnUnsizedReplica(config, logger);
+      warnIfUnsized(config.role, logger);
       return ports;
     },
     reload: () => reloader.reload(),
@@ -224,21 +225,6 @@ export async function createKeyward(
       logger.info("keyward stopped");
     },
   };
-}
-
-/**
- * A replica started by bin/keyward.js without its V8 sizing (a sidecar in
- * every pod: the young generation alone is ~30 MB more) says so once. Not
- * for single or primary, whose image sets theirs; not when embedded.
- */
-function warnUnsizedReplica(config: Config, logger: Logger): void {
-  if (config.role !== "replica" || appliedHeapTuning() === undefined) return;
-  const missing = missingRoleFlags("replica");
-  if (missing.length === 0) return;
-  logger.warn(
-    { missing, nodeOptions: ROLE_NODE_OPTIONS.replica },
-    'replica started without its V8 sizing: set NODE_OPTIONS as README "Replica memory" shows',
-  );
 }
 
 /** This process's busiest keys, merged with every Check worker's. */

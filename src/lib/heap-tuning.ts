@@ -1,4 +1,5 @@
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
+import type { Logger } from "./log.js";
 
 /**
  * How far V8 may let the heap grow past what survived the last full
@@ -12,6 +13,16 @@ import { getHeapStatistics, setFlagsFromString } from "node:v8";
  * fourth and sixth rounds).
  */
 export const HEAP_GROWING_PERCENT = 100;
+
+/**
+ * A replica's growing percent, set once its role is read
+ * ({@link tuneHeapForRole}): 50 % = one and a half times the live size.
+ * A sidecar's peak is what a pod's memory limit must hold, and under
+ * saturated Check at K = 100,000 the old generation's growth is most of it:
+ * 115 MB peak instead of 131 MB, at a CPU cost per Check within the
+ * bench's noise (bench/NOTES.md, "Replica footprint").
+ */
+export const REPLICA_HEAP_GROWING_PERCENT = 50;
 
 /**
  * V8's sizing per role, as node options: the one place they are declared.
@@ -92,10 +103,42 @@ export function missingRoleFlags(
     .filter((flag) => flagValue(given, flag.slice(2, flag.indexOf("="))) === undefined);
 }
 
+/**
+ * A replica started by bin/keyward.js without its V8 sizing (a sidecar in
+ * every pod: the young generation alone is ~30 MB more) says so once, at
+ * start. Not single or primary, whose image sets theirs; not when embedded.
+ */
+export function warnIfUnsized(role: keyof typeof ROLE_NODE_OPTIONS, logger: Logger): void {
+  if (role !== "replica" || applied === undefined) return;
+  const missing = missingRoleFlags(role);
+  if (missing.length === 0) return;
+  logger.warn(
+    { missing, nodeOptions: ROLE_NODE_OPTIONS[role] },
+    'replica started without its V8 sizing: set NODE_OPTIONS as README "Replica memory" shows',
+  );
+}
+
 /** The last value of `--name=value` among node's arguments (`-` and `_` alike), if any. */
 function flagValue(args: readonly string[], name: string): string | undefined {
   const pattern = new RegExp(`^--${name.replace(/-/g, "[-_]")}=(\\d+)$`);
   return args.map((arg) => pattern.exec(arg)?.[1]).findLast((value) => value !== undefined);
+}
+
+/**
+ * Applies the role's growing percent once the configuration is read (a
+ * replica's is {@link REPLICA_HEAP_GROWING_PERCENT}; V8 reads the flag at
+ * every full collection, so it takes effect from the next). A growing
+ * percent on node's command line still wins, and nothing changes when
+ * keyward runs embedded ({@link tuneHeap} was not called).
+ */
+export function tuneHeapForRole(role: keyof typeof ROLE_NODE_OPTIONS): HeapTuning | undefined {
+  const percent = role === "replica" ? REPLICA_HEAP_GROWING_PERCENT : HEAP_GROWING_PERCENT;
+  if (!applied || applied.by === "command line" || applied.growingPercent === percent) {
+    return applied;
+  }
+  setFlagsFromString(`--heap-growing-percent=${percent}`);
+  applied = { ...applied, growingPercent: percent };
+  return applied;
 }
 
 /**

@@ -66,7 +66,10 @@ describe("a replica sidecar loads only what its role uses", () => {
 
   it('names the parts it loaded and its V8 sizing in its "keyward started" line', () => {
     const started = replica.logLines("keyward started")[0];
-    expect(started?.heap).toMatchObject({ semiSpaceMb: 1, by: "keyward" });
+    expect(started?.heap).toMatchObject({ semiSpaceMb: 1, growingPercent: 50, by: "keyward" });
+    expect(cluster.primary.logLines("keyward started")[0]?.heap).toMatchObject({
+      growingPercent: 100,
+    });
     // Started with its sizing, the replica does not warn about it.
     expect(replica.logs()).not.toContain("without its V8 sizing");
     expect(started?.parts).toEqual([

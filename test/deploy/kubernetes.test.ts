@@ -181,7 +181,7 @@ describe("deploy/kubernetes/replica-config.yaml and replica-sidecar-patch.yaml",
     expect(container.env.find((e: Tree) => e.name === "NODE_OPTIONS")?.value).toBe(
       ROLE_NODE_OPTIONS.replica,
     );
-    // bench/NOTES.md "Replica footprint": ~70 MB after start, ~115 MB peak at K = 100,000.
+    // bench/NOTES.md "Replica footprint": ~97 MB after start, ~114 MB peak at K = 100,000.
     expect(mebibytes(container.resources.limits.memory)).toBeGreaterThanOrEqual(160);
     expect(mebibytes(container.resources.requests.memory)).toBeGreaterThanOrEqual(64);
   });

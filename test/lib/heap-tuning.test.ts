@@ -9,6 +9,7 @@ import {
   missingRoleFlags,
   ROLE_NODE_OPTIONS,
   tuneHeap,
+  tuneHeapForRole,
 } from "../../src/lib/heap-tuning.js";
 import { BIN, serve } from "../helpers/cli.js";
 
@@ -79,6 +80,14 @@ describe("heap tuning, however keyward is started", () => {
     expect(tuneHeap(["--max_semi_space_size=2"], 100 * 1024 ** 2, "")).toMatchObject({
       semiSpaceMb: 2,
     });
+  });
+
+  it("lets a replica's heap grow less once its role is known, unless node's command line said", () => {
+    tuneHeap([], 100 * 1024 ** 2, "");
+    expect(tuneHeapForRole("replica")).toMatchObject({ growingPercent: 50, by: "keyward" });
+    expect(tuneHeapForRole("primary")).toMatchObject({ growingPercent: 100, by: "keyward" });
+    tuneHeap(["--heap-growing-percent=30"], 100 * 1024 ** 2, "");
+    expect(tuneHeapForRole("replica")).toMatchObject({ growingPercent: 30, by: "command line" });
   });
 
   it("names the role's V8 flags node was started without", () => {
