@@ -45,7 +45,7 @@ const config = loadConfig({
     issuers: [{ ...issuer.config, role: "admin", tenant_claim: "org_id" }],
   },
 });
-const keyward = createKeyward(config, { logger: createLogger({ level: "silent" }) });
+const keyward = await createKeyward(config, { logger: createLogger({ level: "silent" }) });
 const ports = await keyward.start();
 const url = `http://127.0.0.1:${ports.admin}/console/`;
 const profile = mkdtempSync(join(tmpdir(), "keyward-chromium-"));

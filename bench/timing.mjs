@@ -270,7 +270,7 @@ async function overGrpc({ dist, database, lookups, n }) {
       policy: "deploy/policy.yaml",
     },
   });
-  const keyward = createKeyward(config, { logger: createLogger({ level: "silent" }) });
+  const keyward = await createKeyward(config, { logger: createLogger({ level: "silent" }) });
   const ports = await keyward.start();
   const client = new grpc.Client(`127.0.0.1:${ports.check}`, grpc.credentials.createInsecure());
   const encode = (token) =>

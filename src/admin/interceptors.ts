@@ -43,13 +43,3 @@ export function authInterceptor(identify: Identifier, audit: AuditLog, log?: Log
     return next(req);
   };
 }
-
-/** On a replica: every admin call is refused with a pointer to the primary. */
-export function refuseOnReplica(primary: string): Interceptor {
-  return () => async () => {
-    throw new ConnectError(
-      `this keyward is a replica; send admin calls to the primary at ${primary}`,
-      Code.FailedPrecondition,
-    );
-  };
-}

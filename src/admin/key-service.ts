@@ -25,8 +25,3 @@ export function keyServiceRoutes(options: KeyServiceOptions) {
       ...readHandlers(h),
     });
 }
-
-/** KeyService with no behaviour, for a replica's admin port (its interceptor refuses every call). */
-export function refusingKeyServiceRoutes() {
-  return (router: ConnectRouter) => router.service(KeyService, {});
-}

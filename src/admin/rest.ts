@@ -2,15 +2,12 @@ import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
+import { type JsonResponse, sendJson } from "../lib/json-response.js";
 import { codeName } from "./codes.js";
 import { matchRoute } from "./rest-routes.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
-/** The part of an HTTP/1 or HTTP/2 response this module writes to. */
-interface Response {
-  writeHead(status: number, headers: Record<string, string | number>): unknown;
-  end(text: string): unknown;
-}
+type Response = JsonResponse;
 
 /** Largest admin request body read; larger answers 413. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -122,11 +119,3 @@ async function readJson(req: Request): Promise<unknown> {
 }
 
 /** Writes a JSON answer (used for REST answers and the admin port's own errors). */
-export function sendJson(res: Response, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-  });
-  res.end(text);
-}

@@ -1,15 +1,5 @@
-import {
-  createServer as createHttp1Server,
-  type IncomingMessage,
-  type ServerResponse,
-} from "node:http";
-import {
-  createServer as createHttp2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-} from "node:http2";
-import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
-import { createServer as createTlsServer } from "node:tls";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import {
   type ConnectRouter,
   createClient,
@@ -19,9 +9,11 @@ import {
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { answerFailure, guard } from "../http/guard.js";
+import { type HttpListener, listenHttp1And2 } from "../lib/http-listener.js";
+import { sendJson } from "../lib/json-response.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import type { ConsoleHandler } from "./console.js";
-import { createRestHandler, MAX_ADMIN_BODY_BYTES, sendJson } from "./rest.js";
+import { createRestHandler, MAX_ADMIN_BODY_BYTES } from "./rest.js";
 import { chronicleEndpoint } from "./rpc/mint.js";
 
 /** Options for {@link startAdminServer}. */
@@ -49,22 +41,15 @@ export interface AdminServerOptions {
   readonly logger?: Logger | undefined;
 }
 
-export interface AdminServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type AdminServer = HttpListener;
 
 /**
  * The admin port: Connect, gRPC-Web and gRPC (connect-node) plus the seeds'
- * REST routes, on one port for both HTTP/1.1 (curl, browsers) and cleartext
- * HTTP/2 (gRPC clients). The first bytes of a connection tell which: an
- * HTTP/2 client opens with the "PRI * HTTP/2.0" preface. A request that
- * fails while being answered gets a 503 deny or a reset stream (guard.ts),
- * and a connection that errors or is reset by its client is dropped alone:
- * neither can take the process down.
- *
- * Long because the port serves three protocols from one listener (first
- * bytes decide), and they share the guard, the REST handler and shutdown.
+ * REST routes, on one port for both HTTP/1.1 (curl, browsers) and HTTP/2
+ * (gRPC clients), see lib/http-listener.ts. A request that fails while being
+ * answered gets a 503 deny or a reset stream (guard.ts), and a connection
+ * that errors or is reset by its client is dropped alone: neither can take
+ * the process down.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { routes, interceptors } = options;
@@ -126,60 +111,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     },
   );
 
-  const http1 = createHttp1Server(handler);
-  const http2 = createHttp2Server({}, handler);
-  const sockets = new Set<Socket>();
-  const tlsOptions = options.tls;
-  const server = tlsOptions
-    ? createTlsServer(
-        {
-          cert: tlsOptions.cert,
-          key: tlsOptions.key,
-          ...(tlsOptions.ca && { ca: tlsOptions.ca, requestCert: true, rejectUnauthorized: true }),
-          ALPNProtocols: ["h2", "http/1.1"],
-        },
-        (socket) => {
-          sockets.add(socket);
-          socket.once("close", () => sockets.delete(socket));
-          (socket.alpnProtocol === "h2" ? http2 : http1).emit("connection", socket);
-        },
-      )
-    : cleartextServer();
-  function cleartextServer() {
-    return createNetServer((socket) => {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
-      // Until the first bytes are read no HTTP server owns the socket, and an
-      // 'error' without a listener (a client reset) would be thrown.
-      socket.on("error", (error) => logger.debug({ err: error }, "admin connection error"));
-      socket.once("data", (first: Buffer) => {
-        socket.pause();
-        socket.unshift(first);
-        if (first.subarray(0, 3).toString("latin1") === "PRI") {
-          // node:http2 takes the socket's native handle (every byte of a
-          // replica's snapshot then goes out without passing through
-          // JavaScript) and first feeds the session what is already buffered
-          // on the socket, the unshifted bytes included.
-          http2.emit("connection", socket);
-        } else {
-          http1.emit("connection", socket);
-          socket.resume();
-        }
-      });
-    });
-  }
-  const host = options.host ?? "127.0.0.1";
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 9192, host, () => resolve());
+  return listenHttp1And2(handler, {
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 9192,
+    ...(options.tls && { tls: options.tls }),
+    logger,
   });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        http1.closeIdleConnections();
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
 }

@@ -2,10 +2,11 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { createAuditedCalls } from "../admin/audited.js";
-import { CONSOLE_DIST, type ConsoleHandler, createConsoleHandler } from "../admin/console.js";
-import { authInterceptor, refuseOnReplica } from "../admin/interceptors.js";
-import { keyServiceRoutes, refusingKeyServiceRoutes } from "../admin/key-service.js";
-import { type Config, consoleEnabled } from "../config/schema.js";
+import type { ConsoleHandler } from "../admin/console.js";
+import { authInterceptor } from "../admin/interceptors.js";
+import { keyServiceRoutes } from "../admin/key-service.js";
+import { startAdminServer } from "../admin/server.js";
+import type { Config } from "../config/schema.js";
 import type { Decider } from "../decider/decider.js";
 import { file_keyward_admin_v1_admin, KeyService } from "../gen/keyward/admin/v1/admin_pb.js";
 import { file_keyward_replication_v1_replication } from "../gen/keyward/replication/v1/replication_pb.js";
@@ -19,6 +20,8 @@ import { reflectionRoutes } from "../reflection/routes.js";
 import type { AckTracker } from "../replication/acks.js";
 import { CommitNotifier } from "../replication/notifier.js";
 import { compactChanges, createReplicationPrimary } from "../replication/primary.js";
+import type { AdminPort } from "./admin-port.js";
+import { adminConsole } from "./console.js";
 import type { TlsFiles } from "./files.js";
 
 /** How often a primary compacts its change log. */
@@ -59,7 +62,7 @@ export interface AdminApi {
  * connection of its own (so that its transactions, held across a call, are
  * never visible to Check before they commit), the audit trail, replication
  * streams on a primary, reflection and the key console. A replica gets
- * {@link refusingAdminApi} instead.
+ * replica-admin.ts instead (and never loads this module).
  */
 export function createAdminApi(options: AdminApiOptions): AdminApi {
   const { config, logger, decider, token, now } = options;
@@ -187,35 +190,31 @@ function syncReplicasInterceptor(
   };
 }
 
-/** A replica's admin port: every call is refused, naming the primary; the console may still be served. */
-export function refusingAdminApi(
-  config: Config,
-  issuers: () => Config["issuers"],
-  logger: Logger,
-): AdminApi {
+/**
+ * The admin port of a single process or a primary: {@link createAdminApi}
+ * now, its server (admin/server.ts) bound by `listen`.
+ */
+export function adminApiPort(options: AdminApiOptions): AdminPort {
+  const api = createAdminApi(options);
+  const { config, logger } = options;
   return {
-    routes: refusingKeyServiceRoutes(),
-    interceptors: [refuseOnReplica(config.replication.primary as string)],
-    console: adminConsole(config, issuers, logger),
-    tls: undefined,
-    start() {},
-    async close() {},
+    parts: [
+      "admin API",
+      ...(api.streams ? ["replication primary"] : []),
+      ...(api.console ? ["console"] : []),
+    ],
+    listen: () =>
+      startAdminServer({
+        host: config.listen.host,
+        port: config.listen.admin,
+        logger: logger.child({ name: "admin" }),
+        ...(api.tls && { tls: api.tls }),
+        console: api.console,
+        streams: api.streams,
+        routes: api.routes,
+        interceptors: api.interceptors,
+      }),
+    start: () => api.start(),
+    close: () => api.close(),
   };
-}
-
-/** The key console's files when it is on; issuers are read per request, so reloads show. */
-function adminConsole(
-  config: Config,
-  issuers: () => Config["issuers"],
-  logger: Logger,
-): ConsoleHandler | undefined {
-  if (!consoleEnabled(config)) return undefined;
-  const handler = createConsoleHandler({ issuers });
-  if (!handler.built) {
-    logger.warn(
-      { folder: CONSOLE_DIST },
-      "console.enabled but the console was not built (npm run build); /console/ answers 503",
-    );
-  }
-  return handler;
 }

@@ -1,20 +1,14 @@
 import { AggregatorRegistry } from "prom-client";
-import { startAdminServer } from "../admin/server.js";
 import { startConfiguredCheckServer } from "../check/configured.js";
 import type { Config } from "../config/schema.js";
 import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
-import { openDatabase } from "../keys/db.js";
-import { UsageTally } from "../keys/usage.js";
 import { networkMatcher } from "../lib/cidr.js";
-import { durationMs } from "../lib/duration.js";
-import { appliedHeapTuning } from "../lib/heap-tuning.js";
+import { appliedHeapTuning, tuneHeapForRole, warnIfUnsized } from "../lib/heap-tuning.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { mergeTopKeys, type TopKeys, type TopKeysReport } from "../observability/top-keys.js";
-import { primaryTransport, ReplicaSync } from "../replication/replica.js";
-import { UsageReporter } from "../replication/usage.js";
-import { CheckWorkers } from "../workers/pool.js";
-import { createAdminApi, refusingAdminApi } from "./admin-api.js";
+import type { CheckWorkers } from "../workers/pool.js";
+import type { AdminPort } from "./admin-port.js";
 import { databaseFileCheck, readTlsFiles, replicationTokenOf } from "./files.js";
 import { readiness } from "./readiness.js";
 import { createReloader, type ReloadSources } from "./reload.js";
@@ -51,76 +45,82 @@ export interface Keyward {
 
 /**
  * The composition root. Everything is built here, in the order data flows
- * (files and tokens → replica sync → decider → admin API); a bad
+ * (files and tokens → replica sync → decider → admin port); a bad
  * configuration throws before anything listens. {@link Keyward.start} only
  * binds ports and starts background work; `close` undoes both in reverse.
+ *
+ * Each role imports only the parts it uses (dynamic `import()`): a replica
+ * never evaluates the admin API, connect-node's server side or the admin
+ * port's reflection, a single process or a primary never evaluates the
+ * replica's sync, and the Check workers' pool loads only with `workers`.
+ * The "keyward started" line names the parts loaded.
  *
  * Longer than most functions on purpose: it is the one place that shows how
  * the process is put together, read top to bottom; each step is one call.
  */
-export function createKeyward(initial: Config, overrides: KeywardOverrides = {}): Keyward {
+export async function createKeyward(
+  initial: Config,
+  overrides: KeywardOverrides = {},
+): Promise<Keyward> {
   const logger = overrides.logger ?? createLogger({ level: initial.log_level });
   const now = overrides.now ?? Date.now;
   const tls = readTlsFiles(initial);
   const token = replicationTokenOf(initial);
 
-  // A replica's file is written only by what its primary streams, through a
-  // connection of its own; Check reads it through the decider's.
-  const syncDb =
+  const replica =
     initial.role === "replica"
-      ? openDatabase(initial.database, { busyTimeoutMs: 1000 })
+      ? (await import("./replica-side.js")).createReplicaSide({
+          config: initial,
+          token: token as string,
+          tls,
+          logger,
+          now,
+          clock: overrides.now,
+        })
       : undefined;
-  const sync =
-    syncDb &&
-    new ReplicaSync({
-      primary: initial.replication.primary as string,
-      token: token as string,
-      ...(tls && { tls }),
-      db: syncDb,
-      logger: logger.child({ name: "replication" }),
-      ...(overrides.now && { now: overrides.now }),
-    });
-  const unavailable = sync && replicaUnavailable(sync, initial, now);
-  // A replica's Check usage (its workers' included) goes to the primary.
-  const reporter =
-    sync &&
-    new UsageReporter({
-      transport: primaryTransport(initial.replication.primary as string, tls),
-      token: token as string,
-      tally: new UsageTally(undefined, now),
-      intervalMs: durationMs(initial.replication.usage_interval) as number,
-      logger: logger.child({ name: "usage" }),
-    });
-
   const decider = createDecider({
     config: initial,
     logger,
     now: overrides.now,
-    unavailable,
-    ...(sync && { replica: () => sync.status() }),
-    ...(reporter && { usage: reporter.tally, usageReports: () => reporter.stats() }),
+    unavailable: replica?.unavailable,
+    ...(replica && {
+      replica: () => replica.sync.status(),
+      usage: replica.reporter.tally,
+      usageReports: () => replica.reporter.stats(),
+    }),
   });
+  replica?.limitReads(decider.db);
   const fileProblem = databaseFileCheck(initial.database);
   // With `workers`, Check is served by worker processes on the shared port;
   // this process keeps the admin API, the HTTP port and replication.
   const workers =
     initial.workers > 1
-      ? new CheckWorkers(initial, logger, (entries) => decider.usage.merge(entries))
+      ? new (await import("../workers/pool.js")).CheckWorkers(initial, logger, (entries) =>
+          decider.usage.merge(entries),
+        )
       : undefined;
   const reloader = createReloader({ config: initial, logger, decider, workers, overrides });
-  const admin =
+  const issuers = () => reloader.config.issuers;
+  const admin: AdminPort =
     initial.role === "replica"
-      ? refusingAdminApi(initial, () => reloader.config.issuers, logger)
-      : createAdminApi({
+      ? (await import("./replica-admin.js")).replicaAdminPort(initial, issuers, logger)
+      : (await import("./admin-api.js")).adminApiPort({
           config: initial,
           logger,
           decider,
           token,
           tls,
           fileProblem,
-          issuers: () => reloader.config.issuers,
+          issuers,
           now: overrides.now,
         });
+  const parts = [
+    "check",
+    "http",
+    ...(replica ? ["replica sync", "usage reporter"] : []),
+    ...admin.parts,
+    ...(workers ? ["check workers"] : []),
+  ];
 
   /** What start() bound or began, undone in reverse order by close(). */
   const running: (() => unknown)[] = [];
@@ -132,6 +132,7 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
     logger,
     async start() {
       const config = initial;
+      tuneHeapForRole(config.role);
       await decider.start();
 
       let checkPort: number;
@@ -179,33 +180,22 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
             db: decider.db,
             fileProblem,
             jwt: () => decider.decisions.verifier,
-            replica: sync,
-            unavailable,
+            replica: replica?.sync,
+            unavailable: replica?.unavailable,
             workers,
             now,
           }),
       });
       running.push(() => http.close());
 
-      const adminServer = await startAdminServer({
-        host: config.listen.host,
-        port: config.listen.admin,
-        logger: logger.child({ name: "admin" }),
-        ...(admin.tls && { tls: admin.tls }),
-        console: admin.console,
-        streams: admin.streams,
-        routes: admin.routes,
-        interceptors: admin.interceptors,
-      });
+      const adminServer = await admin.listen();
       running.push(() => adminServer.close());
       admin.start();
-      if (sync) {
-        running.push(() => sync.close());
-        sync.start();
-      }
-      if (reporter) {
-        running.push(() => reporter.close());
-        reporter.start();
+      if (replica) {
+        running.push(() => replica.sync.close());
+        replica.sync.start();
+        running.push(() => replica.reporter.close());
+        replica.reporter.start();
       }
       running.push(reloader.watch());
 
@@ -216,10 +206,12 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
           database: config.database,
           ports,
           workers: config.workers,
+          parts,
           heap: appliedHeapTuning(),
         },
         "keyward started",
       );
+      warnIfUnsized(config.role, logger);
       return ports;
     },
     reload: () => reloader.reload(),
@@ -229,34 +221,9 @@ export function createKeyward(initial: Config, overrides: KeywardOverrides = {})
       // Then what create() built, in reverse.
       await admin.close();
       await decider.close();
-      syncDb?.close();
+      replica?.db.close();
       logger.info("keyward stopped");
     },
-  };
-}
-
-/**
- * Why a replica cannot decide right now: it has never received a snapshot,
- * or it has not heard its primary for longer than `max_staleness`.
- */
-function replicaUnavailable(
-  sync: ReplicaSync,
-  config: Config,
-  now: () => number,
-): () => string | undefined {
-  const staleness = config.replication.max_staleness
-    ? durationMs(config.replication.max_staleness)
-    : undefined;
-  return () => {
-    const status = sync.status();
-    if (!status.synced) return "replica has no snapshot from its primary yet";
-    if (
-      staleness !== undefined &&
-      (status.lastHeardAt === undefined || now() - status.lastHeardAt > staleness)
-    ) {
-      return "replica is staler than max_staleness";
-    }
-    return undefined;
   };
 }
 

@@ -22,7 +22,7 @@ export function buildProgram(): Command {
       const { loadConfig } = await import("../config/load.js");
       const { createKeyward } = await import("../app/keyward.js");
       const config = loadConfig({ file: options.config });
-      const keyward = createKeyward(config, {
+      const keyward = await createKeyward(config, {
         reloadConfig: () => loadConfig({ file: options.config }),
         ...(options.config && { watchFiles: [options.config] }),
       });

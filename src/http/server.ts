@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { sendJson as send } from "../lib/json-response.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { createForwardAuthHandler, type ForwardAuthOptions } from "./forward-auth.js";
 import { isForwardAuthTarget } from "./forward-auth-view.js";
@@ -113,13 +114,4 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         server.closeIdleConnections();
       }),
   };
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }

@@ -1,4 +1,5 @@
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
+import type { Logger } from "./log.js";
 
 /**
  * How far V8 may let the heap grow past what survived the last full
@@ -13,10 +14,45 @@ import { getHeapStatistics, setFlagsFromString } from "node:v8";
  */
 export const HEAP_GROWING_PERCENT = 100;
 
+/**
+ * A replica's growing percent, set once its role is read
+ * ({@link tuneHeapForRole}): 50 % = one and a half times the live size.
+ * A sidecar's peak is what a pod's memory limit must hold, and under
+ * saturated Check at K = 100,000 the old generation's growth is most of it:
+ * 115 MB peak instead of 131 MB, at a CPU cost per Check within the
+ * bench's noise (bench/NOTES.md, "Replica footprint").
+ */
+export const REPLICA_HEAP_GROWING_PERCENT = 50;
+
+/**
+ * V8's sizing per role, as node options: the one place they are declared.
+ * deploy/Dockerfile sets the single/primary line as the image's NODE_OPTIONS
+ * and deploy/kubernetes/replica-sidecar-patch.yaml the replica's
+ * (test/deploy checks both). Both cap the old generation at 96 MB (a
+ * sidecar should not let the heap grow toward the node's memory before
+ * collecting). A replica also keeps V8's young generation at 1 MB
+ * semi-spaces instead of up to 16 MB: 30 MB less resident after start and
+ * at peak, with Check throughput within run-to-run noise (bench/NOTES.md,
+ * "Replica footprint"). The primary keeps V8's default: it encodes
+ * snapshots, whose garbage a small young generation would promote.
+ *
+ * These must be node options, not run-time flags: V8 sizes the young
+ * generation when the isolate is created, and
+ * `v8.setFlagsFromString("--max-semi-space-size=1")` afterwards leaves it at
+ * 16 MB (measured). Node accepts both flags in NODE_OPTIONS.
+ */
+export const ROLE_NODE_OPTIONS: Readonly<Record<"single" | "primary" | "replica", string>> = {
+  single: "--max-old-space-size=96",
+  primary: "--max-old-space-size=96",
+  replica: "--max-old-space-size=96 --max-semi-space-size=1",
+};
+
 /** What {@link tuneHeap} found and did; logged in the "keyward started" line. */
 export interface HeapTuning {
   /** V8's heap size limit, MB (the old-generation cap plus the young generation). */
   readonly limitMb: number;
+  /** `--max-semi-space-size` given to node (command line or NODE_OPTIONS), MB; absent: V8's default. */
+  readonly semiSpaceMb?: number;
   /** The growing percent now in force. */
   readonly growingPercent: number;
   /** Who set it: keyward, or node's command line (which wins). */
@@ -36,17 +72,72 @@ let applied: HeapTuning | undefined;
 export function tuneHeap(
   execArgv: readonly string[] = process.execArgv,
   limitBytes: number = getHeapStatistics().heap_size_limit,
+  nodeOptions: string = process.env.NODE_OPTIONS ?? "",
 ): HeapTuning {
   const limitMb = Math.round(limitBytes / 1024 ** 2);
-  const given = execArgv
-    .map((arg) => /^--heap[-_]growing[-_]percent=(\d+)$/.exec(arg)?.[1])
-    .findLast((value) => value !== undefined);
+  const semiSpace = flagValue([...nodeOptions.split(/\s+/), ...execArgv], "max-semi-space-size");
+  const sizes = { limitMb, ...(semiSpace !== undefined && { semiSpaceMb: Number(semiSpace) }) };
+  const given = flagValue(execArgv, "heap-growing-percent");
   if (given !== undefined) {
-    applied = { limitMb, growingPercent: Number(given), by: "command line" };
+    applied = { ...sizes, growingPercent: Number(given), by: "command line" };
   } else {
     setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-    applied = { limitMb, growingPercent: HEAP_GROWING_PERCENT, by: "keyward" };
+    applied = { ...sizes, growingPercent: HEAP_GROWING_PERCENT, by: "keyward" };
   }
+  return applied;
+}
+
+/**
+ * The role's flags from {@link ROLE_NODE_OPTIONS} that node was not started
+ * with (command line or NODE_OPTIONS); a different value counts as given.
+ * The composition root warns about them at start.
+ */
+export function missingRoleFlags(
+  role: keyof typeof ROLE_NODE_OPTIONS,
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string = process.env.NODE_OPTIONS ?? "",
+): string[] {
+  const given = [...nodeOptions.split(/\s+/), ...execArgv];
+  return ROLE_NODE_OPTIONS[role]
+    .split(" ")
+    .filter((flag) => flagValue(given, flag.slice(2, flag.indexOf("="))) === undefined);
+}
+
+/**
+ * A replica started by bin/keyward.js without its V8 sizing (a sidecar in
+ * every pod: the young generation alone is ~30 MB more) says so once, at
+ * start. Not single or primary, whose image sets theirs; not when embedded.
+ */
+export function warnIfUnsized(role: keyof typeof ROLE_NODE_OPTIONS, logger: Logger): void {
+  if (role !== "replica" || applied === undefined) return;
+  const missing = missingRoleFlags(role);
+  if (missing.length === 0) return;
+  logger.warn(
+    { missing, nodeOptions: ROLE_NODE_OPTIONS[role] },
+    'replica started without its V8 sizing: set NODE_OPTIONS as README "Replica memory" shows',
+  );
+}
+
+/** The last value of `--name=value` among node's arguments (`-` and `_` alike), if any. */
+function flagValue(args: readonly string[], name: string): string | undefined {
+  const pattern = new RegExp(`^--${name.replace(/-/g, "[-_]")}=(\\d+)$`);
+  return args.map((arg) => pattern.exec(arg)?.[1]).findLast((value) => value !== undefined);
+}
+
+/**
+ * Applies the role's growing percent once the configuration is read (a
+ * replica's is {@link REPLICA_HEAP_GROWING_PERCENT}; V8 reads the flag at
+ * every full collection, so it takes effect from the next). A growing
+ * percent on node's command line still wins, and nothing changes when
+ * keyward runs embedded ({@link tuneHeap} was not called).
+ */
+export function tuneHeapForRole(role: keyof typeof ROLE_NODE_OPTIONS): HeapTuning | undefined {
+  const percent = role === "replica" ? REPLICA_HEAP_GROWING_PERCENT : HEAP_GROWING_PERCENT;
+  if (!applied || applied.by === "command line" || applied.growingPercent === percent) {
+    return applied;
+  }
+  setFlagsFromString(`--heap-growing-percent=${percent}`);
+  applied = { ...applied, growingPercent: percent };
   return applied;
 }
 

@@ -5,7 +5,7 @@ import { ReplicationService } from "../gen/keyward/replication/v1/replication_pb
 import type { Db } from "../keys/db.js";
 import type { Logger } from "../lib/log.js";
 import { AckSender } from "./acks.js";
-import { INSERT_ROW, protoToRow } from "./rows.js";
+import { ReplicaWriter } from "./replica-writer.js";
 import { wideWindowSessions } from "./window.js";
 
 /** Options for {@link ReplicaSync}. */
@@ -59,7 +59,7 @@ export class ReplicaSync {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #abort = new AbortController();
-  readonly #statements;
+  readonly #writer: ReplicaWriter;
   #running: Promise<void> | undefined;
   #connected = false;
   #primarySequence = 0;
@@ -79,18 +79,7 @@ export class ReplicaSync {
       logger: options.logger,
       signal: this.#abort.signal,
     });
-    const db = options.db;
-    this.#statements = {
-      state: db.prepare<[], { applied_seq: number }>(
-        "SELECT applied_seq FROM replica_state WHERE id = 1",
-      ),
-      setState: db.prepare(
-        "INSERT INTO replica_state (id, applied_seq, applied_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET applied_seq = excluded.applied_seq, applied_at = excluded.applied_at",
-      ),
-      upsert: db.prepare(INSERT_ROW),
-      remove: db.prepare("DELETE FROM keys WHERE id = ?"),
-      clear: db.prepare("DELETE FROM keys"),
-    };
+    this.#writer = new ReplicaWriter(options.db, this.#now);
   }
 
   start(): void {
@@ -122,9 +111,7 @@ export class ReplicaSync {
   }
 
   #applied(): number | undefined {
-    const applied = this.#statements.state.get()?.applied_seq;
-    // -1 marks a first snapshot still being applied (see #applySnapshot).
-    return applied === undefined || applied < 0 ? undefined : applied;
+    return this.#writer.applied();
   }
 
   async #loop(): Promise<void> {
@@ -185,7 +172,7 @@ export class ReplicaSync {
       } finally {
         clearTimeout(watchdog);
         this.#abort.signal.removeEventListener("abort", stopStream);
-        if (this.#options.db.inTransaction) this.#options.db.exec("ROLLBACK");
+        this.#writer.abandon();
       }
       if (this.#connected)
         this.#log.warn({ primary: this.#options.primary }, "disconnected from primary");
@@ -199,38 +186,16 @@ export class ReplicaSync {
   }
 
   #applySnapshot(snapshot: Snapshot): void {
-    const db = this.#options.db;
-    // The whole snapshot is one transaction across its chunks: Check keeps
-    // reading the previous copy until the new one commits.
-    if (snapshot.first) {
-      if (db.inTransaction) db.exec("ROLLBACK");
-      db.exec("BEGIN IMMEDIATE");
-      // The replica_state row switches the change-log triggers off; write a
-      // placeholder first, so a first snapshot is not logged as local changes.
-      if (this.#statements.state.get() === undefined)
-        this.#statements.setState.run(-1, this.#now());
-      this.#statements.clear.run();
-    }
-    if (!db.inTransaction) throw new Error("snapshot chunk without its first chunk");
-    for (const row of snapshot.rows) this.#statements.upsert.run(protoToRow(row));
-    if (snapshot.last) {
-      const sequence = Number(snapshot.sequence);
-      this.#statements.setState.run(sequence, this.#now());
-      db.exec("COMMIT");
-      this.#snapshots++;
-      this.#primarySequence = Math.max(this.#primarySequence, sequence);
-      this.#log.info({ sequence, snapshots: this.#snapshots }, "snapshot applied");
-      this.#emit(sequence);
-    }
+    const sequence = this.#writer.applySnapshot(snapshot);
+    if (sequence === undefined) return;
+    this.#snapshots++;
+    this.#primarySequence = Math.max(this.#primarySequence, sequence);
+    this.#log.info({ sequence, snapshots: this.#snapshots }, "snapshot applied");
+    this.#emit(sequence);
   }
 
   #applyChange(change: Change): void {
-    const sequence = Number(change.sequence);
-    this.#options.db.transaction(() => {
-      if (change.deleted || !change.row) this.#statements.remove.run(change.keyId);
-      else this.#statements.upsert.run(protoToRow(change.row));
-      this.#statements.setState.run(sequence, this.#now());
-    })();
+    const sequence = this.#writer.applyChange(change);
     this.#primarySequence = Math.max(this.#primarySequence, sequence);
     this.#emit(sequence);
     if (change.ackRequested) this.#acks.ack(sequence);

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
+import { ROLE_NODE_OPTIONS } from "../../src/lib/heap-tuning.js";
 import { PORTS } from "./manifests.js";
 
 // Docker cannot run here; the Dockerfile is checked as text: its stages,
@@ -128,6 +129,11 @@ describe("deploy/Dockerfile", () => {
     expect(entrypoint).toEqual(["node", "/app/bin/keyward.js", "serve"]);
     const start = JSON.parse(readFileSync("package.json", "utf8")).scripts.start as string;
     expect(start).toBe("node bin/keyward.js serve");
+  });
+
+  it("sets the single and primary roles' V8 sizing as NODE_OPTIONS (src/lib/heap-tuning.ts)", () => {
+    expect(/NODE_OPTIONS=(\S+)/.exec(one(runtime, "ENV"))?.[1]).toBe(ROLE_NODE_OPTIONS.single);
+    expect(ROLE_NODE_OPTIONS.primary).toBe(ROLE_NODE_OPTIONS.single);
   });
 
   it("bakes in a default config that keyward's loader accepts, with paths that exist in the image", () => {

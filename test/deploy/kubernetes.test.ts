@@ -6,6 +6,7 @@ import { parse } from "yaml";
 import { AUTHORIZATION_SERVICE } from "../../src/check/server.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
+import { ROLE_NODE_OPTIONS } from "../../src/lib/heap-tuning.js";
 import { findDocument, PORTS, readYamlDocuments, shippedPolicy, type Tree } from "./manifests.js";
 
 const dir = mkdtempSync(join(tmpdir(), "keyward-deploy-"));
@@ -37,6 +38,12 @@ function mountedPath(
 }
 
 /** The volume mounted at a directory, if any. */
+/** A Kubernetes memory quantity in Mi or Gi, as MiB. */
+function mebibytes(quantity: string): number {
+  const [, amount = "", unit = ""] = /^(\d+)(Mi|Gi)$/.exec(quantity) ?? [];
+  return Number(amount) * (unit === "Gi" ? 1024 : 1);
+}
+
 function volumeAt(pod: Tree, container: Tree, directory: string): Tree | undefined {
   const mount = (container.volumeMounts ?? []).find((m: Tree) => m.mountPath === directory);
   return (
@@ -168,6 +175,15 @@ describe("deploy/kubernetes/replica-config.yaml and replica-sidecar-patch.yaml",
     );
     const primary = findDocument(primaryDocs, "StatefulSet").spec.template.spec.containers[0];
     expect(container.image).toBe(primary.image);
+  });
+
+  it("starts node with the replica's V8 sizing (src/lib/heap-tuning.ts), under a limit above its measured peak", () => {
+    expect(container.env.find((e: Tree) => e.name === "NODE_OPTIONS")?.value).toBe(
+      ROLE_NODE_OPTIONS.replica,
+    );
+    // bench/NOTES.md "Replica footprint": ~97 MB after start, ~114 MB peak at K = 100,000.
+    expect(mebibytes(container.resources.limits.memory)).toBeGreaterThanOrEqual(160);
+    expect(mebibytes(container.resources.requests.memory)).toBeGreaterThanOrEqual(64);
   });
 
   it("keeps the replica's SQLite file on an emptyDir", () => {

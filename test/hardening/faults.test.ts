@@ -595,7 +595,7 @@ describe("fault: the JWKS server is slow, answers garbage, then recovers", () =>
         issuers: [{ issuer: ISSUER, audience: AUDIENCE, jwks_uri: jwksUrl }],
       },
     });
-    const keyward = createKeyward(config, {
+    const keyward = await createKeyward(config, {
       logger: createLogger({ level: "warn", destination: new LogCapture() }),
       now: () => Date.now() + skew,
     });

@@ -169,6 +169,8 @@ export interface ClusterOptions {
   readonly primaryConfig?: Record<string, unknown>;
   /** Config file fields (YAML) of every replica, e.g. `{ replication: { usage_interval: "1s" } }`. */
   readonly replicaConfig?: Record<string, unknown>;
+  /** More environment for every process, e.g. NODE_OPTIONS. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -209,6 +211,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     KEYWARD_HTTP_PORT: "0",
     KEYWARD_LISTEN_HOST: "127.0.0.1",
     KEYWARD_REPLICATION_TOKEN: token,
+    ...options.env,
   };
   const primary = new KeywardNode({
     name: "primary",

@@ -79,7 +79,7 @@ export async function startTestKeyward(
     },
   });
   const logs = new LogCapture();
-  const keyward = createKeyward(config, {
+  const keyward = await createKeyward(config, {
     logger: createLogger({ level: "debug", destination: logs }),
   });
   const ports = await keyward.start();

@@ -4,7 +4,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { type HeapTuning, tuneHeap } from "../../src/lib/heap-tuning.js";
+import {
+  type HeapTuning,
+  missingRoleFlags,
+  ROLE_NODE_OPTIONS,
+  tuneHeap,
+  tuneHeapForRole,
+} from "../../src/lib/heap-tuning.js";
 import { BIN, serve } from "../helpers/cli.js";
 
 const dir = mkdtempSync(join(tmpdir(), "keyward-heap-"));
@@ -64,6 +70,39 @@ describe("heap tuning, however keyward is started", () => {
       growingPercent: 30,
       by: "command line",
     });
+  });
+
+  it("reports the semi-space size node was given, on its command line or in NODE_OPTIONS", () => {
+    expect(tuneHeap([], 100 * 1024 ** 2, "")).not.toHaveProperty("semiSpaceMb");
+    expect(
+      tuneHeap([], 100 * 1024 ** 2, "--max-old-space-size=96 --max-semi-space-size=1"),
+    ).toMatchObject({ semiSpaceMb: 1 });
+    expect(tuneHeap(["--max_semi_space_size=2"], 100 * 1024 ** 2, "")).toMatchObject({
+      semiSpaceMb: 2,
+    });
+  });
+
+  it("lets a replica's heap grow less once its role is known, unless node's command line said", () => {
+    tuneHeap([], 100 * 1024 ** 2, "");
+    expect(tuneHeapForRole("replica")).toMatchObject({ growingPercent: 50, by: "keyward" });
+    expect(tuneHeapForRole("primary")).toMatchObject({ growingPercent: 100, by: "keyward" });
+    tuneHeap(["--heap-growing-percent=30"], 100 * 1024 ** 2, "");
+    expect(tuneHeapForRole("replica")).toMatchObject({ growingPercent: 30, by: "command line" });
+  });
+
+  it("names the role's V8 flags node was started without", () => {
+    expect(missingRoleFlags("replica", [], "")).toEqual([
+      "--max-old-space-size=96",
+      "--max-semi-space-size=1",
+    ]);
+    expect(missingRoleFlags("replica", [], ROLE_NODE_OPTIONS.replica)).toEqual([]);
+    // A value of the user's own counts as given; so does node's command line.
+    expect(
+      missingRoleFlags("replica", ["--max_semi_space_size=4"], "--max-old-space-size=200"),
+    ).toEqual([]);
+    expect(missingRoleFlags("primary", [], "--max-semi-space-size=1")).toEqual([
+      "--max-old-space-size=96",
+    ]);
   });
 
   it("takes effect in V8: under the cap the same allocations run fewer full collections", () => {

@@ -80,7 +80,7 @@ describe("reload without restart", () => {
       KEYWARD_HTTP_PORT: "0",
     };
     writeFileSync(configFile, `policy: ${policy}\nissuers: []\n`);
-    const keyward = createKeyward(loadConfig({ file: configFile, env }), {
+    const keyward = await createKeyward(loadConfig({ file: configFile, env }), {
       logger: createLogger({ level: "silent" }),
       reloadConfig: () => loadConfig({ file: configFile, env }),
     });
