@@ -59,7 +59,7 @@ const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
  * Decodes a CheckRequest's bytes into the fields keyward reads, skipping the
  * rest without building it (the destination peer, timestamps, host, scheme,
  * body...). Decoding every field by reflection was the largest part of a
- * Check's own work (bench/NOTES.md, seventh round).
+ * Check's own work (bench/NOTES.md, eighth round).
  *
  * It follows protobuf's rules exactly as `fromBinary(CheckRequestSchema)`
  * applies them to keyward's schema (proto/envoy/..., test/check/

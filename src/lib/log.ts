@@ -39,7 +39,7 @@ let stderr: DestinationStream | undefined;
  * while one turn runs (under load, the deny lines of every Check that turn
  * decides) are joined and go out in one synchronous write when it ends,
  * instead of one system call each, which cost 2–4 µs of a denied Check
- * (bench/NOTES.md, seventh round). A line is never held longer than the
+ * (bench/NOTES.md, eighth round). A line is never held longer than the
  * turn it was logged in; what is pending when the process exits is written
  * then. sonic-boom does the writing (retrying a full pipe). One per process.
  */

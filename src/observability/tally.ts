@@ -21,7 +21,7 @@ interface Series<L extends string> extends TallySeries {
  * map lookup and an add); prom-client sees them only when it is scraped,
  * when each series adds what it counted since the previous scrape. A
  * prom-client child's `inc()` sorts and hashes its labels on every call,
- * about half a microsecond per Check (bench/NOTES.md, seventh round).
+ * about half a microsecond per Check (bench/NOTES.md, eighth round).
  */
 export class TalliedCounter<L extends string> {
   /** Series by up to three key parts (nested maps: no key string is built per call). */
