@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -63,36 +63,6 @@ describe("heap tuning, however keyward is started", () => {
       child.once("exit", (code) => failed(new Error(`exited ${code}: ${stderr}`)));
     });
     expect(heapOf(stderr)).toMatchObject({ growingPercent: 50, by: "command line" });
-  });
-
-  it("`keyward serve` run as a command (npx, npm start, a global install) gets the image's heap cap from the command's first line", async () => {
-    expect(readFileSync(BIN, "utf8").split("\n")[0]).toBe(
-      `#!/usr/bin/env -S node ${ROLE_NODE_OPTIONS.single}`,
-    );
-    // Executed as a file, so the kernel runs its #! line, with no NODE_OPTIONS at all.
-    const { NODE_OPTIONS: _none, ...inherited } = process.env;
-    const child = spawn(BIN, ["serve"], {
-      env: { ...inherited, KEYWARD_CONFIG: "", ...env },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    const exited = new Promise((done) => child.once("exit", done));
-    stops.push(() => {
-      child.kill("SIGTERM");
-      return exited;
-    });
-    let stderr = "";
-    await new Promise<void>((started, failed) => {
-      child.stderr.on("data", (chunk: Buffer) => {
-        stderr += chunk.toString("utf8");
-        if (stderr.includes('"keyward started"')) started();
-      });
-      child.once("exit", (code) => failed(new Error(`exited ${code}: ${stderr}`)));
-    });
-    // 96 MB of old generation plus the young generation; V8's own limit
-    // without a cap is in the gigabytes on any machine this runs on.
-    const heap = heapOf(stderr);
-    expect(heap.limitMb).toBeLessThan(200);
-    expect(heap).toMatchObject({ growingPercent: 100, by: "keyward" });
   });
 
   it("reads the growing percent from node's arguments, and then leaves V8 as it is", () => {
