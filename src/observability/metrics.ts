@@ -226,12 +226,10 @@ export class Metrics {
     const outcome = decision.allow ? "allow" : "deny";
     const code = decision.allow ? "none" : decision.code;
     const kind = (decision.allow ? decision.identity?.kind : decision.kind) || "none";
-    this.#decisions.series(transport, code, kind, () => ({
-      transport,
-      outcome,
-      code,
-      kind,
-    })).count += 1;
+    const series =
+      this.#decisions.find(transport, code, kind) ??
+      this.#decisions.add(transport, code, kind, { transport, outcome, code, kind });
+    series.count += 1;
     if (decision.allow && decision.shadowDeny)
       this.#shadowDenies.labels(decision.shadowDeny.code).inc();
     if (decision.allow && decision.identity?.previousSecret)

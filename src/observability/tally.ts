@@ -50,9 +50,14 @@ export class TalliedCounter<L extends string> {
 
   /**
    * The series the key parts `a`, `b`, `c` name (chosen by the caller, one
-   * combination per label set), made with `labels()` the first time.
+   * combination per label set), or undefined before {@link add} made it.
    */
-  series(a: string, b: string, c: string, labels: () => Record<L, string>): TallySeries {
+  find(a: string, b: string, c: string): TallySeries | undefined {
+    return this.#series.get(a)?.get(b)?.get(c);
+  }
+
+  /** Makes the series `a`, `b`, `c` with these labels (see {@link find}). */
+  add(a: string, b: string, c: string, labels: Record<L, string>): TallySeries {
     let byB = this.#series.get(a);
     if (byB === undefined) {
       byB = new Map();
@@ -63,11 +68,8 @@ export class TalliedCounter<L extends string> {
       byC = new Map();
       byB.set(b, byC);
     }
-    let s = byC.get(c);
-    if (s === undefined) {
-      s = { labels: labels(), count: 0, flushed: 0 };
-      byC.set(c, s);
-    }
+    const s = { labels, count: 0, flushed: 0 };
+    byC.set(c, s);
     return s;
   }
 }

@@ -34,7 +34,10 @@ export class TenantDecisions {
   count(decision: Decision): void {
     const outcome = decision.allow ? "allow" : "deny";
     const tenant = this.#label(decision.identity?.tenant);
-    this.#counter.series(outcome, tenant, "", () => ({ tenant, outcome })).count += 1;
+    const series =
+      this.#counter.find(outcome, tenant, "") ??
+      this.#counter.add(outcome, tenant, "", { tenant, outcome });
+    series.count += 1;
   }
 
   #label(tenant: string | undefined): string {

@@ -75,7 +75,9 @@ describe("TalliedCounter", () => {
       registers: [reference],
     });
     const count = (outcome: string, code: string) => {
-      counter.series(outcome, code, "", () => ({ outcome, code })).count += 1;
+      const series =
+        counter.find(outcome, code, "") ?? counter.add(outcome, code, "", { outcome, code });
+      series.count += 1;
       theirs.inc({ outcome, code });
     };
     for (let i = 0; i < 5; i++) count("allow", "none");
@@ -93,8 +95,10 @@ describe("TalliedCounter", () => {
   it("keeps series apart whose key parts would join into the same string", async () => {
     const registry = new Registry();
     const counter = new TalliedCounter(registry, "c_total", "c", ["a", "b"]);
-    counter.series("x|y", "z", "", () => ({ a: "x|y", b: "z" })).count += 1;
-    counter.series("x", "y|z", "", () => ({ a: "x", b: "y|z" })).count += 2;
+    counter.add("x|y", "z", "", { a: "x|y", b: "z" }).count += 1;
+    counter.add("x", "y|z", "", { a: "x", b: "y|z" }).count += 2;
+    expect(counter.find("x", "y|z", "")?.count).toBe(2);
+    expect(counter.find("x|y", "z", "")?.count).toBe(1);
     const text = await registry.metrics();
     expect(text).toContain('c_total{a="x|y",b="z"} 1');
     expect(text).toContain('c_total{a="x",b="y|z"} 2');
