@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { ConsoleHandler } from "../admin/console.js";
 import type { Config } from "../config/schema.js";
 import { guard } from "../http/guard.js";
+import { grpcMessage } from "../lib/grpc-message.js";
 import { type HttpListener, listenHttp1And2 } from "../lib/http-listener.js";
 import { sendJson } from "../lib/json-response.js";
 import type { Logger } from "../lib/log.js";
@@ -93,7 +94,7 @@ function refuseCall(req: Request, res: Response, message: string): void {
         ? "application/grpc-web+proto"
         : "application/grpc",
       "grpc-status": GRPC_FAILED_PRECONDITION,
-      "grpc-message": percentEncode(message),
+      "grpc-message": grpcMessage(message),
     });
     res.end();
   } else if (type.startsWith("application/connect+")) {
@@ -108,9 +109,4 @@ function refuseCall(req: Request, res: Response, message: string): void {
     // Connect unary (JSON or binary): the error as JSON, HTTP 400 for this code.
     sendJson(res, 400, { code: "failed_precondition", message });
   }
-}
-
-/** grpc-message's encoding: printable ASCII except '%' as is, the rest percent-encoded. */
-function percentEncode(text: string): string {
-  return text.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }

@@ -1,5 +1,5 @@
 import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
-import { BinaryReader, type WireType } from "@bufbuild/protobuf/wire";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { MetadataSchema } from "../gen/envoy/config/core/v3/base_pb.js";
 
 /** One `header_map` entry (Envoy's `encode_raw_headers`). */
@@ -79,7 +79,7 @@ export function decodeCheckRequest(bytes: Uint8Array): CheckRequestFields {
     if (field === 1) {
       attributes ??= { contextExtensions: {} };
       readAttributes(reader, attributes, end(reader));
-    } else skip(reader, wireType, field);
+    } else reader.skip(wireType, field);
   }
   return attributes === undefined ? {} : { attributes };
 }
@@ -88,10 +88,6 @@ export function decodeCheckRequest(bytes: Uint8Array): CheckRequestFields {
 function end(reader: BinaryReader): number {
   const length = reader.uint32();
   return reader.pos + length;
-}
-
-function skip(reader: BinaryReader, wireType: WireType, field: number): void {
-  reader.skip(wireType, field);
 }
 
 function readAttributes(reader: BinaryReader, into: Attributes, until: number): void {
@@ -116,7 +112,7 @@ function readAttributes(reader: BinaryReader, into: Attributes, until: number): 
         into.routeMetadataContext = readMetadata(reader, into.routeMetadataContext);
         break;
       default:
-        skip(reader, wireType, field);
+        reader.skip(wireType, field);
     }
   }
 }
@@ -126,7 +122,7 @@ function readPeer(reader: BinaryReader, peer: Peer, until: number): void {
   while (reader.pos < until) {
     const [field, wireType] = reader.tag();
     if (field !== 1) {
-      skip(reader, wireType, field);
+      reader.skip(wireType, field);
       continue;
     }
     peer.address ??= {};
@@ -135,7 +131,7 @@ function readPeer(reader: BinaryReader, peer: Peer, until: number): void {
     while (reader.pos < addressEnd) {
       const [inner, innerWireType] = reader.tag();
       if (inner !== 1) {
-        skip(reader, innerWireType, inner);
+        reader.skip(innerWireType, inner);
         continue;
       }
       address.socketAddress ??= { address: "" };
@@ -144,7 +140,7 @@ function readPeer(reader: BinaryReader, peer: Peer, until: number): void {
       while (reader.pos < socketEnd) {
         const [leaf, leafWireType] = reader.tag();
         if (leaf === 2) socket.address = reader.string();
-        else skip(reader, leafWireType, leaf);
+        else reader.skip(leafWireType, leaf);
       }
     }
   }
@@ -154,7 +150,7 @@ function readRequest(reader: BinaryReader, request: { http?: Http }, until: numb
   while (reader.pos < until) {
     const [field, wireType] = reader.tag();
     if (field !== 2) {
-      skip(reader, wireType, field);
+      reader.skip(wireType, field);
       continue;
     }
     request.http ??= { method: "", path: "", headers: {} };
@@ -177,7 +173,7 @@ function readRequest(reader: BinaryReader, request: { http?: Http }, until: numb
           readHeaderMap(reader, http.headerMap.headers, end(reader));
           break;
         default:
-          skip(reader, innerWireType, inner);
+          reader.skip(innerWireType, inner);
       }
     }
   }
@@ -187,7 +183,7 @@ function readHeaderMap(reader: BinaryReader, headers: HeaderEntry[], until: numb
   while (reader.pos < until) {
     const [field, wireType] = reader.tag();
     if (field !== 1) {
-      skip(reader, wireType, field);
+      reader.skip(wireType, field);
       continue;
     }
     const entry = { key: "", value: "", rawValue: EMPTY_BYTES };
@@ -197,7 +193,7 @@ function readHeaderMap(reader: BinaryReader, headers: HeaderEntry[], until: numb
       if (inner === 1) entry.key = reader.string();
       else if (inner === 2) entry.value = reader.string();
       else if (inner === 3) entry.rawValue = reader.bytes();
-      else skip(reader, innerWireType, inner);
+      else reader.skip(innerWireType, inner);
     }
     headers.push(entry);
   }

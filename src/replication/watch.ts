@@ -6,6 +6,7 @@ import {
 } from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import { WatchRequestSchema } from "../gen/keyward/replication/v1/replication_pb.js";
+import { grpcMessage } from "../lib/grpc-message.js";
 import type { Logger } from "../lib/log.js";
 import type { ChangeFeed, FeedListener } from "./feed.js";
 import { unframe } from "./frames.js";
@@ -179,7 +180,7 @@ async function write(
 }
 
 function status(code: number, message: string) {
-  return { "grpc-status": String(code), "grpc-message": encodeURIComponent(message) };
+  return { "grpc-status": String(code), "grpc-message": grpcMessage(message) };
 }
 
 /** A trailers-only answer: the call fails before any message. */
