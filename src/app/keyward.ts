@@ -4,7 +4,12 @@ import type { Config } from "../config/schema.js";
 import { createDecider } from "../decider/decider.js";
 import { startHttpServer } from "../http/server.js";
 import { networkMatcher } from "../lib/cidr.js";
-import { appliedHeapTuning, tuneHeapForRole, warnIfUnsized } from "../lib/heap-tuning.js";
+import {
+  appliedHeapTuning,
+  tuneHeapForRole,
+  warnIfMemoryReducer,
+  warnIfUnsized,
+} from "../lib/heap-tuning.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { mergeTopKeys, type TopKeys, type TopKeysReport } from "../observability/top-keys.js";
 import type { CheckWorkers } from "../workers/pool.js";
@@ -212,6 +217,7 @@ export async function createKeyward(
         "keyward started",
       );
       warnIfUnsized(config.role, logger);
+      warnIfMemoryReducer(logger);
       return ports;
     },
     reload: () => reloader.reload(),

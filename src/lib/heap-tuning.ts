@@ -47,6 +47,21 @@ export const ROLE_NODE_OPTIONS: Readonly<Record<"single" | "primary" | "replica"
   replica: "--max-old-space-size=96 --max-semi-space-size=1",
 };
 
+/**
+ * The node flag every way of starting keyward passes (the `keyward`
+ * command's `#!` line, `npm start`, the image's ENTRYPOINT; a Check worker
+ * inherits it): V8's memory reducer off. Left on, it runs a "reduce"
+ * mark-compact once a process has been idle ~8 s after start-up, shrinking
+ * the heap it committed (53 to 21 MB in keyward), and a sidecar whose first
+ * Checks came after that cost 20–30 % more CPU per Check for the rest of its
+ * life than one loaded sooner (bench/NOTES.md, ninth round). A sidecar
+ * usually waits longer than that for its first request. V8 creates the
+ * reducer with the heap, so the flag must be on node's command line
+ * (`v8.setFlagsFromString` afterwards was measured to change nothing), and
+ * node refuses it in NODE_OPTIONS.
+ */
+export const NODE_FLAGS = "--no-memory-reducer";
+
 /** What {@link tuneHeap} found and did; logged in the "keyward started" line. */
 export interface HeapTuning {
   /** V8's heap size limit, MB (the old-generation cap plus the young generation). */
@@ -57,6 +72,8 @@ export interface HeapTuning {
   readonly growingPercent: number;
   /** Who set it: keyward, or node's command line (which wins). */
   readonly by: "keyward" | "command line";
+  /** Whether V8's memory reducer runs: false when node was started with {@link NODE_FLAGS}. */
+  readonly memoryReducer: boolean;
 }
 
 let applied: HeapTuning | undefined;
@@ -76,7 +93,11 @@ export function tuneHeap(
 ): HeapTuning {
   const limitMb = Math.round(limitBytes / 1024 ** 2);
   const semiSpace = flagValue([...nodeOptions.split(/\s+/), ...execArgv], "max-semi-space-size");
-  const sizes = { limitMb, ...(semiSpace !== undefined && { semiSpaceMb: Number(semiSpace) }) };
+  const sizes = {
+    limitMb,
+    ...(semiSpace !== undefined && { semiSpaceMb: Number(semiSpace) }),
+    memoryReducer: !execArgv.some((arg) => /^--no[-_]memory[-_]reducer$/.test(arg)),
+  };
   const given = flagValue(execArgv, "heap-growing-percent");
   if (given !== undefined) {
     applied = { ...sizes, growingPercent: Number(given), by: "command line" };
@@ -101,6 +122,19 @@ export function missingRoleFlags(
   return ROLE_NODE_OPTIONS[role]
     .split(" ")
     .filter((flag) => flagValue(given, flag.slice(2, flag.indexOf("="))) === undefined);
+}
+
+/**
+ * A process started by bin/keyward.js without {@link NODE_FLAGS} (e.g.
+ * `node bin/keyward.js serve` typed by hand) says so once, at start: its
+ * Checks may cost a fifth more after an idle start. Not when embedded.
+ */
+export function warnIfMemoryReducer(logger: Logger): void {
+  if (applied === undefined || !applied.memoryReducer) return;
+  logger.warn(
+    { missing: [NODE_FLAGS] },
+    `node was started without ${NODE_FLAGS}: after an idle start each Check may cost ~25 % more CPU; use the keyward command or add the flag (README, "Performance")`,
+  );
 }
 
 /**

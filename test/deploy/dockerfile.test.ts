@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
-import { ROLE_NODE_OPTIONS } from "../../src/lib/heap-tuning.js";
+import { NODE_FLAGS, ROLE_NODE_OPTIONS } from "../../src/lib/heap-tuning.js";
 import { PORTS } from "./manifests.js";
 
 // Docker cannot run here; the Dockerfile is checked as text: its stages,
@@ -122,13 +122,16 @@ describe("deploy/Dockerfile", () => {
     expect(posix.resolve(one(runtime, "WORKDIR"), bin?.destination ?? "")).toBe("/app/bin");
   });
 
-  it("declares no node flags of its own: bin/keyward.js tunes the heap, as for `npm start`", () => {
-    // The heap growing percent lives in src/lib/heap-tuning.ts only (test/heap-tuning.test.ts);
-    // a flag here or in `npm start` would be a second place to keep in step.
-    expect(nodeFlags).toEqual([]);
-    expect(entrypoint).toEqual(["node", "/app/bin/keyward.js", "serve"]);
+  it("starts node with keyward's node flag, as `npm start` and the `keyward` command do", () => {
+    // NODE_FLAGS of src/lib/heap-tuning.ts: node refuses it in NODE_OPTIONS,
+    // so each way of starting keyward puts it on node's command line.
+    expect(nodeFlags).toEqual([NODE_FLAGS]);
+    expect(entrypoint).toEqual(["node", NODE_FLAGS, "/app/bin/keyward.js", "serve"]);
     const start = JSON.parse(readFileSync("package.json", "utf8")).scripts.start as string;
-    expect(start).toBe("node bin/keyward.js serve");
+    expect(start).toBe(`node ${NODE_FLAGS} bin/keyward.js serve`);
+    expect(readFileSync("bin/keyward.js", "utf8").split("\n")[0]).toBe(
+      `#!/usr/bin/env -S node ${NODE_FLAGS}`,
+    );
   });
 
   it("sets the single and primary roles' V8 sizing as NODE_OPTIONS (src/lib/heap-tuning.ts)", () => {

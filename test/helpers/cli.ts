@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { NODE_FLAGS } from "../../src/lib/heap-tuning.js";
 
 export const BIN = resolve("bin/keyward.js");
 
@@ -39,7 +40,8 @@ export function serve(
   env: NodeJS.ProcessEnv = {},
   cwd?: string,
 ): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, "serve", ...args], {
+  // As the `keyward` command starts node (its #! line).
+  const child = spawn(process.execPath, [NODE_FLAGS, BIN, "serve", ...args], {
     ...(cwd && { cwd }),
     env: { ...process.env, KEYWARD_CONFIG: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   type HeapTuning,
   missingRoleFlags,
+  NODE_FLAGS,
   ROLE_NODE_OPTIONS,
   tuneHeap,
   tuneHeapForRole,
@@ -64,6 +65,72 @@ describe("heap tuning, however keyward is started", () => {
     });
     expect(heapOf(stderr)).toMatchObject({ growingPercent: 50, by: "command line" });
   });
+
+  it("runs without V8's memory reducer from the keyward command, so an idle sidecar keeps its heap", async () => {
+    // Two idle keywards started together: the `keyward` command itself (its
+    // #! line passes NODE_FLAGS) and `node bin/keyward.js serve` typed by hand.
+    const start = (command: string, args: string[], name: string) => {
+      const child = spawn(command, [...args, "serve"], {
+        env: { ...process.env, KEYWARD_CONFIG: "", ...PORTS, KEYWARD_DATABASE: join(dir, name) },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      const exited = new Promise((done) => child.once("exit", done));
+      stops.push(() => {
+        child.kill("SIGTERM");
+        return exited;
+      });
+      let stderr = "";
+      return new Promise<{ stderr: () => string; http: number }>((started, failed) => {
+        child.stderr.on("data", (chunk: Buffer) => {
+          stderr += chunk.toString("utf8");
+          const line = stderr.split("\n").find((l) => l.includes('"keyward started"'));
+          if (line) started({ stderr: () => stderr, http: JSON.parse(line).ports.http });
+        });
+        child.once("exit", (code) => failed(new Error(`exited ${code}: ${stderr}`)));
+      });
+    };
+    const [command, plain] = await Promise.all([
+      start(BIN, [], "command.db"),
+      start(process.execPath, [BIN], "plain.db"),
+    ]);
+    expect(heapOf(command.stderr())).toMatchObject({ memoryReducer: false });
+    expect(heapOf(plain.stderr())).toMatchObject({ memoryReducer: true });
+    const warned = (stderr: string) =>
+      stderr.split("\n").some((l) => l.includes('"level":40') && l.includes(NODE_FLAGS));
+    expect(warned(plain.stderr())).toBe(true);
+    expect(warned(command.stderr())).toBe(false);
+
+    // V8's memory reducer runs a "reduce" mark-compact ~8 s into an idle
+    // process's life and gives back most of the heap it committed; with the
+    // flag that never happens. Watched through each one's heap metric.
+    const heapTotal = async (port: number) => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return Number(/^nodejs_heap_size_total_bytes (\S+)$/m.exec(text)?.[1]);
+    };
+    const peak = { command: 0, plain: 0 };
+    const now = { command: 0, plain: 0 };
+    const sample = async () => {
+      now.command = await heapTotal(command.http);
+      now.plain = await heapTotal(plain.http);
+      peak.command = Math.max(peak.command, now.command);
+      peak.plain = Math.max(peak.plain, now.plain);
+    };
+    const deadline = Date.now() + 90_000;
+    await sample();
+    while (now.plain > peak.plain * 0.7 && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 500));
+      await sample();
+    }
+    expect(now.plain, "the plainly started keyward's heap was never reduced").toBeLessThan(
+      peak.plain * 0.7,
+    );
+    // As long again after that, the command's process still holds its heap.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((done) => setTimeout(done, 500));
+      await sample();
+    }
+    expect(now.command).toBeGreaterThan(peak.command * 0.85);
+  }, 120_000);
 
   it("reads the growing percent from node's arguments, and then leaves V8 as it is", () => {
     expect(tuneHeap(["--heap_growing_percent=30"], 100 * 1024 ** 2)).toMatchObject({
