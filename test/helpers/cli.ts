@@ -35,13 +35,18 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * Starts `keyward serve ARGS`. `command` is what comes before `serve`: by
+ * default node as the `keyward` command's #! line starts it.
+ */
 export function serve(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
   cwd?: string,
+  command: readonly string[] = [process.execPath, NODE_FLAGS, BIN],
 ): Promise<ServeProcess> {
-  // As the `keyward` command starts node (its #! line).
-  const child = spawn(process.execPath, [NODE_FLAGS, BIN, "serve", ...args], {
+  const [file = process.execPath, ...leading] = command;
+  const child = spawn(file, [...leading, "serve", ...args], {
     ...(cwd && { cwd }),
     env: { ...process.env, KEYWARD_CONFIG: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],

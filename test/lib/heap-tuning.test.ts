@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -46,52 +46,31 @@ describe("heap tuning, however keyward is started", () => {
     expect(heapOf(big.stderr()).limitMb).toBeGreaterThan(4000);
 
     // Node refuses this flag in NODE_OPTIONS, so it can only come before the script.
-    const child = spawn(process.execPath, ["--heap-growing-percent=50", BIN, "serve"], {
-      env: { ...process.env, KEYWARD_CONFIG: "", ...env, NODE_OPTIONS: CAP },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    const exited = new Promise((done) => child.once("exit", done));
-    stops.push(() => {
-      child.kill("SIGTERM");
-      return exited;
-    });
-    let stderr = "";
-    await new Promise<void>((started, failed) => {
-      child.stderr.on("data", (chunk: Buffer) => {
-        stderr += chunk.toString("utf8");
-        if (stderr.includes('"keyward started"')) started();
-      });
-      child.once("exit", (code) => failed(new Error(`exited ${code}: ${stderr}`)));
-    });
-    expect(heapOf(stderr)).toMatchObject({ growingPercent: 50, by: "command line" });
+    const given = await serve([], { ...env, NODE_OPTIONS: CAP }, undefined, [
+      process.execPath,
+      "--heap-growing-percent=50",
+      BIN,
+    ]);
+    stops.push(() => given.stop());
+    expect(heapOf(given.stderr())).toMatchObject({ growingPercent: 50, by: "command line" });
   });
 
   it("runs without V8's memory reducer from the keyward command, so an idle sidecar keeps its heap", async () => {
     // Two idle keywards started together: the `keyward` command itself (its
     // #! line passes NODE_FLAGS) and `node bin/keyward.js serve` typed by hand.
-    const start = (command: string, args: string[], name: string) => {
-      const child = spawn(command, [...args, "serve"], {
-        env: { ...process.env, KEYWARD_CONFIG: "", ...PORTS, KEYWARD_DATABASE: join(dir, name) },
-        stdio: ["ignore", "ignore", "pipe"],
-      });
-      const exited = new Promise((done) => child.once("exit", done));
-      stops.push(() => {
-        child.kill("SIGTERM");
-        return exited;
-      });
-      let stderr = "";
-      return new Promise<{ stderr: () => string; http: number }>((started, failed) => {
-        child.stderr.on("data", (chunk: Buffer) => {
-          stderr += chunk.toString("utf8");
-          const line = stderr.split("\n").find((l) => l.includes('"keyward started"'));
-          if (line) started({ stderr: () => stderr, http: JSON.parse(line).ports.http });
-        });
-        child.once("exit", (code) => failed(new Error(`exited ${code}: ${stderr}`)));
-      });
+    const start = async (command: string[], name: string) => {
+      const server = await serve(
+        [],
+        { ...PORTS, KEYWARD_DATABASE: join(dir, name) },
+        undefined,
+        command,
+      );
+      stops.push(() => server.stop());
+      return { stderr: server.stderr, http: server.ports.http };
     };
     const [command, plain] = await Promise.all([
-      start(BIN, [], "command.db"),
-      start(process.execPath, [BIN], "plain.db"),
+      start([BIN], "command.db"),
+      start([process.execPath, BIN], "plain.db"),
     ]);
     expect(heapOf(command.stderr())).toMatchObject({ memoryReducer: false });
     expect(heapOf(plain.stderr())).toMatchObject({ memoryReducer: true });
