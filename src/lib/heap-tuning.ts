@@ -96,7 +96,10 @@ export function tuneHeap(
   const sizes = {
     limitMb,
     ...(semiSpace !== undefined && { semiSpaceMb: Number(semiSpace) }),
-    memoryReducer: !execArgv.some((arg) => /^--no[-_]memory[-_]reducer$/.test(arg)),
+    // The last of `--memory-reducer` / `--no-memory-reducer` wins, as in V8.
+    memoryReducer: !execArgv
+      .findLast((arg) => /^--(no[-_])?memory[-_]reducer$/.test(arg))
+      ?.startsWith("--no"),
   };
   const given = flagValue(execArgv, "heap-growing-percent");
   if (given !== undefined) {

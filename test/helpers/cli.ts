@@ -32,6 +32,8 @@ export interface ServeProcess {
   readonly child: ChildProcess;
   readonly ports: { check: number; admin: number; http: number };
   readonly stderr: () => string;
+  /** What it wrote to standard output (node's own traces, e.g. `--trace-gc`). */
+  readonly stdout: () => string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -52,6 +54,10 @@ export function serve(
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
+  let stdout = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString("utf8");
+  });
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
@@ -74,6 +80,7 @@ export function serve(
           child,
           ports,
           stderr: () => stderr,
+          stdout: () => stdout,
           stop(signal = "SIGTERM") {
             child.kill(signal);
             return exited;

@@ -55,9 +55,7 @@ describe("heap tuning, however keyward is started", () => {
     expect(heapOf(given.stderr())).toMatchObject({ growingPercent: 50, by: "command line" });
   });
 
-  it("runs without V8's memory reducer from the keyward command, so an idle sidecar keeps its heap", async () => {
-    // Two idle keywards started together: the `keyward` command itself (its
-    // #! line passes NODE_FLAGS) and `node bin/keyward.js serve` typed by hand.
+  it("runs without V8's memory reducer from the keyward command; started plainly, it says so", async () => {
     const start = async (command: string[], name: string) => {
       const server = await serve(
         [],
@@ -66,8 +64,10 @@ describe("heap tuning, however keyward is started", () => {
         command,
       );
       stops.push(() => server.stop());
-      return { stderr: server.stderr, http: server.ports.http };
+      return server;
     };
+    // The `keyward` command itself (its #! line passes NODE_FLAGS) and
+    // `node bin/keyward.js serve` typed by hand.
     const [command, plain] = await Promise.all([
       start([BIN], "command.db"),
       start([process.execPath, BIN], "plain.db"),
@@ -78,43 +78,54 @@ describe("heap tuning, however keyward is started", () => {
       stderr.split("\n").some((l) => l.includes('"level":40') && l.includes(NODE_FLAGS));
     expect(warned(plain.stderr())).toBe(true);
     expect(warned(command.stderr())).toBe(false);
+  });
 
-    // V8's memory reducer runs a "reduce" mark-compact ~8 s into an idle
-    // process's life and gives back most of the heap it committed; with the
-    // flag that never happens. Watched through each one's heap metric.
-    const heapTotal = async (port: number) => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      return Number(/^nodejs_heap_size_total_bytes (\S+)$/m.exec(text)?.[1]);
+  it("with the flag, an idle keyward is never put through V8's reducing collections", async () => {
+    // V8's memory reducer runs "Mark-Compact (reduce)" collections ~8 s into
+    // an idle process's life; --trace-gc names them. Two idle keywards
+    // started together, one with NODE_FLAGS: once the other has been
+    // reduced, and as long again, the flagged one must not have been.
+    const traced = async (flags: string[], name: string) => {
+      const command = [process.execPath, ...flags, "--trace-gc", BIN];
+      const server = await serve(
+        [],
+        { ...PORTS, KEYWARD_DATABASE: join(dir, name) },
+        undefined,
+        command,
+      );
+      stops.push(() => server.stop());
+      return server;
     };
-    const peak = { command: 0, plain: 0 };
-    const now = { command: 0, plain: 0 };
-    const sample = async () => {
-      now.command = await heapTotal(command.http);
-      now.plain = await heapTotal(plain.http);
-      peak.command = Math.max(peak.command, now.command);
-      peak.plain = Math.max(peak.plain, now.plain);
-    };
+    const [flagged, plain] = await Promise.all([
+      traced([NODE_FLAGS], "flagged.db"),
+      traced([], "unflagged.db"),
+    ]);
+    const reduced = (trace: string) => trace.includes("(reduce)");
     const deadline = Date.now() + 90_000;
-    await sample();
-    while (now.plain > peak.plain * 0.7 && Date.now() < deadline) {
-      await new Promise((done) => setTimeout(done, 500));
-      await sample();
+    while (!reduced(plain.stdout()) && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 200));
     }
-    expect(now.plain, "the plainly started keyward's heap was never reduced").toBeLessThan(
-      peak.plain * 0.7,
-    );
-    // As long again after that, the command's process still holds its heap.
-    for (let i = 0; i < 4; i++) {
-      await new Promise((done) => setTimeout(done, 500));
-      await sample();
-    }
-    expect(now.command).toBeGreaterThan(peak.command * 0.85);
+    expect(reduced(plain.stdout()), "the unflagged keyward was never reduced").toBe(true);
+    await new Promise((done) => setTimeout(done, 3_000));
+    expect(flagged.stdout()).toContain("Mark-Compact");
+    expect(reduced(flagged.stdout())).toBe(false);
   }, 120_000);
 
   it("reads the growing percent from node's arguments, and then leaves V8 as it is", () => {
     expect(tuneHeap(["--heap_growing_percent=30"], 100 * 1024 ** 2)).toMatchObject({
       growingPercent: 30,
       by: "command line",
+    });
+  });
+
+  it("reports whether V8's memory reducer runs: the last of its flags on node's command line", () => {
+    expect(tuneHeap([], 100 * 1024 ** 2, "")).toMatchObject({ memoryReducer: true });
+    expect(tuneHeap([NODE_FLAGS], 100 * 1024 ** 2, "")).toMatchObject({ memoryReducer: false });
+    expect(tuneHeap(["--no_memory_reducer"], 100 * 1024 ** 2, "")).toMatchObject({
+      memoryReducer: false,
+    });
+    expect(tuneHeap([NODE_FLAGS, "--memory-reducer"], 100 * 1024 ** 2, "")).toMatchObject({
+      memoryReducer: true,
     });
   });
 
