@@ -31,6 +31,18 @@ describe("heap tuning, however keyward is started", () => {
     for (const stop of stops) await stop();
   });
 
+  /** An idle `keyward serve` started by `command` on its own database file, stopped after all. */
+  const startWith = async (command: string[], database: string) => {
+    const server = await serve(
+      [],
+      { ...PORTS, KEYWARD_DATABASE: join(dir, database) },
+      undefined,
+      command,
+    );
+    stops.push(() => server.stop());
+    return server;
+  };
+
   it("`keyward serve` under the image's heap cap sets the growing percent itself", async () => {
     const server = await serve([], { ...env, NODE_OPTIONS: CAP });
     stops.push(() => server.stop());
@@ -56,21 +68,11 @@ describe("heap tuning, however keyward is started", () => {
   });
 
   it("runs without V8's memory reducer from the keyward command; started plainly, it says so", async () => {
-    const start = async (command: string[], name: string) => {
-      const server = await serve(
-        [],
-        { ...PORTS, KEYWARD_DATABASE: join(dir, name) },
-        undefined,
-        command,
-      );
-      stops.push(() => server.stop());
-      return server;
-    };
     // The `keyward` command itself (its #! line passes NODE_FLAGS) and
     // `node bin/keyward.js serve` typed by hand.
     const [command, plain] = await Promise.all([
-      start([BIN], "command.db"),
-      start([process.execPath, BIN], "plain.db"),
+      startWith([BIN], "command.db"),
+      startWith([process.execPath, BIN], "plain.db"),
     ]);
     expect(heapOf(command.stderr())).toMatchObject({ memoryReducer: false });
     expect(heapOf(plain.stderr())).toMatchObject({ memoryReducer: true });
@@ -84,21 +86,10 @@ describe("heap tuning, however keyward is started", () => {
     // V8's memory reducer runs "Mark-Compact (reduce)" collections ~8 s into
     // an idle process's life; --trace-gc names them. Two idle keywards
     // started together, one with NODE_FLAGS: once the other has been
-    // reduced, and as long again, the flagged one must not have been.
-    const traced = async (flags: string[], name: string) => {
-      const command = [process.execPath, ...flags, "--trace-gc", BIN];
-      const server = await serve(
-        [],
-        { ...PORTS, KEYWARD_DATABASE: join(dir, name) },
-        undefined,
-        command,
-      );
-      stops.push(() => server.stop());
-      return server;
-    };
+    // reduced, and 3 s more, the flagged one must not have been.
     const [flagged, plain] = await Promise.all([
-      traced([NODE_FLAGS], "flagged.db"),
-      traced([], "unflagged.db"),
+      startWith([process.execPath, NODE_FLAGS, "--trace-gc", BIN], "flagged.db"),
+      startWith([process.execPath, "--trace-gc", BIN], "unflagged.db"),
     ]);
     const reduced = (trace: string) => trace.includes("(reduce)");
     const deadline = Date.now() + 90_000;
